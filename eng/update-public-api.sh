@@ -12,7 +12,7 @@ for round in 1 2 3; do
 import re, sys, collections, os
 log = open(sys.argv[1], encoding="utf-8", errors="replace").read()
 add = collections.defaultdict(set); drop = collections.defaultdict(set)
-for m in re.finditer(r"warning (RS001[67]): Symbol '(.+?)' is (?:not part|part) of the declared public API.*?\[(.+?\.csproj)\]", log):
+for m in re.finditer(r"warning (RS001[67]): Symbol '(.+?)' is (?:not part|part) of the declared (?:public )?API.*?\[(.+?\.csproj)\]", log):
     code, sym, proj = m.groups()
     d = os.path.dirname(proj)
     (add if code == "RS0016" else drop)[d].add(sym)

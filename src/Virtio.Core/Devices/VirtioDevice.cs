@@ -1,0 +1,340 @@
+using System;
+using System.Collections.Generic;
+using System.Threading;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Virtio.Core.Memory;
+using Virtio.Core.Notifications;
+using Virtio.Core.Queues;
+
+namespace Virtio.Core.Devices;
+
+/// <summary>
+/// The transport-independent part of a virtio device: feature negotiation, the device status
+/// state machine (virtio 1.2 §2.1, §3.1), reset, virtqueues, configuration generation and
+/// interrupts. A device model (block, network, ...) derives from it and processes its queues.
+/// </summary>
+/// <remarks>
+/// <para>A transport (virtio-mmio, vhost-user, ...) calls the driver-facing members
+/// (<see cref="WriteDriverFeatures"/>, <see cref="WriteStatus"/>, <see cref="ActivateQueue"/>,
+/// <see cref="NotifyQueue"/>, config access) from one thread at a time, usually a vCPU thread.</para>
+/// <para>Queue processing runs on whatever thread notifies the queue; the status bit
+/// DEVICE_NEEDS_RESET and interrupts may be raised from that thread concurrently with the transport.</para>
+/// </remarks>
+public abstract class VirtioDevice
+{
+    private readonly SplitVirtqueue[] _queues;
+    private int _status;
+    private int _configGeneration;
+    private ulong _stagedDriverFeatures;
+    private ulong _driverFeatures;
+
+    /// <summary>Creates the device with its queues.</summary>
+    /// <param name="deviceId">The virtio device ID (1 network, 2 block, ...; virtio 1.2 §5).</param>
+    /// <param name="deviceFeatures">Features offered; VIRTIO_F_VERSION_1 is always added.</param>
+    /// <param name="memory">The guest memory the queues live in.</param>
+    /// <param name="queueMaxSizes">One entry per queue: its largest size (a power of two up to 32768).</param>
+    /// <param name="logger">Where device events are logged; none by default.</param>
+    protected VirtioDevice(ushort deviceId, ulong deviceFeatures, IGuestMemory memory, ReadOnlySpan<ushort> queueMaxSizes, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        if (queueMaxSizes.Length is 0 or > ushort.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(queueMaxSizes), "A device has from 1 to 65535 virtqueues.");
+        }
+
+        DeviceId = deviceId;
+        DeviceFeatures = deviceFeatures | VirtioFeatures.Version1;
+        Memory = memory;
+        Logger = logger ?? NullLogger.Instance;
+        _queues = new SplitVirtqueue[queueMaxSizes.Length];
+        for (int i = 0; i < _queues.Length; i++)
+        {
+            var queue = new SplitVirtqueue(memory, (ushort)i, queueMaxSizes[i], Logger);
+            queue.Broken += OnQueueBroken;
+            _queues[i] = queue;
+        }
+    }
+
+    /// <summary>The virtio device ID (virtio 1.2 §5).</summary>
+    public ushort DeviceId { get; }
+
+    /// <summary>The features the device offers, VIRTIO_F_VERSION_1 included.</summary>
+    public ulong DeviceFeatures { get; }
+
+    /// <summary>The features in force: those the driver asked for when FEATURES_OK was accepted; 0 before.</summary>
+    public ulong DriverFeatures => Volatile.Read(ref _driverFeatures);
+
+    /// <summary>The device status (virtio 1.2 §2.1). Readable from any thread.</summary>
+    public DeviceStatus Status => (DeviceStatus)Volatile.Read(ref _status);
+
+    /// <summary>The configuration generation (virtio 1.2 §2.5.1): changes whenever the device configuration changes.</summary>
+    public uint ConfigGeneration => (uint)Volatile.Read(ref _configGeneration);
+
+    /// <summary>The device's virtqueues.</summary>
+    public IReadOnlyList<SplitVirtqueue> Queues => _queues;
+
+    /// <summary>The guest memory the device works on.</summary>
+    public IGuestMemory Memory { get; }
+
+    /// <summary>
+    /// Where used-buffer and configuration-change interrupts go. The transport sets it when the
+    /// device is attached (virtio-mmio wraps the embedder's line to keep InterruptStatus right).
+    /// </summary>
+    public IGuestNotifier? GuestNotifier { get; set; }
+
+    /// <summary>True when the device is live: DRIVER_OK set and DEVICE_NEEDS_RESET not.</summary>
+    public bool IsLive => (Status & (DeviceStatus.DriverOk | DeviceStatus.DeviceNeedsReset)) == DeviceStatus.DriverOk;
+
+    /// <summary>The device's logger.</summary>
+    protected ILogger Logger { get; }
+
+    /// <summary>Whether every bit of <paramref name="feature"/> was negotiated.</summary>
+    /// <param name="feature">A feature mask.</param>
+    /// <returns>True when negotiated.</returns>
+    public bool IsNegotiated(ulong feature) => (DriverFeatures & feature) == feature;
+
+    /// <summary>
+    /// Stages the features the driver asks for (the driver writes them before FEATURES_OK);
+    /// ignored once FEATURES_OK is set. Called by a transport.
+    /// </summary>
+    /// <param name="features">The full 64-bit feature set the driver wants.</param>
+    public void WriteDriverFeatures(ulong features)
+    {
+        if ((Status & DeviceStatus.FeaturesOk) == 0)
+        {
+            _stagedDriverFeatures = features;
+        }
+    }
+
+    /// <summary>The features the driver has written so far (what FEATURES_OK will be checked against).</summary>
+    public ulong StagedDriverFeatures => _stagedDriverFeatures;
+
+    /// <summary>
+    /// Handles a driver write of the status field (virtio 1.2 §3.1.1): 0 resets; FEATURES_OK is
+    /// kept only when the staged features are a subset of the offered ones and include VERSION_1;
+    /// DRIVER_OK without FEATURES_OK, and clearing bits, are ignored and logged. Called by a transport.
+    /// </summary>
+    /// <param name="value">The status byte the driver wrote.</param>
+    public void WriteStatus(DeviceStatus value)
+    {
+        if (value == DeviceStatus.None)
+        {
+            Reset();
+            return;
+        }
+
+        DeviceStatus old = Status;
+        DeviceStatus cleared = old & ~value & ~DeviceStatus.DeviceNeedsReset;
+        if (cleared != 0)
+        {
+            // virtio 1.2 §2.1.2: the driver must not clear a status bit except by resetting.
+            Log.StatusIgnored(Logger, DeviceId, (byte)value, "it clears bits without a reset");
+            return;
+        }
+
+        DeviceStatus next = value | (old & DeviceStatus.DeviceNeedsReset);
+        DeviceStatus added = next & ~old;
+        if ((added & DeviceStatus.FeaturesOk) != 0 && !TryAcceptFeatures(_stagedDriverFeatures))
+        {
+            next &= ~DeviceStatus.FeaturesOk;
+            added &= ~DeviceStatus.FeaturesOk;
+        }
+
+        if ((added & DeviceStatus.DriverOk) != 0 && (next & DeviceStatus.FeaturesOk) == 0)
+        {
+            Log.StatusIgnored(Logger, DeviceId, (byte)value, "DRIVER_OK without FEATURES_OK");
+            next &= ~DeviceStatus.DriverOk;
+            added &= ~DeviceStatus.DriverOk;
+        }
+
+        // Only the device sets DEVICE_NEEDS_RESET concurrently (from its processing thread): keep it.
+        int current, desired;
+        do
+        {
+            current = Volatile.Read(ref _status);
+            desired = (int)next | (current & (int)DeviceStatus.DeviceNeedsReset);
+        }
+        while (Interlocked.CompareExchange(ref _status, desired, current) != current);
+
+        if ((added & DeviceStatus.DriverOk) != 0)
+        {
+            OnDriverOk();
+        }
+    }
+
+    private bool TryAcceptFeatures(ulong requested)
+    {
+        if ((requested & ~DeviceFeatures) != 0 || (requested & VirtioFeatures.Version1) == 0 || !AcceptFeatures(requested))
+        {
+            Log.FeaturesRefused(Logger, DeviceId, requested, DeviceFeatures);
+            return false;
+        }
+
+        Volatile.Write(ref _driverFeatures, requested);
+        return true;
+    }
+
+    /// <summary>
+    /// Starts queue <paramref name="index"/> after the driver configured it (QueueReady = 1):
+    /// applies the negotiated ring features and checks the rings. A queue whose rings are
+    /// invalid stays down and puts the device in DEVICE_NEEDS_RESET. Called by a transport.
+    /// </summary>
+    /// <param name="index">The queue.</param>
+    /// <returns>True when the queue is live.</returns>
+    public bool ActivateQueue(ushort index)
+    {
+        if (index >= _queues.Length)
+        {
+            return false;
+        }
+
+        SplitVirtqueue queue = _queues[index];
+        queue.EventIdx = IsNegotiated(VirtioFeatures.EventIdx);
+        queue.IndirectDescriptors = IsNegotiated(VirtioFeatures.IndirectDescriptors);
+        if (!queue.TryActivate(out QueueError error))
+        {
+            Log.QueueActivationFailed(Logger, DeviceId, index, error);
+            SetNeedsReset($"queue {index} could not be started ({error})");
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>Stops queue <paramref name="index"/> (QueueReady = 0). Called by a transport.</summary>
+    /// <param name="index">The queue.</param>
+    public void DeactivateQueue(ushort index)
+    {
+        if (index < _queues.Length)
+        {
+            _queues[index].Deactivate();
+        }
+    }
+
+    /// <summary>
+    /// The driver notified queue <paramref name="index"/> (the synchronous notify path): processes
+    /// it on the calling thread when the device is live and the queue ready, else does nothing.
+    /// </summary>
+    /// <param name="index">The queue the driver kicked; out-of-range values are ignored.</param>
+    public void NotifyQueue(ushort index)
+    {
+        if (index < _queues.Length && IsLive && _queues[index].IsReady)
+        {
+            ProcessQueue(_queues[index]);
+        }
+    }
+
+    /// <summary>
+    /// Resets the device (virtio 1.2 §2.4): lets the device finish or drop in-flight work
+    /// (<see cref="OnReset"/>), then returns queues, features and status to their initial state.
+    /// </summary>
+    public void Reset()
+    {
+        OnReset();
+        foreach (SplitVirtqueue queue in _queues)
+        {
+            queue.Reset();
+        }
+
+        _stagedDriverFeatures = 0;
+        Volatile.Write(ref _driverFeatures, 0);
+        Volatile.Write(ref _status, 0);
+    }
+
+    /// <summary>Reads <c>data.Length</c> bytes of the device configuration space at <paramref name="offset"/>.</summary>
+    /// <param name="offset">Offset into the device-specific configuration (virtio 1.2 §5.x.4).</param>
+    /// <param name="data">Receives the bytes; bytes past the configuration's end read as zero.</param>
+    public abstract void ReadConfig(int offset, Span<byte> data);
+
+    /// <summary>Writes the device configuration space; by default every write is ignored (read-only configuration).</summary>
+    /// <param name="offset">Offset into the device-specific configuration.</param>
+    /// <param name="data">The bytes the driver wrote.</param>
+    public virtual void WriteConfig(int offset, ReadOnlySpan<byte> data)
+    {
+    }
+
+    /// <summary>Processes the available buffers of <paramref name="queue"/>. Must not throw on guest input.</summary>
+    /// <param name="queue">A live queue of this device.</param>
+    protected abstract void ProcessQueue(SplitVirtqueue queue);
+
+    /// <summary>Called after the driver set DRIVER_OK: the device may start (threads, backends, notifiers).</summary>
+    protected virtual void OnDriverOk()
+    {
+    }
+
+    /// <summary>
+    /// Called at the start of a reset, before the queues are cleared: the device finishes or
+    /// cancels in-flight requests here, so nothing is written to guest memory after the reset.
+    /// </summary>
+    protected virtual void OnReset()
+    {
+    }
+
+    /// <summary>Device-specific check of the features the driver asked for; refuse to keep FEATURES_OK clear.</summary>
+    /// <param name="features">The requested features, already a subset of the offered ones.</param>
+    /// <returns>True to accept.</returns>
+    protected virtual bool AcceptFeatures(ulong features) => true;
+
+    /// <summary>
+    /// Publishes the used elements added to <paramref name="queue"/> and interrupts the driver
+    /// when it asked for it (notification suppression and EVENT_IDX applied).
+    /// </summary>
+    /// <param name="queue">The queue whose completions to publish.</param>
+    /// <returns>True when an interrupt was raised.</returns>
+    protected bool PublishUsedAndNotify(SplitVirtqueue queue)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        if (!queue.PublishUsed())
+        {
+            return false;
+        }
+
+        GuestNotifier?.Notify(InterruptReason.UsedBuffer, queue.Index);
+        return true;
+    }
+
+    /// <summary>The device configuration changed: moves the generation and sends a configuration-change interrupt.</summary>
+    protected void NotifyConfigChanged()
+    {
+        Interlocked.Increment(ref _configGeneration);
+        GuestNotifier?.Notify(InterruptReason.ConfigurationChange, 0);
+    }
+
+    /// <summary>
+    /// Puts the device in DEVICE_NEEDS_RESET (virtio 1.2 §2.1.2) with a configuration-change
+    /// interrupt and one logged reason; further calls until reset do nothing.
+    /// </summary>
+    /// <param name="reason">What went wrong, for the log.</param>
+    protected void SetNeedsReset(string reason)
+    {
+        int before = Interlocked.Or(ref _status, (int)DeviceStatus.DeviceNeedsReset);
+        if ((before & (int)DeviceStatus.DeviceNeedsReset) != 0)
+        {
+            return;
+        }
+
+        CoreMetrics.NeedsReset.Add(1);
+        Log.NeedsReset(Logger, DeviceId, reason);
+        GuestNotifier?.Notify(InterruptReason.ConfigurationChange, 0);
+    }
+
+    private void OnQueueBroken(SplitVirtqueue queue, QueueError error) =>
+        SetNeedsReset($"virtqueue {queue.Index} is malformed ({error})");
+
+    /// <summary>Copies configuration bytes for <see cref="ReadConfig"/>: in-range bytes from <paramref name="config"/>, zero beyond.</summary>
+    /// <param name="config">The device's configuration structure, little-endian.</param>
+    /// <param name="offset">The driver's offset.</param>
+    /// <param name="data">Receives the bytes.</param>
+    protected static void CopyConfig(ReadOnlySpan<byte> config, int offset, Span<byte> data)
+    {
+        data.Clear();
+        if (offset < 0 || offset >= config.Length)
+        {
+            return;
+        }
+
+        ReadOnlySpan<byte> available = config[offset..];
+        available[..Math.Min(available.Length, data.Length)].CopyTo(data);
+    }
+}

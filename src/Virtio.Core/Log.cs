@@ -1,0 +1,29 @@
+using Microsoft.Extensions.Logging;
+using Virtio.Core.Queues;
+
+namespace Virtio.Core;
+
+/// <summary>Virtio.Core's log messages (compile-time generated, no allocation when disabled).</summary>
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Warning, Message = "Virtqueue {QueueIndex} stopped: the driver broke a ring rule ({Error})")]
+    public static partial void QueueBroken(ILogger logger, ushort queueIndex, QueueError error);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Error, Message = "Virtqueue {QueueIndex}: the device returned head {HeadIndex}, which is not in flight; ignored")]
+    public static partial void UsedHeadNotInFlight(ILogger logger, ushort queueIndex, ushort headIndex);
+
+    [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Device {DeviceId} needs reset: {Reason}")]
+    public static partial void NeedsReset(ILogger logger, ushort deviceId, string reason);
+
+    [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Device {DeviceId}: FEATURES_OK refused, the driver asked for 0x{Requested:x16} of 0x{Offered:x16} offered")]
+    public static partial void FeaturesRefused(ILogger logger, ushort deviceId, ulong requested, ulong offered);
+
+    [LoggerMessage(EventId = 1103, Level = LogLevel.Warning, Message = "Device {DeviceId}: status write 0x{Status:x2} ignored: {Reason}")]
+    public static partial void StatusIgnored(ILogger logger, ushort deviceId, byte status, string reason);
+
+    [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "Device {DeviceId}: queue {QueueIndex} could not be started ({Error})")]
+    public static partial void QueueActivationFailed(ILogger logger, ushort deviceId, ushort queueIndex, QueueError error);
+
+    [LoggerMessage(EventId = 1201, Level = LogLevel.Warning, Message = "virtio-mmio: ignored {Kind} at offset 0x{Offset:x3} ({Size} bytes); further ones of this kind are not logged")]
+    public static partial void IgnoredAccess(ILogger logger, string kind, ulong offset, int size);
+}

@@ -1,0 +1,230 @@
+using System;
+using System.Buffers.Binary;
+using Virtio.Core.Memory;
+
+namespace Virtio.Core.Queues;
+
+/// <summary>
+/// Walks one descriptor chain in place, following <c>next</c> links and at most one indirect
+/// table (virtio 1.2 §2.7.5), and yields each buffer checked against guest memory. Allocates
+/// nothing. Every rule the driver can break ends the walk with a <see cref="QueueError"/> and
+/// breaks the queue; the walk is bounded by the table sizes, so a looping chain cannot hang it.
+/// </summary>
+/// <remarks>Use it on the thread that popped it, before the chain is returned with <see cref="SplitVirtqueue.AddUsed"/>.</remarks>
+public ref struct DescriptorChain
+{
+    private readonly SplitVirtqueue? _queue;
+    private readonly ushort _head;
+
+    // Where the next descriptor comes from: the queue's table or an indirect table.
+    private GuestAddress _table;
+    private uint _tableEntries;
+    private uint _next;
+    private int _ttl;
+    private bool _inIndirect;
+    private bool _hasNext;
+    private bool _seenWritable;
+    private ulong _readable;
+    private ulong _writable;
+    private int _count;
+    private QueueError _error;
+
+    internal DescriptorChain(SplitVirtqueue queue, ushort head)
+    {
+        _queue = queue;
+        _head = head;
+        Reset();
+    }
+
+    /// <summary>The index of the chain's first descriptor: what <see cref="SplitVirtqueue.AddUsed"/> takes.</summary>
+    public readonly ushort HeadIndex => _head;
+
+    /// <summary>Device-readable bytes walked so far.</summary>
+    public readonly ulong ReadableLength => _readable;
+
+    /// <summary>Device-writable bytes walked so far.</summary>
+    public readonly ulong WritableLength => _writable;
+
+    /// <summary>Buffers yielded so far.</summary>
+    public readonly int Count => _count;
+
+    /// <summary>The error that ended the walk, or <see cref="QueueError.None"/>.</summary>
+    public readonly QueueError Error => _error;
+
+    /// <summary>Starts the walk again from the head (for a device that validates a chain before processing it).</summary>
+    public void Reset()
+    {
+        if (_queue is null)
+        {
+            return;
+        }
+
+        _table = _queue.DescriptorTable;
+        _tableEntries = _queue.Size;
+        _next = _head;
+        _ttl = _queue.Size;
+        _inIndirect = false;
+        _hasNext = true;
+        _seenWritable = false;
+        _readable = 0;
+        _writable = 0;
+        _count = 0;
+        _error = QueueError.None;
+    }
+
+    /// <summary>
+    /// Moves to the next buffer of the chain. Returns false at the end of the chain
+    /// (<paramref name="error"/> is <see cref="QueueError.None"/>) or when the chain breaks a
+    /// rule (<paramref name="error"/> says which; the queue is then broken).
+    /// </summary>
+    /// <param name="buffer">The buffer, inside guest memory.</param>
+    /// <param name="error">Why the walk stopped early.</param>
+    /// <returns>True when a buffer was produced.</returns>
+    public bool TryMoveNext(out DescriptorBuffer buffer, out QueueError error)
+    {
+        buffer = default;
+        error = _error;
+        if (_queue is null || !_hasNext || error != QueueError.None)
+        {
+            return false;
+        }
+
+        while (true)
+        {
+            if (_next >= _tableEntries)
+            {
+                return Fail(_count == 0 && !_inIndirect ? QueueError.InvalidHeadIndex : QueueError.InvalidNextIndex, out error);
+            }
+
+            // Each table entry can be visited at most once in a chain that does not loop.
+            if (--_ttl < 0)
+            {
+                return Fail(QueueError.ChainTooLong, out error);
+            }
+
+            if (!_queue.Memory.TryGetSpan(new GuestAddress(_table.Value + (_next * SplitVirtqueue.DescriptorSize)), SplitVirtqueue.DescriptorSize, out Span<byte> raw))
+            {
+                return Fail(QueueError.AddressOutOfRange, out error);
+            }
+
+            // Read each field once: the guest may rewrite the table while we look at it.
+            ulong address = BinaryPrimitives.ReadUInt64LittleEndian(raw);
+            uint length = BinaryPrimitives.ReadUInt32LittleEndian(raw[8..]);
+            var flags = (DescriptorFlags)BinaryPrimitives.ReadUInt16LittleEndian(raw[12..]);
+            ushort next = BinaryPrimitives.ReadUInt16LittleEndian(raw[14..]);
+
+            if ((flags & DescriptorFlags.Indirect) != 0)
+            {
+                QueueError indirectError = EnterIndirect(address, length, flags);
+                if (indirectError != QueueError.None)
+                {
+                    return Fail(indirectError, out error);
+                }
+
+                continue;
+            }
+
+            if (address + length < address)
+            {
+                return Fail(QueueError.AddressOverflow, out error);
+            }
+
+            if (length > int.MaxValue || !_queue.Memory.TryGetSpan(new GuestAddress(address), (int)length, out Span<byte> span))
+            {
+                return Fail(QueueError.AddressOutOfRange, out error);
+            }
+
+            bool writable = (flags & DescriptorFlags.Write) != 0;
+            if (writable)
+            {
+                _seenWritable = true;
+                _writable += length;
+                _queue.RecordWritable(_head, _writable);
+            }
+            else if (_seenWritable)
+            {
+                // virtio 1.2 §2.7.4.2: all device-readable buffers come before the writable ones.
+                return Fail(QueueError.ReadableAfterWritable, out error);
+            }
+            else
+            {
+                _readable += length;
+            }
+
+            // virtio 1.2 §2.7.5: a chain is at most 2^32 bytes in total.
+            if (_readable + _writable > uint.MaxValue)
+            {
+                return Fail(QueueError.ChainTooLarge, out error);
+            }
+
+            _hasNext = (flags & DescriptorFlags.Next) != 0;
+            _next = next;
+            _count++;
+            buffer = new DescriptorBuffer(new GuestAddress(address), span, writable);
+            return true;
+        }
+    }
+
+    private QueueError EnterIndirect(ulong address, uint length, DescriptorFlags flags)
+    {
+        SplitVirtqueue queue = _queue!;
+        if (!queue.IndirectDescriptors)
+        {
+            return QueueError.IndirectNotNegotiated;
+        }
+
+        if (_inIndirect)
+        {
+            return QueueError.NestedIndirect;
+        }
+
+        if ((flags & DescriptorFlags.Next) != 0)
+        {
+            return QueueError.IndirectWithNext;
+        }
+
+        if (length == 0)
+        {
+            return QueueError.IndirectTableEmpty;
+        }
+
+        if (length % SplitVirtqueue.DescriptorSize != 0)
+        {
+            return QueueError.IndirectTableMisaligned;
+        }
+
+        uint entries = length / SplitVirtqueue.DescriptorSize;
+        if (entries > queue.Size)
+        {
+            return QueueError.IndirectTableTooLarge;
+        }
+
+        if (address + length < address)
+        {
+            return QueueError.AddressOverflow;
+        }
+
+        if (!queue.Memory.TryGetSpan(new GuestAddress(address), (int)length, out _))
+        {
+            return QueueError.AddressOutOfRange;
+        }
+
+        // virtio 1.2 §2.7.5.3.2: the WRITE flag of the descriptor naming the table is ignored;
+        // the table's entries chain from entry 0.
+        _inIndirect = true;
+        _table = new GuestAddress(address);
+        _tableEntries = entries;
+        _next = 0;
+        _ttl = (int)entries;
+        return QueueError.None;
+    }
+
+    private bool Fail(QueueError error, out QueueError reported)
+    {
+        _error = error;
+        _hasNext = false;
+        reported = error;
+        _queue!.MarkBroken(error);
+        return false;
+    }
+}

@@ -1,0 +1,484 @@
+using System;
+using System.Buffers.Binary;
+using System.Threading;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Virtio.Core.Memory;
+
+namespace Virtio.Core.Queues;
+
+/// <summary>
+/// The device side of a split virtqueue (virtio 1.2 §2.7): pops descriptor chains the driver
+/// made available, publishes used buffers, and decides when the driver wants an interrupt.
+/// It walks rings only: it knows no device and no hypervisor.
+/// </summary>
+/// <remarks>
+/// <para>One thread at a time processes a queue (its I/O thread, or the vCPU thread on the
+/// synchronous path); configuration (addresses, size, activation, reset) happens while the queue
+/// is not being processed. Nothing here throws on guest input: a malformed ring stops the queue,
+/// sets <see cref="Error"/> and raises <see cref="Broken"/> once.</para>
+/// <para>All ring bytes are read through <see cref="IGuestMemory"/> spans; the guest can change
+/// them at any time, so every value read is validated before use and read only once.</para>
+/// </remarks>
+public sealed class SplitVirtqueue
+{
+    /// <summary>The largest queue size a split virtqueue can have (virtio 1.2 §2.7).</summary>
+    public const ushort MaxQueueSize = 32768;
+
+    internal const int DescriptorSize = 16;
+    private const ushort AvailFlagNoInterrupt = 1; // VIRTQ_AVAIL_F_NO_INTERRUPT
+    private const ushort UsedFlagNoNotify = 1;     // VIRTQ_USED_F_NO_NOTIFY
+
+    private readonly IGuestMemory _memory;
+    private readonly ILogger _logger;
+    private readonly bool[] _inFlight;
+    private readonly uint[] _writableCapacity;
+
+    private ushort _size;
+    private ushort _nextAvail;
+    private ushort _nextUsed;
+    private ushort _lastNotifyDecisionUsed;
+    private ushort _inFlightCount;
+    private bool _ready;
+    private bool _notificationsDisabled;
+    private QueueError _error;
+
+    /// <summary>Creates a queue of at most <paramref name="maxSize"/> entries over <paramref name="memory"/>.</summary>
+    /// <param name="memory">The guest memory the rings and buffers live in.</param>
+    /// <param name="index">The queue's index within its device.</param>
+    /// <param name="maxSize">The largest size the driver may choose (QueueNumMax): a power of two up to 32768.</param>
+    /// <param name="logger">Where queue errors are logged; none by default.</param>
+    public SplitVirtqueue(IGuestMemory memory, ushort index, ushort maxSize, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        if (maxSize == 0 || maxSize > MaxQueueSize || (maxSize & (maxSize - 1)) != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxSize), maxSize, "A split virtqueue's size is a power of two from 1 to 32768.");
+        }
+
+        _memory = memory;
+        _logger = logger ?? NullLogger.Instance;
+        Index = index;
+        MaxSize = maxSize;
+        _inFlight = new bool[maxSize];
+        _writableCapacity = new uint[maxSize];
+        _size = maxSize;
+    }
+
+    /// <summary>
+    /// Raised once, on the processing thread, when the queue is found malformed. The device
+    /// answers with DEVICE_NEEDS_RESET and a configuration-change interrupt.
+    /// </summary>
+    public event Action<SplitVirtqueue, QueueError>? Broken;
+
+    /// <summary>The queue's index within its device.</summary>
+    public ushort Index { get; }
+
+    /// <summary>The largest size the driver may choose (QueueNumMax).</summary>
+    public ushort MaxSize { get; }
+
+    /// <summary>The guest memory the queue lives in.</summary>
+    public IGuestMemory Memory => _memory;
+
+    /// <summary>The size the driver chose (QueueNum); checked when the queue is activated. Set only while not ready.</summary>
+    public ushort Size
+    {
+        get => _size;
+        set => _size = value;
+    }
+
+    /// <summary>The descriptor table's guest address (QueueDesc). Set only while not ready.</summary>
+    public GuestAddress DescriptorTable { get; set; }
+
+    /// <summary>The available ring's guest address (QueueDriver, the driver area). Set only while not ready.</summary>
+    public GuestAddress AvailRing { get; set; }
+
+    /// <summary>The used ring's guest address (QueueDevice, the device area). Set only while not ready.</summary>
+    public GuestAddress UsedRing { get; set; }
+
+    /// <summary>Whether VIRTIO_F_EVENT_IDX was negotiated: avail_event and used_event replace the ring flags.</summary>
+    public bool EventIdx { get; set; }
+
+    /// <summary>Whether VIRTIO_F_INDIRECT_DESC was negotiated: descriptors may point at indirect tables.</summary>
+    public bool IndirectDescriptors { get; set; }
+
+    /// <summary>True once <see cref="TryActivate"/> succeeded and until reset or deactivation.</summary>
+    public bool IsReady => _ready;
+
+    /// <summary>Why the queue stopped, or <see cref="QueueError.None"/> while it is healthy.</summary>
+    public QueueError Error => _error;
+
+    /// <summary>The next available-ring index the device will read.</summary>
+    public ushort NextAvail => _nextAvail;
+
+    /// <summary>The next used-ring index the device will write.</summary>
+    public ushort NextUsed => _nextUsed;
+
+    /// <summary>How many popped chains the device has not yet returned.</summary>
+    public int InFlightCount => _inFlightCount;
+
+    /// <summary>
+    /// Checks the size and ring addresses (virtio 1.2 §2.7: alignment 16 / 2 / 4, every byte in
+    /// guest memory) and makes the queue live. On failure the queue stays down and
+    /// <paramref name="error"/> says why; nothing is raised (the caller decides).
+    /// </summary>
+    /// <param name="error">Why the queue could not be activated.</param>
+    /// <returns>True when the queue is live.</returns>
+    public bool TryActivate(out QueueError error)
+    {
+        ushort size = _size;
+        if (size == 0 || size > MaxSize || (size & (size - 1)) != 0)
+        {
+            error = QueueError.InvalidQueueSize;
+            return false;
+        }
+
+        if (!RingFits(DescriptorTable, DescriptorSize * size, 16)
+            || !RingFits(AvailRing, 6 + (2 * size), 2)
+            || !RingFits(UsedRing, 6 + (8 * size), 4))
+        {
+            error = QueueError.InvalidRingAddress;
+            return false;
+        }
+
+        _error = QueueError.None;
+        _lastNotifyDecisionUsed = _nextUsed;
+        _ready = true;
+        error = QueueError.None;
+        return true;
+    }
+
+    private bool RingFits(GuestAddress address, int length, uint alignment) =>
+        address.Value % alignment == 0 && _memory.TryGetSpan(address, length, out _);
+
+    /// <summary>
+    /// Stops the queue without forgetting its configuration or indices (QueueReady written 0,
+    /// or the device stopping for a hand-over). Chains in flight stay in flight.
+    /// </summary>
+    public void Deactivate() => _ready = false;
+
+    /// <summary>
+    /// Returns the queue to its initial state (device reset, virtio 1.2 §2.4): not ready, size
+    /// <see cref="MaxSize"/>, addresses 0, indices 0, no error, nothing in flight.
+    /// The device must have finished or dropped its in-flight work first.
+    /// </summary>
+    public void Reset()
+    {
+        _ready = false;
+        _size = MaxSize;
+        DescriptorTable = default;
+        AvailRing = default;
+        UsedRing = default;
+        EventIdx = false;
+        IndirectDescriptors = false;
+        _nextAvail = 0;
+        _nextUsed = 0;
+        _lastNotifyDecisionUsed = 0;
+        _notificationsDisabled = false;
+        _error = QueueError.None;
+        Array.Clear(_inFlight);
+        Array.Clear(_writableCapacity);
+        _inFlightCount = 0;
+    }
+
+    /// <summary>Whether the driver has made buffers available that the device has not popped.</summary>
+    /// <returns>False also when the queue is not live or the ring is malformed (which breaks it).</returns>
+    public bool HasAvailable() => _ready && _error == QueueError.None && TryReadAvailIdx(out ushort availIdx) && availIdx != _nextAvail;
+
+    /// <summary>
+    /// Pops the next available descriptor chain. Returns false when there is none, when the queue
+    /// is not live, or when the ring is malformed (the queue then breaks: see <see cref="Broken"/>).
+    /// </summary>
+    /// <param name="chain">A walker over the chain; walk it with <see cref="DescriptorChain.TryMoveNext"/>.</param>
+    /// <returns>True when a chain was popped; it must later be returned with <see cref="AddUsed"/>.</returns>
+    public bool TryPopChain(out DescriptorChain chain)
+    {
+        chain = default;
+        if (!_ready || _error != QueueError.None || !TryReadAvailIdx(out ushort availIdx))
+        {
+            return false;
+        }
+
+        ushort pending = (ushort)(availIdx - _nextAvail);
+        if (pending == 0)
+        {
+            return false;
+        }
+
+        // virtio 1.2 §2.7.13.3: the driver never has more than the queue size outstanding; an idx
+        // further ahead is garbage and would make the device pop stale entries forever.
+        if (pending > _size)
+        {
+            MarkBroken(QueueError.AvailIndexTooFar);
+            return false;
+        }
+
+        // The acquire load of avail->idx above orders this read of the ring entry after it
+        // (virtio 1.2 §2.7.13.2: the driver writes the entry before it moves idx).
+        GuestAddress entry = new(AvailRing.Value + 4 + (2u * (uint)(_nextAvail & (_size - 1))));
+        if (!_memory.TryGetSpan(entry, 2, out Span<byte> slot))
+        {
+            MarkBroken(QueueError.InvalidRingAddress);
+            return false;
+        }
+
+        ushort head = BinaryPrimitives.ReadUInt16LittleEndian(slot);
+        if (head >= _size)
+        {
+            MarkBroken(QueueError.InvalidHeadIndex);
+            return false;
+        }
+
+        if (_inFlight[head])
+        {
+            MarkBroken(QueueError.HeadAlreadyInFlight);
+            return false;
+        }
+
+        _inFlight[head] = true;
+        _writableCapacity[head] = 0;
+        _inFlightCount++;
+        _nextAvail++;
+        chain = new DescriptorChain(this, head);
+        return true;
+    }
+
+    /// <summary>
+    /// Puts a popped chain on the used ring with the number of bytes the device wrote into its
+    /// writable buffers. The driver sees it only after <see cref="PublishUsed"/>, so a batch of
+    /// completions is published with one index update.
+    /// </summary>
+    /// <param name="headIndex">The chain's <see cref="DescriptorChain.HeadIndex"/>.</param>
+    /// <param name="writtenLength">Bytes written; capped at the writable bytes of the buffers walked.</param>
+    /// <returns>False (and nothing written) when the queue is not live or broken, or the head is not in flight.</returns>
+    public bool AddUsed(ushort headIndex, uint writtenLength)
+    {
+        if (!_ready || _error != QueueError.None || headIndex >= _size || !_inFlight[headIndex])
+        {
+            if (_ready && _error == QueueError.None)
+            {
+                Log.UsedHeadNotInFlight(_logger, Index, headIndex);
+            }
+
+            return false;
+        }
+
+        GuestAddress element = new(UsedRing.Value + 4 + (8u * (uint)(_nextUsed & (_size - 1))));
+        if (!_memory.TryGetSpan(element, 8, out Span<byte> slot))
+        {
+            MarkBroken(QueueError.InvalidRingAddress);
+            return false;
+        }
+
+        uint length = Math.Min(writtenLength, _writableCapacity[headIndex]);
+        BinaryPrimitives.WriteUInt32LittleEndian(slot, headIndex);
+        BinaryPrimitives.WriteUInt32LittleEndian(slot[4..], length);
+        _inFlight[headIndex] = false;
+        _inFlightCount--;
+        _nextUsed++;
+        return true;
+    }
+
+    /// <summary>
+    /// Publishes every element added since the last call by moving used->idx, then says whether
+    /// the driver asked to be interrupted for them (VIRTQ_AVAIL_F_NO_INTERRUPT, or with
+    /// VIRTIO_F_EVENT_IDX the vring_need_event rule of virtio 1.2 §2.7.10 on used_event).
+    /// </summary>
+    /// <returns>True when the device should send a used-buffer notification now.</returns>
+    public bool PublishUsed()
+    {
+        if (!_ready || _error != QueueError.None)
+        {
+            return false;
+        }
+
+        ushort newIdx = _nextUsed;
+        ushort oldIdx = _lastNotifyDecisionUsed;
+        if (newIdx == oldIdx)
+        {
+            return false;
+        }
+
+        if (!_memory.TryGetSpan(new GuestAddress(UsedRing.Value + 2), 2, out Span<byte> usedIdx))
+        {
+            MarkBroken(QueueError.InvalidRingAddress);
+            return false;
+        }
+
+        // virtio 1.2 §2.7.8: the used elements are visible before used->idx moves (release store).
+        RingAccess.WriteUInt16Release(usedIdx, newIdx);
+        _lastNotifyDecisionUsed = newIdx;
+
+        // virtio 1.2 §2.7.10: our idx store must be visible before we read the driver's
+        // used_event or flags, or a driver that re-armed meanwhile could miss its interrupt (full fence).
+        Interlocked.MemoryBarrier();
+        if (EventIdx)
+        {
+            if (!_memory.TryGetSpan(new GuestAddress(AvailRing.Value + 4 + (2u * _size)), 2, out Span<byte> usedEventField))
+            {
+                MarkBroken(QueueError.InvalidRingAddress);
+                return false;
+            }
+
+            ushort usedEvent = RingAccess.ReadUInt16Acquire(usedEventField);
+            return NeedEvent(usedEvent, newIdx, oldIdx);
+        }
+
+        if (!_memory.TryGetSpan(AvailRing, 2, out Span<byte> availFlags))
+        {
+            MarkBroken(QueueError.InvalidRingAddress);
+            return false;
+        }
+
+        return (RingAccess.ReadUInt16Acquire(availFlags) & AvailFlagNoInterrupt) == 0;
+    }
+
+    /// <summary>
+    /// The vring_need_event rule (virtio 1.2 §2.7.10): true when <paramref name="eventIdx"/> lies
+    /// in [old, new) in 16-bit ring arithmetic, i.e. the index the other side asked about was crossed.
+    /// </summary>
+    /// <param name="eventIdx">The other side's event index (used_event or avail_event).</param>
+    /// <param name="newIdx">The index after the update.</param>
+    /// <param name="oldIdx">The index at the previous notification decision.</param>
+    /// <returns>True when a notification is due.</returns>
+    public static bool NeedEvent(ushort eventIdx, ushort newIdx, ushort oldIdx) =>
+        (ushort)(newIdx - eventIdx - 1) < (ushort)(newIdx - oldIdx);
+
+    /// <summary>
+    /// Asks the driver not to notify (kick) the device while it drains the ring: sets
+    /// VIRTQ_USED_F_NO_NOTIFY, or with VIRTIO_F_EVENT_IDX simply stops moving avail_event.
+    /// Only a hint: the driver may still notify.
+    /// </summary>
+    public void DisableNotification()
+    {
+        if (!_ready || _error != QueueError.None || _notificationsDisabled)
+        {
+            return;
+        }
+
+        _notificationsDisabled = true;
+        if (!EventIdx)
+        {
+            SetUsedFlags(UsedFlagNoNotify);
+        }
+    }
+
+    /// <summary>
+    /// Asks the driver to notify again (clears VIRTQ_USED_F_NO_NOTIFY, or with VIRTIO_F_EVENT_IDX
+    /// sets avail_event to the next index the device will read), then, after a full barrier,
+    /// checks the ring once more. The caller must process the queue again when this returns true,
+    /// or a buffer made available just before the re-enable would wait for a kick that never comes.
+    /// </summary>
+    /// <returns>True when buffers are available.</returns>
+    public bool EnableNotification()
+    {
+        if (!_ready || _error != QueueError.None)
+        {
+            return false;
+        }
+
+        _notificationsDisabled = false;
+        if (EventIdx)
+        {
+            if (!_memory.TryGetSpan(new GuestAddress(UsedRing.Value + 4 + (8u * _size)), 2, out Span<byte> availEvent))
+            {
+                MarkBroken(QueueError.InvalidRingAddress);
+                return false;
+            }
+
+            RingAccess.WriteUInt16Release(availEvent, _nextAvail);
+        }
+        else
+        {
+            SetUsedFlags(0);
+        }
+
+        // virtio 1.2 §2.7.10 / §2.7.13.4: the re-enable store must be visible before we look at
+        // avail->idx again; otherwise the driver may skip its kick while we miss its new buffer.
+        Interlocked.MemoryBarrier();
+        return HasAvailable();
+    }
+
+    private void SetUsedFlags(ushort flags)
+    {
+        if (_memory.TryGetSpan(UsedRing, 2, out Span<byte> usedFlags))
+        {
+            RingAccess.WriteUInt16Release(usedFlags, flags);
+        }
+        else
+        {
+            MarkBroken(QueueError.InvalidRingAddress);
+        }
+    }
+
+    /// <summary>Captures the queue's configuration and indices (see <see cref="SplitVirtqueueState"/>).</summary>
+    /// <returns>The state; chains still in flight are not part of it, so drain the device first.</returns>
+    public SplitVirtqueueState SaveState() =>
+        new(_size, DescriptorTable, AvailRing, UsedRing, _nextAvail, _nextUsed, _ready, EventIdx, IndirectDescriptors);
+
+    /// <summary>
+    /// Restores a saved state: configuration and indices, then, when <see cref="SplitVirtqueueState.Ready"/>,
+    /// activates the queue (which checks the rings again).
+    /// </summary>
+    /// <param name="state">A state from <see cref="SaveState"/> or from another back end.</param>
+    /// <param name="error">Why activation failed, when it did.</param>
+    /// <returns>False when the state asked for a live queue whose rings are invalid.</returns>
+    public bool TryRestoreState(SplitVirtqueueState state, out QueueError error)
+    {
+        Reset();
+        _size = state.Size;
+        DescriptorTable = state.DescriptorTable;
+        AvailRing = state.AvailRing;
+        UsedRing = state.UsedRing;
+        EventIdx = state.EventIdx;
+        IndirectDescriptors = state.IndirectDescriptors;
+        _nextAvail = state.NextAvail;
+        _nextUsed = state.NextUsed;
+        _lastNotifyDecisionUsed = state.NextUsed;
+        error = QueueError.None;
+        return !state.Ready || TryActivate(out error);
+    }
+
+    internal bool TryReadAvailIdx(out ushort availIdx)
+    {
+        if (_memory.TryGetSpan(new GuestAddress(AvailRing.Value + 2), 2, out Span<byte> field))
+        {
+            // virtio 1.2 §2.7.13.2: acquire, so the ring entries and descriptors the driver wrote
+            // before moving idx are read after it.
+            availIdx = RingAccess.ReadUInt16Acquire(field);
+            return true;
+        }
+
+        availIdx = 0;
+        MarkBroken(QueueError.InvalidRingAddress);
+        return false;
+    }
+
+    internal void RecordWritable(ushort head, ulong writableBytes)
+    {
+        // A walker may walk a chain more than once; the capacity is what it has seen at most.
+        uint capped = writableBytes > uint.MaxValue ? uint.MaxValue : (uint)writableBytes;
+        if (capped > _writableCapacity[head])
+        {
+            _writableCapacity[head] = capped;
+        }
+    }
+
+    /// <summary>
+    /// Stops the queue because the driver broke a ring rule. Logged and raised once; afterwards
+    /// the queue pops nothing and publishes nothing until reset.
+    /// </summary>
+    /// <param name="error">The rule that was broken.</param>
+    internal void MarkBroken(QueueError error)
+    {
+        if (_error != QueueError.None)
+        {
+            return;
+        }
+
+        _error = error;
+        CoreMetrics.QueueErrors.Add(1);
+        Log.QueueBroken(_logger, Index, error);
+        Broken?.Invoke(this, error);
+    }
+}
