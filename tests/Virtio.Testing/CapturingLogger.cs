@@ -1,0 +1,25 @@
+using System;
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+
+namespace Virtio.Testing;
+
+/// <summary>An <see cref="ILogger"/> that keeps every message, for asserting what was logged.</summary>
+public sealed class CapturingLogger : ILogger
+{
+    /// <summary>Messages logged, in order.</summary>
+    public ConcurrentQueue<(LogLevel Level, EventId EventId, string Message)> Entries { get; } = new();
+
+    /// <inheritdoc />
+    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+    /// <inheritdoc />
+    public bool IsEnabled(LogLevel logLevel) => true;
+
+    /// <inheritdoc />
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        ArgumentNullException.ThrowIfNull(formatter);
+        Entries.Enqueue((logLevel, eventId, formatter(state, exception)));
+    }
+}

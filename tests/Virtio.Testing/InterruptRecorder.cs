@@ -1,0 +1,28 @@
+using System.Collections.Concurrent;
+using System.Threading;
+using Virtio.Core.Notifications;
+
+namespace Virtio.Testing;
+
+/// <summary>An interrupt line that records what the device raised.</summary>
+public sealed class InterruptRecorder : IGuestNotifier
+{
+    private int _used;
+    private int _config;
+
+    /// <summary>Every notification, in order.</summary>
+    public ConcurrentQueue<(InterruptReason Reason, ushort Queue)> Raised { get; } = new();
+
+    /// <summary>Used-buffer notifications so far.</summary>
+    public int UsedBuffer => Volatile.Read(ref _used);
+
+    /// <summary>Configuration-change notifications so far.</summary>
+    public int ConfigurationChange => Volatile.Read(ref _config);
+
+    /// <inheritdoc />
+    public void Notify(InterruptReason reason, ushort queueIndex)
+    {
+        Raised.Enqueue((reason, queueIndex));
+        Interlocked.Increment(ref reason == InterruptReason.UsedBuffer ? ref _used : ref _config);
+    }
+}
