@@ -144,8 +144,14 @@ public sealed class SplitVirtqueue
         _error = QueueError.None;
         _lastNotifyDecisionUsed = _nextUsed;
         _ready = true;
-        error = QueueError.None;
-        return true;
+
+        // A queue starts with driver notifications enabled. With EVENT_IDX that means avail_event
+        // names the next index we will read: a queue restored at a non-zero index would otherwise
+        // leave a stale avail_event and the driver would skip the kick for its first buffer.
+        _notificationsDisabled = true;
+        EnableNotification();
+        error = _error;
+        return _ready && _error == QueueError.None;
     }
 
     private bool RingFits(GuestAddress address, int length, uint alignment) =>
