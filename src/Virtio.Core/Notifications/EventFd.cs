@@ -1,0 +1,177 @@
+using System;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.InteropServices;
+using Tmds.Linux;
+using Virtio.Core.Interop;
+
+namespace Virtio.Core.Notifications;
+
+/// <summary>
+/// A Linux eventfd(2): a 64-bit counter in the kernel that one side adds to (<see cref="Signal"/>) and
+/// the other reads and clears (<see cref="TryConsume"/>). It is what KVM watches as an irqfd, what it
+/// signals as an ioeventfd, and what vhost-user passes as call and kick fds.
+/// </summary>
+/// <remarks>
+/// Descriptors made by <see cref="Create"/> are non-blocking and close-on-exec. <see cref="Signal"/> and
+/// <see cref="TryConsume"/> are safe to call from any thread at the same time, allocate nothing and
+/// never block. The instance owns its descriptor and closes it on <see cref="SafeHandle.Dispose()"/>;
+/// a descriptor handed to a hypervisor stays open there until the hypervisor is told to drop it.
+/// </remarks>
+[SuppressMessage(
+    "Interoperability",
+    "CA1419:Provide a parameterless constructor that is as visible as the containing type",
+    Justification = "Never marshalled as a P/Invoke return value; instances come only from Create and FromOwnedHandle.")]
+public sealed class EventFd : SafeHandle
+{
+    private EventFd()
+        : base(invalidHandleValue: new IntPtr(-1), ownsHandle: true)
+    {
+    }
+
+    /// <summary>Whether the descriptor is unusable (negative); fd 0 is a valid descriptor.</summary>
+    public override bool IsInvalid => handle.ToInt64() < 0;
+
+    /// <summary>
+    /// The descriptor number, to hand to a hypervisor (irqfd, ioeventfd) or to send to a vhost-user peer.
+    /// Any thread may read it while the instance is open; it is only meaningful until disposal.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The instance has been disposed.</exception>
+    public int Fd
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(IsClosed, this);
+            return (int)handle;
+        }
+    }
+
+    /// <summary>
+    /// Creates a non-blocking, close-on-exec eventfd whose counter starts at <paramref name="initialValue"/>.
+    /// Any thread may call it.
+    /// </summary>
+    /// <param name="initialValue">The counter's first value; non-zero makes it start signalled.</param>
+    /// <returns>The new instance, owning its descriptor.</returns>
+    /// <exception cref="System.IO.IOException">eventfd(2) failed (for example EMFILE); the message holds the errno.</exception>
+    public static EventFd Create(uint initialValue = 0)
+    {
+        var eventFd = new EventFd();
+        int fd = LibC.eventfd(initialValue, LibC.EFD_NONBLOCK | LibC.EFD_CLOEXEC);
+        if (fd < 0)
+        {
+            int errno = LibC.errno;
+            eventFd.SetHandleAsInvalid();
+            NativeError.ThrowIOException("eventfd", errno);
+        }
+
+        eventFd.SetHandle(new IntPtr(fd));
+        return eventFd;
+    }
+
+    /// <summary>
+    /// Wraps a descriptor received from elsewhere (a vhost-user message, a parent process) and takes
+    /// ownership: disposing the result closes <paramref name="fd"/>. Any thread may call it.
+    /// </summary>
+    /// <param name="fd">An open eventfd. It should be non-blocking, or <see cref="TryConsume"/> blocks
+    /// while the counter is zero.</param>
+    /// <returns>The instance that now owns <paramref name="fd"/>.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="fd"/> is negative.</exception>
+    public static EventFd FromOwnedHandle(int fd)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(fd);
+        var eventFd = new EventFd();
+        eventFd.SetHandle(new IntPtr(fd));
+        return eventFd;
+    }
+
+    /// <summary>
+    /// Adds 1 to the counter, waking whoever waits on the descriptor. Any thread may call it; it does not
+    /// allocate or block. A counter already at its maximum is already signalled, so EAGAIN is ignored.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The instance has been disposed.</exception>
+    /// <exception cref="System.IO.IOException">write(2) failed with an errno other than EAGAIN or EINTR.</exception>
+    public unsafe void Signal()
+    {
+        bool added = false;
+        try
+        {
+            DangerousAddRef(ref added);
+            ulong one = 1;
+            long written;
+            do
+            {
+                // SAFETY: `one` is a local that outlives the call, the kernel reads exactly its 8 bytes,
+                // and DangerousAddRef above keeps the descriptor open for the duration.
+                written = LibC.write((int)handle, &one, sizeof(ulong));
+            }
+            while (written < 0 && LibC.errno == LibC.EINTR);
+
+            if (written < 0)
+            {
+                int errno = LibC.errno;
+                if (errno != LibC.EAGAIN)
+                {
+                    NativeError.ThrowIOException("eventfd write", errno);
+                }
+            }
+        }
+        finally
+        {
+            if (added)
+            {
+                DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reads and clears the counter. Any thread may call it (usually the I/O thread whose handler the
+    /// descriptor woke); it does not allocate or block.
+    /// </summary>
+    /// <param name="count">The sum of the signals since the last consume; 0 when the result is false.</param>
+    /// <returns>True if the counter was non-zero; false when nothing was signalled (EAGAIN).</returns>
+    /// <exception cref="ObjectDisposedException">The instance has been disposed.</exception>
+    /// <exception cref="System.IO.IOException">read(2) failed with an errno other than EAGAIN or EINTR.</exception>
+    public unsafe bool TryConsume(out ulong count)
+    {
+        bool added = false;
+        try
+        {
+            DangerousAddRef(ref added);
+            ulong value = 0;
+            long read;
+            do
+            {
+                // SAFETY: `value` is a local that outlives the call, the kernel writes exactly its 8 bytes,
+                // and DangerousAddRef above keeps the descriptor open for the duration.
+                read = LibC.read((int)handle, &value, sizeof(ulong));
+            }
+            while (read < 0 && LibC.errno == LibC.EINTR);
+
+            if (read < 0)
+            {
+                int errno = LibC.errno;
+                if (errno != LibC.EAGAIN)
+                {
+                    NativeError.ThrowIOException("eventfd read", errno);
+                }
+
+                count = 0;
+                return false;
+            }
+
+            count = value;
+            return true;
+        }
+        finally
+        {
+            if (added)
+            {
+                DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>Closes the descriptor; called once by the runtime when the last reference is released.</summary>
+    /// <returns>True if close(2) succeeded.</returns>
+    protected override bool ReleaseHandle() => LibC.close((int)handle) == 0;
+}
