@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Virtio.Core.Notifications;
 using Virtio.Core.Queues;
 
 namespace Virtio.Core;
@@ -26,4 +27,13 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 1201, Level = LogLevel.Warning, Message = "virtio-mmio: ignored {Kind} at offset 0x{Offset:x3} ({Size} bytes); further ones of this kind are not logged")]
     public static partial void IgnoredAccess(ILogger logger, string kind, ulong offset, int size);
+
+    [LoggerMessage(EventId = 1301, Level = LogLevel.Information, Message = "Queue {QueueIndex}: host notifier refused ({Reason}); kicks are processed synchronously")]
+    public static partial void NotifierRefused(ILogger logger, ushort queueIndex, string reason);
+
+    [LoggerMessage(EventId = 1302, Level = LogLevel.Debug, Message = "Queue {QueueIndex}: host notifier {From} -> {To}")]
+    public static partial void NotifierTransition(ILogger logger, ushort queueIndex, HostNotifierState from, HostNotifierState to);
+
+    [LoggerMessage(EventId = 1303, Level = LogLevel.Error, Message = "Queue {QueueIndex}: I/O thread {Thread} did not run a notifier transition within the timeout")]
+    public static partial void NotifierTransitionTimedOut(ILogger logger, ushort queueIndex, string thread);
 }
