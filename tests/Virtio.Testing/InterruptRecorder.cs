@@ -10,6 +10,9 @@ public sealed class InterruptRecorder : IGuestNotifier
     private int _used;
     private int _config;
 
+    /// <summary>Released once per used-buffer notification, for tests that wait on one.</summary>
+    public System.Threading.SemaphoreSlim UsedBufferSignal { get; } = new(0);
+
     /// <summary>Every notification, in order.</summary>
     public ConcurrentQueue<(InterruptReason Reason, ushort Queue)> Raised { get; } = new();
 
@@ -24,5 +27,9 @@ public sealed class InterruptRecorder : IGuestNotifier
     {
         Raised.Enqueue((reason, queueIndex));
         Interlocked.Increment(ref reason == InterruptReason.UsedBuffer ? ref _used : ref _config);
+        if (reason == InterruptReason.UsedBuffer)
+        {
+            UsedBufferSignal.Release();
+        }
     }
 }

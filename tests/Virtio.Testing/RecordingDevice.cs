@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Threading;
 using Microsoft.Extensions.Logging;
 using Virtio.Core.Devices;
 using Virtio.Core.Memory;
@@ -29,6 +30,15 @@ public sealed class RecordingDevice : VirtioDevice
             _config[i] = (byte)(0x10 + i);
         }
     }
+
+    private int _processing;
+    private int _overlaps;
+
+    /// <summary>How often two threads were inside queue processing at once (must stay 0).</summary>
+    public int ConcurrentProcessing => Volatile.Read(ref _overlaps);
+
+    /// <summary>The managed thread IDs that processed queues, last first.</summary>
+    public int LastProcessingThread { get; private set; }
 
     /// <summary>Heads completed, in order, per queue.</summary>
     public List<(ushort Queue, ushort Head, uint Length)> Completed { get; } = new();
@@ -88,6 +98,24 @@ public sealed class RecordingDevice : VirtioDevice
 
     /// <inheritdoc />
     protected override void ProcessQueue(SplitVirtqueue queue)
+    {
+        if (Interlocked.Increment(ref _processing) > 1)
+        {
+            Interlocked.Increment(ref _overlaps);
+        }
+
+        try
+        {
+            LastProcessingThread = Environment.CurrentManagedThreadId;
+            Drain(queue);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _processing);
+        }
+    }
+
+    private void Drain(SplitVirtqueue queue)
     {
         do
         {
