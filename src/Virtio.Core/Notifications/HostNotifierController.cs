@@ -42,7 +42,8 @@ public sealed class HostNotifierController : IDisposable
     /// <param name="binding">Where notifiers are assigned (KVM ioeventfd, or in-process).</param>
     /// <param name="ioThreads">Queue i is served by ioThreads[i % Count]: one per queue, or one shared.</param>
     /// <param name="logger">Where refusals and transitions are logged.</param>
-    public HostNotifierController(VirtioDevice device, IHostNotifierBinding binding, IReadOnlyList<IoThread> ioThreads, ILogger? logger = null)
+    /// <param name="paused">Whether the VM is paused now (a device restored into a stopped VM): nothing is Assigned until <see cref="Resume"/>.</param>
+    public HostNotifierController(VirtioDevice device, IHostNotifierBinding binding, IReadOnlyList<IoThread> ioThreads, ILogger? logger = null, bool paused = false)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(binding);
@@ -56,6 +57,7 @@ public sealed class HostNotifierController : IDisposable
         _binding = binding;
         _ioThreads = ioThreads;
         _logger = logger ?? NullLogger.Instance;
+        _paused = paused;
         _queues = new QueueNotifier[device.Queues.Count];
         for (int i = 0; i < _queues.Length; i++)
         {
@@ -331,6 +333,7 @@ public sealed class HostNotifierController : IDisposable
                 case HostNotifierState.OffLimits:
                     owner._binding.Deassign(index, _eventFd!);
                     State = HostNotifierState.Deassigned;
+                    DrainAndProcess(); // a kick the external user left unread
                     break;
             }
 
