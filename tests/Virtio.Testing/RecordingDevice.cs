@@ -52,6 +52,9 @@ public sealed class RecordingDevice : VirtioDevice
     /// <summary>The byte written into writable buffers.</summary>
     public byte Pattern { get; set; } = 0x5A;
 
+    /// <summary>When set, every completion is published (and may interrupt) on its own, as a device completing requests one by one does.</summary>
+    public bool PublishEachCompletion { get; set; }
+
     /// <summary>When set, chains are popped but not completed (kept in flight).</summary>
     public bool HoldCompletions { get; set; }
 
@@ -143,6 +146,10 @@ public sealed class RecordingDevice : VirtioDevice
 
                 queue.AddUsed(chain.HeadIndex, (uint)chain.WritableLength);
                 Completed.Add((queue.Index, chain.HeadIndex, (uint)chain.WritableLength));
+                if (PublishEachCompletion && PublishUsedAndNotify(queue))
+                {
+                    InterruptsRaised++;
+                }
             }
 
             if (PublishUsedAndNotify(queue))

@@ -199,7 +199,13 @@ public sealed class HostNotifierModelProperties
         return rig.WaitAndConsume() >= 1;
     }
 
-    private static int CountFds() => Directory.GetFiles("/proc/self/fd").Length;
+    private static int CountFds()
+    {
+        // Finalizers of handles dropped by earlier cases must not move the count mid-case.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        return Directory.GetFiles("/proc/self/fd").Length;
+    }
 
     /// <summary>The reference: what the state should be, from the conditions alone.</summary>
     private sealed class Model
