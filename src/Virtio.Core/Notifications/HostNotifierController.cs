@@ -270,7 +270,7 @@ public sealed class HostNotifierController : IDisposable
                     break;
                 case HostNotifierState.Assigned:
                     // Stop serving on the I/O thread, keep the binding: the external user reads the fd now.
-                    RunOnIoThread(() => StopServing(drain: false));
+                    RunOnIoThread(StopServing);
                     break;
             }
 
@@ -293,7 +293,7 @@ public sealed class HostNotifierController : IDisposable
 
                 // A kick the external user left unread is served by the (level-triggered) handler; make
                 // sure by scheduling one check of the fd as well.
-                RunOnIoThread(() => DrainAndProcess());
+                RunOnIoThread(DrainAndProcess);
             }
             else
             {
@@ -310,7 +310,7 @@ public sealed class HostNotifierController : IDisposable
             HostNotifierState before = State;
             RunOnIoThread(() =>
             {
-                StopServing(drain: false);
+                StopServing();
                 if (deassignBinding)
                 {
                     owner._binding.Deassign(index, _eventFd!);
@@ -361,24 +361,12 @@ public sealed class HostNotifierController : IDisposable
         }
 
         private void StartServing() =>
-            _registration = ioThread.Register(_eventFd!, static state => ((QueueNotifier)state!).OnKick(), this);
+            _registration = ioThread.Register(_eventFd!, static state => ((QueueNotifier)state!).DrainAndProcess(), this);
 
-        private void StopServing(bool drain)
+        private void StopServing()
         {
             _registration?.Dispose();
             _registration = null;
-            if (drain)
-            {
-                DrainAndProcess();
-            }
-        }
-
-        private void OnKick()
-        {
-            if (_eventFd is { } fd && fd.TryConsume(out _))
-            {
-                Process();
-            }
         }
 
         private void DrainAndProcess()
