@@ -16,8 +16,9 @@ public ref struct DescriptorChain
     private readonly SplitVirtqueue? _queue;
     private readonly ushort _head;
 
-    // Where the next descriptor comes from: the queue's table or an indirect table.
-    private GuestAddress _table;
+    // Where the next descriptor comes from: the queue's table or an indirect table, looked up in
+    // guest memory once per table rather than once per descriptor.
+    private Span<byte> _table;
     private uint _tableEntries;
     private uint _next;
     private int _ttl;
@@ -59,8 +60,14 @@ public ref struct DescriptorChain
             return;
         }
 
-        _table = _queue.DescriptorTable;
+        // The table was checked to lie in guest memory when the queue was activated.
         _tableEntries = _queue.Size;
+        _error = QueueError.None;
+        if (!_queue.Memory.TryGetSpan(_queue.DescriptorTable, (int)_tableEntries * SplitVirtqueue.DescriptorSize, out _table))
+        {
+            _tableEntries = 0;
+        }
+
         _next = _head;
         _ttl = _queue.Size;
         _inIndirect = false;
@@ -69,7 +76,6 @@ public ref struct DescriptorChain
         _readable = 0;
         _writable = 0;
         _count = 0;
-        _error = QueueError.None;
     }
 
     /// <summary>
@@ -89,6 +95,12 @@ public ref struct DescriptorChain
             return false;
         }
 
+        if (_table.IsEmpty)
+        {
+            // The descriptor table left guest memory after activation (a region was removed).
+            return Fail(QueueError.InvalidRingAddress, out error);
+        }
+
         while (true)
         {
             if (_next >= _tableEntries)
@@ -102,10 +114,7 @@ public ref struct DescriptorChain
                 return Fail(QueueError.ChainTooLong, out error);
             }
 
-            if (!_queue.Memory.TryGetSpan(new GuestAddress(_table.Value + (_next * SplitVirtqueue.DescriptorSize)), SplitVirtqueue.DescriptorSize, out Span<byte> raw))
-            {
-                return Fail(QueueError.AddressOutOfRange, out error);
-            }
+            Span<byte> raw = _table.Slice((int)_next * SplitVirtqueue.DescriptorSize, SplitVirtqueue.DescriptorSize);
 
             // Read each field once: the guest may rewrite the table while we look at it.
             ulong address = BinaryPrimitives.ReadUInt64LittleEndian(raw);
@@ -204,7 +213,7 @@ public ref struct DescriptorChain
             return QueueError.AddressOverflow;
         }
 
-        if (!queue.Memory.TryGetSpan(new GuestAddress(address), (int)length, out _))
+        if (!queue.Memory.TryGetSpan(new GuestAddress(address), (int)length, out Span<byte> table))
         {
             return QueueError.AddressOutOfRange;
         }
@@ -212,7 +221,7 @@ public ref struct DescriptorChain
         // virtio 1.2 §2.7.5.3.2: the WRITE flag of the descriptor naming the table is ignored;
         // the table's entries chain from entry 0.
         _inIndirect = true;
-        _table = new GuestAddress(address);
+        _table = table;
         _tableEntries = entries;
         _next = 0;
         _ttl = (int)entries;
