@@ -7,7 +7,7 @@ namespace Virtio.Core;
 /// <summary>Virtio.Core's log messages (compile-time generated, no allocation when disabled).</summary>
 internal static partial class Log
 {
-    [LoggerMessage(EventId = 1001, Level = LogLevel.Warning, Message = "Virtqueue {QueueIndex} stopped: the driver broke a ring rule ({Error})")]
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Debug, Message = "Virtqueue {QueueIndex} stopped: the driver broke a ring rule ({Error})")]
     public static partial void QueueBroken(ILogger logger, ushort queueIndex, QueueError error);
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Error, Message = "Virtqueue {QueueIndex}: the device returned head {HeadIndex}, which is not in flight; ignored")]
