@@ -109,6 +109,25 @@ public sealed class FileBlockBackendTests : IDisposable
     }
 
     [Fact]
+    public void FileTruncatedUnderTheDevice_ShortReadGetsIoError()
+    {
+        string path = NewImage(1 << 20, fill: 0x3C);
+        using var backend = new FileBlockBackend(path);
+        using var rig = new BlkRig(backend);
+        using (FileStream stream = new(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
+        {
+            stream.SetLength(6144);
+        }
+
+        // Sectors 8..15 straddle the new end of file: preadv stops short, then returns 0.
+        Assert.Equal(BlockStatus.IoError, rig.Read(8, 4096).BlockStatus);
+        Assert.Equal(BlockStatus.IoError, rig.Read(64, 512).BlockStatus);
+        Completion head = rig.Read(0, 4096);
+        Assert.Equal(BlockStatus.Ok, head.BlockStatus);
+        Assert.All(head.Data, b => Assert.Equal(0x3C, b));
+    }
+
+    [Fact]
     public void MissingFile_ThrowsIOException()
     {
         Assert.Throws<IOException>(() => new FileBlockBackend(Path.Combine(_dir.FullName, "missing.img")));
