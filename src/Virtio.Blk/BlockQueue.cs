@@ -116,6 +116,18 @@ internal sealed class BlockQueue : IBlockIoOwner
             return;
         }
 
+        if (IoThread is not null && IoThread.IsCurrentThread && DeferredCalls.IsInSection)
+        {
+            // A backend completing on the I/O thread inside its own section (an event-fd handler
+            // draining a completion ring): push now; the section still batches the interrupt.
+            lock (Gate)
+            {
+                Device.PushCompletions(this);
+            }
+
+            return;
+        }
+
         if (IoThread is not null && Interlocked.Exchange(ref _drainScheduled, 1) == 0)
         {
             try

@@ -87,6 +87,50 @@ public sealed class FaultInjectionTests
     }
 
     [Fact]
+    public void CompletionsOnTheIoThreadInsideASection_ArePushedAtOnce_WithOneInterrupt()
+    {
+        using var ioThread = new IoThread("blk-section");
+        ioThread.Start();
+        var faulty = new FaultInjectingBlockBackend(new MemoryBlockBackend(1 << 20));
+        using var rig = new BlkRig(faulty, new BlockDeviceOptions { QueueSize = 64, IoThreads = [ioThread] });
+        faulty.Rule = _ => Fault.Hold;
+        var pending = new List<Pending>();
+        for (int i = 0; i < 8; i++)
+        {
+            pending.Add(rig.Post(0, (uint)BlockRequestType.In, (ulong)i, inLength: 512));
+        }
+
+        faulty.WaitHeld(8);
+        faulty.Rule = null;
+        int interruptsBefore = rig.Line.UsedBuffer;
+        ushort usedAfterRelease = 0;
+        using var done = new System.Threading.ManualResetEventSlim();
+        ioThread.Schedule(
+            _ =>
+            {
+                using (DeferredCalls.Section())
+                {
+                    faulty.ReleaseHeld();
+
+                    // Pushed already (not scheduled behind this work item), but not yet published.
+                    usedAfterRelease = (ushort)rig.Device.Queues[0].NextUsed;
+                }
+
+                done.Set();
+            },
+            null);
+        Assert.True(done.Wait(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+
+        Assert.Equal(8, usedAfterRelease);
+        foreach (Pending request in pending)
+        {
+            Assert.Equal(BlockStatus.Ok, rig.Wait(request).BlockStatus);
+        }
+
+        Assert.Equal(interruptsBefore + 1, rig.Line.UsedBuffer);
+    }
+
+    [Fact]
     public void AllSlotsInFlight_QueueStopsPopping_AndResumesOnCompletionWithoutAKick()
     {
         var faulty = new FaultInjectingBlockBackend(new MemoryBlockBackend(1 << 20));
