@@ -157,5 +157,8 @@ public sealed class FaultInjectionTests
 
         Assert.Equal(6, faulty.Submitted);
         Assert.Equal(0, rig.Device.InFlight);
+
+        // Notifications are back on: a new request is kicked and served as usual.
+        Assert.Equal(BlockStatus.Ok, rig.Read(0, 512).BlockStatus);
     }
 }
