@@ -1,0 +1,128 @@
+using System;
+using System.Threading;
+
+namespace Virtio.Blk.Backends;
+
+/// <summary>
+/// One request handed to an <see cref="IBlockBackend"/>: the operation, the byte offset, the guest
+/// buffers (<see cref="Segments"/>) or ranges (<see cref="Ranges"/>), and <see cref="Complete"/>.
+/// Instances are pooled by the device and reused: a backend must not touch one after completing it.
+/// </summary>
+/// <remarks>
+/// The device fills a <see cref="BlockIo"/> on the queue's processing thread before
+/// <see cref="IBlockBackend.Submit"/>; from then until <see cref="Complete"/> the backend may read its
+/// members from any thread. Nothing here allocates per request: the segment and range arrays grow
+/// to the largest request seen and stay.
+/// </remarks>
+public sealed class BlockIo
+{
+    private const int Idle = 0, Submitted = 1, Completed = 2;
+
+    private readonly IBlockIoOwner _owner;
+    private BlockSegment[] _segments = new BlockSegment[4];
+    private BlockRange[] _ranges = new BlockRange[1];
+    private int _segmentCount;
+    private int _dataStart;
+    private int _dataCount;
+    private int _rangeCount;
+    private int _state;
+
+    internal BlockIo(IBlockIoOwner owner)
+    {
+        _owner = owner;
+    }
+
+    /// <summary>What to do.</summary>
+    public BlockOperation Operation { get; internal set; }
+
+    /// <summary>For reads and writes: the disk byte offset (sector × 512) of the first byte.</summary>
+    public ulong Offset { get; internal set; }
+
+    /// <summary>For reads and writes: the total bytes of <see cref="Segments"/>.</summary>
+    public long Length { get; internal set; }
+
+    /// <summary>For reads and writes: the guest buffers, in order. Empty for other operations.</summary>
+    public ReadOnlySpan<BlockSegment> Segments => _segments.AsSpan(_dataStart, _dataCount);
+
+    /// <summary>For discard and write-zeroes: the ranges, checked against the capacity. Empty for other operations.</summary>
+    public ReadOnlySpan<BlockRange> Ranges => _ranges.AsSpan(0, _rangeCount);
+
+    /// <summary>The status the backend reported, once completed.</summary>
+    public BlockStatus Status { get; private set; }
+
+    // Device-side state, touched only by the device on its queue's processing thread (or under its lock).
+    internal ushort Head;
+    internal nint StatusAddress;
+    internal uint WrittenOnSuccess;
+    internal int Generation;
+    internal bool FlushAfterWrite;
+
+    internal int SegmentCount => _segmentCount;
+
+    internal Span<BlockSegment> AllSegments => _segments.AsSpan(0, _segmentCount);
+
+    /// <summary>
+    /// Reports the outcome. Call exactly once per submission, from any thread; a second call is
+    /// ignored and counted. <see cref="BlockStatus.IoError"/> for any failure (errno, short transfer).
+    /// </summary>
+    /// <param name="status">The outcome.</param>
+    public void Complete(BlockStatus status)
+    {
+        if (Interlocked.CompareExchange(ref _state, Completed, Submitted) != Submitted)
+        {
+            BlockMetrics.DuplicateCompletions.Add(1);
+            return;
+        }
+
+        Status = status;
+        _owner.OnCompleted(this);
+    }
+
+    internal void MarkSubmitted() => Volatile.Write(ref _state, Submitted);
+
+    internal void MarkIdle() => Volatile.Write(ref _state, Idle);
+
+    internal void ClearSegments()
+    {
+        _segmentCount = 0;
+        _dataStart = 0;
+        _dataCount = 0;
+        _rangeCount = 0;
+        Length = 0;
+        Offset = 0;
+        FlushAfterWrite = false;
+        WrittenOnSuccess = 0;
+    }
+
+    internal void AddSegment(nint address, int length)
+    {
+        if (_segmentCount == _segments.Length)
+        {
+            Array.Resize(ref _segments, _segments.Length * 2);
+        }
+
+        _segments[_segmentCount++] = new BlockSegment(address, length);
+    }
+
+    internal void RemoveLastSegment() => _segmentCount--;
+
+    internal void ReplaceSegment(int index, BlockSegment segment) => _segments[index] = segment;
+
+    /// <summary>Selects which collected segments are the request's data buffers.</summary>
+    internal void SetData(int start, int count, long length)
+    {
+        _dataStart = start;
+        _dataCount = count;
+        Length = length;
+    }
+
+    internal void AddRange(BlockRange range)
+    {
+        if (_rangeCount == _ranges.Length)
+        {
+            Array.Resize(ref _ranges, _ranges.Length * 2);
+        }
+
+        _ranges[_rangeCount++] = range;
+    }
+}

@@ -1,0 +1,694 @@
+using System;
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Threading;
+using Microsoft.Extensions.Logging;
+using Virtio.Blk.Backends;
+using Virtio.Core.Devices;
+using Virtio.Core.Memory;
+using Virtio.Core.Queues;
+using Virtio.Core.Threading;
+
+namespace Virtio.Blk;
+
+/// <summary>
+/// A virtio-blk device (virtio 1.2 §5.2, device ID 2) over an <see cref="IBlockBackend"/>: validates
+/// each request, hands the guest buffers to the backend without copying, and pushes completions to
+/// the used ring in batches (one interrupt per batch, through <see cref="DeferredCalls"/>).
+/// </summary>
+/// <remarks>
+/// <para>Threads: the transport calls the <see cref="VirtioDevice"/> members (one thread at a time);
+/// queue processing runs on whichever thread notifies the queue (an I/O thread, or a vCPU thread
+/// on the synchronous path); backend completions arrive on any thread and are pushed on the queue's
+/// I/O thread (<see cref="BlockDeviceOptions.IoThreads"/>) or, without one, on the completing thread.
+/// A per-queue lock serializes all of it.</para>
+/// <para>Guest memory must be unmanaged (mapped, not a movable managed array): the backend receives
+/// host addresses of guest buffers (<see cref="BlockSegment"/>).</para>
+/// <para>A reset waits for in-flight requests (up to <see cref="BlockDeviceOptions.ResetTimeout"/>) and
+/// drops their completions: nothing is written to the used ring or a status byte once a reset began.</para>
+/// </remarks>
+public sealed class BlockDevice : VirtioDevice
+{
+    /// <summary>The virtio device ID of a block device.</summary>
+    public const ushort BlockDeviceId = 2;
+
+    /// <summary>The size of the configuration structure this device exposes (through <c>write_zeroes_may_unmap</c> and padding).</summary>
+    public const int ConfigSize = 60;
+
+    /// <summary>The sector size of every request, whatever the logical block size (virtio 1.2 §5.2.6).</summary>
+    public const int SectorSize = 512;
+
+    private const int HeaderSize = 16;
+    private const int IdBytes = 20;
+    private const int DiscardSegmentSize = 16;
+    private const uint DiscardFlagUnmap = 1;
+
+    private static readonly Action<object?> s_publish = static state =>
+    {
+        var queue = (BlockQueue)state!;
+        lock (queue.Gate)
+        {
+            queue.Device.PublishAndNotify(queue);
+        }
+    };
+
+    private readonly IBlockBackend _backend;
+    private readonly BlockDeviceOptions _options;
+    private readonly BlockQueue[] _queues;
+    private readonly ulong _capacitySectors;
+    private readonly bool _readOnly;
+    private readonly byte[] _serial = new byte[IdBytes];
+    private readonly object _drainGate = new();
+    private int _generation;
+    private int _inFlight;
+    private volatile bool _resetWaiting;
+    private int _writeback;
+
+    /// <summary>Creates the device; the transport attaches it afterwards. Any thread, once.</summary>
+    /// <param name="memory">Guest memory (unmanaged: see remarks).</param>
+    /// <param name="backend">The storage; owned by the caller, who keeps it alive while the device runs.</param>
+    /// <param name="options">Presentation and limits; defaults when null.</param>
+    /// <param name="logger">Where request errors and resets are logged.</param>
+    /// <exception cref="ArgumentException">An option is out of range.</exception>
+    public BlockDevice(IGuestMemory memory, IBlockBackend backend, BlockDeviceOptions? options = null, ILogger? logger = null)
+        : base(BlockDeviceId, OfferedFeatures(backend, options ??= new BlockDeviceOptions()), memory, QueueSizes(options), logger)
+    {
+        _backend = backend;
+        _options = options;
+        _capacitySectors = backend.Capacity / SectorSize;
+        _readOnly = options.ReadOnly || backend.IsReadOnly;
+        _writeback = options.Writeback ? 1 : 0;
+        Encoding.ASCII.GetBytes(options.Serial.AsSpan(0, Math.Min(options.Serial.Length, IdBytes)), _serial);
+
+        int slots = options.MaxInFlightPerQueue > 0 ? Math.Min(options.MaxInFlightPerQueue, options.QueueSize) : options.QueueSize;
+        _queues = new BlockQueue[options.QueueCount];
+        for (int i = 0; i < _queues.Length; i++)
+        {
+            IoThread? ioThread = options.IoThreads is { Count: > 0 } threads ? threads[i % threads.Count] : null;
+            _queues[i] = new BlockQueue(this, Queues[i], ioThread, slots);
+        }
+    }
+
+    /// <summary>The disk size in 512-byte sectors (<c>capacity</c>).</summary>
+    public ulong CapacitySectors => _capacitySectors;
+
+    /// <summary>Whether the disk is presented read-only.</summary>
+    public bool IsReadOnly => _readOnly;
+
+    /// <summary>
+    /// Whether writes are acknowledged before they are durable: FLUSH negotiated and, with
+    /// CONFIG_WCE, the driver's <c>writeback</c> field set. Otherwise each write is followed by a flush.
+    /// Any thread may read it.
+    /// </summary>
+    public bool IsWritebackActive =>
+        IsNegotiated(BlockFeatures.Flush) && (!IsNegotiated(BlockFeatures.ConfigWce) || Volatile.Read(ref _writeback) != 0);
+
+    /// <summary>Requests submitted to the backend and not yet returned to their pool. Any thread.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    internal int Generation => Volatile.Read(ref _generation);
+
+    /// <inheritdoc />
+    public override void ReadConfig(int offset, Span<byte> data)
+    {
+        Span<byte> config = stackalloc byte[ConfigSize];
+        config.Clear();
+        BinaryPrimitives.WriteUInt64LittleEndian(config, _capacitySectors);
+        BinaryPrimitives.WriteUInt32LittleEndian(config[8..], _options.SizeMax);
+        BinaryPrimitives.WriteUInt32LittleEndian(config[12..], SegMax(_options));
+
+        // geometry (16..19) stays zero: VIRTIO_BLK_F_GEOMETRY is not offered.
+        BinaryPrimitives.WriteUInt32LittleEndian(config[20..], _options.BlockSize);
+        config[24] = _options.PhysicalBlockExponent;
+        config[25] = _options.AlignmentOffset;
+        BinaryPrimitives.WriteUInt16LittleEndian(config[26..], _options.MinIoSize);
+        BinaryPrimitives.WriteUInt32LittleEndian(config[28..], _options.OptimalIoSize);
+        config[32] = (byte)Volatile.Read(ref _writeback);
+        BinaryPrimitives.WriteUInt16LittleEndian(config[34..], (ushort)_queues.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(config[36..], _options.MaxDiscardSectors);
+        BinaryPrimitives.WriteUInt32LittleEndian(config[40..], _options.MaxDiscardSegments);
+        BinaryPrimitives.WriteUInt32LittleEndian(config[44..], _options.DiscardSectorAlignment);
+        BinaryPrimitives.WriteUInt32LittleEndian(config[48..], _options.MaxWriteZeroesSectors);
+        BinaryPrimitives.WriteUInt32LittleEndian(config[52..], _options.MaxWriteZeroesSegments);
+        config[56] = (byte)((_backend.Capabilities & BlockBackendCapabilities.WriteZeroesMayUnmap) != 0 ? 1 : 0);
+        CopyConfig(config, offset, data);
+    }
+
+    /// <summary>
+    /// Only <c>writeback</c> (offset 32, one byte) is writable, and only with VIRTIO_BLK_F_CONFIG_WCE
+    /// negotiated (virtio 1.2 §5.2.5); every other write is ignored. Called by the transport.
+    /// </summary>
+    /// <param name="offset">Offset into the configuration.</param>
+    /// <param name="data">The bytes written.</param>
+    public override void WriteConfig(int offset, ReadOnlySpan<byte> data)
+    {
+        if (offset == 32 && data.Length == 1 && IsNegotiated(BlockFeatures.ConfigWce))
+        {
+            int value = data[0] != 0 ? 1 : 0;
+            Volatile.Write(ref _writeback, value);
+            Log.WritebackChanged(Logger, value != 0);
+        }
+    }
+
+    /// <inheritdoc />
+    protected override bool AcceptFeatures(ulong features)
+    {
+        // virtio 1.2 §5.2.5.1: with CONFIG_WCE but without FLUSH the cache starts in writethrough.
+        if ((features & BlockFeatures.ConfigWce) != 0 && (features & BlockFeatures.Flush) == 0)
+        {
+            Volatile.Write(ref _writeback, 0);
+        }
+
+        return true;
+    }
+
+    /// <inheritdoc />
+    protected override void ProcessQueue(SplitVirtqueue queue)
+    {
+        BlockQueue blockQueue = _queues[queue.Index];
+        lock (blockQueue.Gate)
+        {
+            using DeferredCallSection section = DeferredCalls.Section(Logger);
+            Drain(blockQueue);
+        }
+    }
+
+    /// <summary>
+    /// Stops completions from reaching the guest, waits for in-flight requests (bounded by
+    /// <see cref="BlockDeviceOptions.ResetTimeout"/>) and returns their slots; late completions of
+    /// requests that outlive the wait are dropped by generation. Runs on the transport's thread.
+    /// </summary>
+    protected override void OnReset()
+    {
+        foreach (BlockQueue queue in _queues)
+        {
+            queue.SetStopping(true);
+        }
+
+        // Completions queued before the switch go back to their pool without touching the guest.
+        foreach (BlockQueue queue in _queues)
+        {
+            lock (queue.Gate)
+            {
+                while (queue.TryTakeCompleted(out BlockIo io))
+                {
+                    Release(queue, io, dropped: true);
+                }
+            }
+        }
+
+        lock (_drainGate)
+        {
+            _resetWaiting = true;
+            long deadline = Environment.TickCount64 + (long)_options.ResetTimeout.TotalMilliseconds;
+            while (Volatile.Read(ref _inFlight) > 0)
+            {
+                long remaining = deadline - Environment.TickCount64;
+                if (remaining <= 0 || !Monitor.Wait(_drainGate, TimeSpan.FromMilliseconds(remaining)))
+                {
+                    break;
+                }
+            }
+
+            _resetWaiting = false;
+        }
+
+        int left = Volatile.Read(ref _inFlight);
+        if (left > 0)
+        {
+            Log.ResetTimedOut(Logger, left, _options.ResetTimeout);
+        }
+
+        Interlocked.Increment(ref _generation);
+        Volatile.Write(ref _writeback, _options.Writeback ? 1 : 0);
+        foreach (BlockQueue queue in _queues)
+        {
+            lock (queue.Gate)
+            {
+                queue.Starved = false;
+            }
+
+            queue.SetStopping(false);
+        }
+    }
+
+    /// <summary>Pushes queued completions and resumes a starved queue. Under the queue's gate.</summary>
+    internal void PushCompletions(BlockQueue queue)
+    {
+        using DeferredCallSection section = DeferredCalls.Section(Logger);
+        TakeCompletions(queue);
+        if (queue.Starved && queue.FreeSlots > 0 && IsLive && queue.Queue.IsReady)
+        {
+            Drain(queue);
+        }
+    }
+
+    internal void PublishAndNotify(BlockQueue queue) => PublishUsedAndNotify(queue.Queue);
+
+    /// <summary>Hands <paramref name="io"/> to the backend; a throw fails the request. Any thread.</summary>
+    internal void SubmitToBackend(BlockQueue queue, BlockIo io)
+    {
+        try
+        {
+            _backend.Submit(io);
+        }
+        catch (Exception exception)
+        {
+            Log.BackendThrew(Logger, queue.Queue.Index, exception);
+            io.Complete(BlockStatus.IoError);
+        }
+    }
+
+    /// <summary>Returns a slot to its pool; the reset waits for the in-flight count to drop. Under the queue's gate.</summary>
+    internal void Release(BlockQueue queue, BlockIo io, bool dropped)
+    {
+        if (dropped)
+        {
+            BlockMetrics.Dropped.Add(1);
+        }
+
+        queue.ReturnFree(io);
+        if (Interlocked.Decrement(ref _inFlight) == 0 && _resetWaiting)
+        {
+            lock (_drainGate)
+            {
+                Monitor.PulseAll(_drainGate);
+            }
+        }
+    }
+
+    private void Drain(BlockQueue queue)
+    {
+        SplitVirtqueue ring = queue.Queue;
+        do
+        {
+            ring.DisableNotification();
+            while (true)
+            {
+                TakeCompletions(queue);
+                if (queue.FreeSlots == 0)
+                {
+                    // Every slot is in flight: stop popping, leave notifications off; the next
+                    // completion resumes (PushCompletions).
+                    if (!queue.Starved)
+                    {
+                        queue.Starved = true;
+                        BlockMetrics.Starved.Add(1);
+                    }
+
+                    DeferredCalls.Defer(s_publish, queue);
+                    return;
+                }
+
+                if (!ring.TryPopChain(out DescriptorChain chain))
+                {
+                    break;
+                }
+
+                HandleChain(queue, ref chain);
+            }
+
+            TakeCompletions(queue);
+            DeferredCalls.Defer(s_publish, queue);
+        }
+        while (ring.EnableNotification());
+
+        queue.Starved = false;
+    }
+
+    private void TakeCompletions(BlockQueue queue)
+    {
+        while (queue.TryTakeCompleted(out BlockIo io))
+        {
+            if (io.Generation != Generation || queue.Stopping)
+            {
+                Release(queue, io, dropped: true);
+                continue;
+            }
+
+            BlockStatus status = io.Status;
+            uint written = status == BlockStatus.Ok ? io.WrittenOnSuccess : 0;
+            if (status == BlockStatus.Ok)
+            {
+                if (io.Operation == BlockOperation.Read)
+                {
+                    BlockMetrics.BytesRead.Add(io.Length);
+                }
+                else if (io.WrittenOnSuccess == 0 && io.Length > 0)
+                {
+                    BlockMetrics.BytesWritten.Add(io.Length);
+                }
+            }
+
+            Finish(queue, io.Head, io.StatusAddress, status, written);
+            Release(queue, io, dropped: false);
+        }
+    }
+
+    private static void Finish(BlockQueue queue, ushort head, nint statusAddress, BlockStatus status, uint written)
+    {
+        WriteStatus(statusAddress, status);
+        queue.Queue.AddUsed(head, written + 1);
+        BlockMetrics.Completed.Add(1);
+        if (status != BlockStatus.Ok)
+        {
+            BlockMetrics.Failed.Add(1);
+        }
+
+        DeferredCalls.Defer(s_publish, queue);
+    }
+
+    private static unsafe void WriteStatus(nint address, BlockStatus status)
+    {
+        // SAFETY: `address` is the last byte of a device-writable descriptor buffer that guest memory
+        // bounds-checked when the chain was walked; the mapping outlives the running device.
+        *(byte*)address = (byte)status;
+    }
+
+    private static unsafe nint AddressOf(Span<byte> span) =>
+        // SAFETY: the span is over unmanaged guest memory (a mapping), so its address is stable.
+        (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(span));
+
+    private void HandleChain(BlockQueue queue, ref DescriptorChain chain)
+    {
+        BlockIo io = queue.PeekFree();
+        io.ClearSegments();
+        Span<byte> header = stackalloc byte[HeaderSize];
+        int headerBytes = 0;
+        int readable = 0;
+        long readableBytes = 0;
+        long writableBytes = 0;
+        while (chain.TryMoveNext(out DescriptorBuffer buffer, out _))
+        {
+            Span<byte> span = buffer.Span;
+            if (!buffer.IsWriteOnly)
+            {
+                if (headerBytes < HeaderSize)
+                {
+                    int take = Math.Min(HeaderSize - headerBytes, span.Length);
+                    span[..take].CopyTo(header[headerBytes..]);
+                    headerBytes += take;
+                    span = span[take..];
+                }
+
+                if (span.Length > 0)
+                {
+                    io.AddSegment(AddressOf(span), span.Length);
+                    readable++;
+                    readableBytes += span.Length;
+                }
+            }
+            else if (span.Length > 0)
+            {
+                io.AddSegment(AddressOf(span), span.Length);
+                writableBytes += span.Length;
+            }
+        }
+
+        if (chain.Error != QueueError.None)
+        {
+            return; // the queue is broken and the device in DEVICE_NEEDS_RESET; nothing to complete
+        }
+
+        ushort head = chain.HeadIndex;
+        if (io.SegmentCount == readable)
+        {
+            // No writable byte: the chain cannot carry a status. Return it untouched (design §5).
+            Log.MalformedRequest(Logger, queue.Queue.Index, head);
+            BlockMetrics.Malformed.Add(1);
+            queue.Queue.AddUsed(head, 0);
+            DeferredCalls.Defer(s_publish, queue);
+            return;
+        }
+
+        // The status byte is the last writable byte of the chain (virtio 1.2 §5.2.6).
+        int lastIndex = io.SegmentCount - 1;
+        BlockSegment last = io.AllSegments[lastIndex];
+        nint statusAddress = last.Address + last.Length - 1;
+        if (last.Length == 1)
+        {
+            io.RemoveLastSegment();
+        }
+        else
+        {
+            io.ReplaceSegment(lastIndex, last with { Length = last.Length - 1 });
+        }
+
+        writableBytes--;
+        int writable = io.SegmentCount - readable;
+
+        if (headerBytes < HeaderSize)
+        {
+            Reject(queue, head, statusAddress, uint.MaxValue, BlockStatus.IoError, "header shorter than 16 bytes");
+            return;
+        }
+
+        uint type = BinaryPrimitives.ReadUInt32LittleEndian(header);
+        ulong sector = BinaryPrimitives.ReadUInt64LittleEndian(header[8..]);
+        switch ((BlockRequestType)type)
+        {
+            case BlockRequestType.In:
+                if (!CheckData(queue, head, statusAddress, type, sector, writableBytes))
+                {
+                    return;
+                }
+
+                io.SetData(readable, writable, writableBytes);
+                Submit(queue, io, head, statusAddress, BlockOperation.Read, sector * SectorSize, (uint)writableBytes);
+                return;
+
+            case BlockRequestType.Out:
+                if (_readOnly)
+                {
+                    Reject(queue, head, statusAddress, type, BlockStatus.IoError, "write to a read-only disk");
+                    return;
+                }
+
+                if (!CheckData(queue, head, statusAddress, type, sector, readableBytes))
+                {
+                    return;
+                }
+
+                io.SetData(0, readable, readableBytes);
+                io.FlushAfterWrite = !IsWritebackActive;
+                Submit(queue, io, head, statusAddress, BlockOperation.Write, sector * SectorSize, 0);
+                return;
+
+            case BlockRequestType.Flush:
+                Submit(queue, io, head, statusAddress, BlockOperation.Flush, 0, 0);
+                return;
+
+            case BlockRequestType.GetId:
+                Finish(queue, head, statusAddress, BlockStatus.Ok, WriteSerial(io, readable, writable));
+                return;
+
+            case BlockRequestType.Discard:
+            case BlockRequestType.WriteZeroes:
+                bool discard = (BlockRequestType)type == BlockRequestType.Discard;
+                if (!IsNegotiated(discard ? BlockFeatures.Discard : BlockFeatures.WriteZeroes))
+                {
+                    Reject(queue, head, statusAddress, type, BlockStatus.Unsupported, "feature not negotiated");
+                    return;
+                }
+
+                if (_readOnly)
+                {
+                    Reject(queue, head, statusAddress, type, BlockStatus.IoError, "read-only disk");
+                    return;
+                }
+
+                if (!ParseRanges(queue, io, head, statusAddress, type, discard, readable, readableBytes))
+                {
+                    return;
+                }
+
+                io.SetData(0, 0, 0);
+                Submit(queue, io, head, statusAddress, discard ? BlockOperation.Discard : BlockOperation.WriteZeroes, 0, 0);
+                return;
+
+            default:
+                Reject(queue, head, statusAddress, type, BlockStatus.Unsupported, "unknown request type");
+                return;
+        }
+    }
+
+    private bool CheckData(BlockQueue queue, ushort head, nint statusAddress, uint type, ulong sector, long bytes)
+    {
+        if (bytes % SectorSize != 0)
+        {
+            Reject(queue, head, statusAddress, type, BlockStatus.IoError, "data length is not a multiple of 512");
+            return false;
+        }
+
+        if (!InCapacity(sector, (ulong)bytes / SectorSize))
+        {
+            Reject(queue, head, statusAddress, type, BlockStatus.IoError, "sector range beyond capacity");
+            return false;
+        }
+
+        return true;
+    }
+
+    private bool InCapacity(ulong sector, ulong sectors) => sector <= _capacitySectors && sectors <= _capacitySectors - sector;
+
+    private bool ParseRanges(BlockQueue queue, BlockIo io, ushort head, nint statusAddress, uint type, bool discard, int readable, long readableBytes)
+    {
+        uint maxSegments = discard ? _options.MaxDiscardSegments : _options.MaxWriteZeroesSegments;
+        uint maxSectors = discard ? _options.MaxDiscardSectors : _options.MaxWriteZeroesSectors;
+        if (readableBytes == 0 || readableBytes % DiscardSegmentSize != 0)
+        {
+            Reject(queue, head, statusAddress, type, BlockStatus.IoError, "segment list is not a whole number of 16-byte segments");
+            return false;
+        }
+
+        long count = readableBytes / DiscardSegmentSize;
+        if (count > maxSegments)
+        {
+            Reject(queue, head, statusAddress, type, BlockStatus.IoError, "too many segments");
+            return false;
+        }
+
+        bool mayUnmap = (_backend.Capabilities & BlockBackendCapabilities.WriteZeroesMayUnmap) != 0;
+        Span<byte> raw = stackalloc byte[DiscardSegmentSize];
+        int segment = 0;
+        int segmentOffset = 0;
+        for (long i = 0; i < count; i++)
+        {
+            // Copy each 16-byte segment out once (it may straddle buffers; the guest may rewrite it).
+            int filled = 0;
+            while (filled < DiscardSegmentSize)
+            {
+                Span<byte> source = io.AllSegments[segment].AsSpan()[segmentOffset..];
+                int take = Math.Min(source.Length, DiscardSegmentSize - filled);
+                source[..take].CopyTo(raw[filled..]);
+                filled += take;
+                segmentOffset += take;
+                if (segmentOffset == io.AllSegments[segment].Length)
+                {
+                    segment++;
+                    segmentOffset = 0;
+                }
+            }
+
+            ulong sector = BinaryPrimitives.ReadUInt64LittleEndian(raw);
+            uint sectors = BinaryPrimitives.ReadUInt32LittleEndian(raw[8..]);
+            uint flags = BinaryPrimitives.ReadUInt32LittleEndian(raw[12..]);
+
+            // virtio 1.2 §5.2.6.2: unknown flags, and unmap on a discard, are UNSUPP; over the
+            // limits is IOERR.
+            if ((flags & ~DiscardFlagUnmap) != 0 || (discard && (flags & DiscardFlagUnmap) != 0))
+            {
+                Reject(queue, head, statusAddress, type, BlockStatus.Unsupported, "unsupported segment flags");
+                return false;
+            }
+
+            if (sectors > maxSectors)
+            {
+                Reject(queue, head, statusAddress, type, BlockStatus.IoError, "segment longer than the maximum");
+                return false;
+            }
+
+            if (!InCapacity(sector, sectors))
+            {
+                Reject(queue, head, statusAddress, type, BlockStatus.IoError, "segment beyond capacity");
+                return false;
+            }
+
+            io.AddRange(new BlockRange(sector * SectorSize, (ulong)sectors * SectorSize, mayUnmap && (flags & DiscardFlagUnmap) != 0));
+        }
+
+        _ = readable;
+        return true;
+    }
+
+    private uint WriteSerial(BlockIo io, int readable, int writable)
+    {
+        uint written = 0;
+        for (int i = 0; i < writable && written < IdBytes; i++)
+        {
+            Span<byte> target = io.AllSegments[readable + i].AsSpan();
+            int take = (int)Math.Min((uint)target.Length, IdBytes - written);
+            _serial.AsSpan((int)written, take).CopyTo(target);
+            written += (uint)take;
+        }
+
+        return written;
+    }
+
+    private void Reject(BlockQueue queue, ushort head, nint statusAddress, uint type, BlockStatus status, string reason)
+    {
+        Log.RequestRejected(Logger, queue.Queue.Index, head, type, status, reason);
+        Finish(queue, head, statusAddress, status, 0);
+    }
+
+    private void Submit(BlockQueue queue, BlockIo io, ushort head, nint statusAddress, BlockOperation operation, ulong offset, uint writtenOnSuccess)
+    {
+        queue.TakeFree();
+        io.Head = head;
+        io.StatusAddress = statusAddress;
+        io.Generation = Generation;
+        io.Operation = operation;
+        io.Offset = offset;
+        io.WrittenOnSuccess = writtenOnSuccess;
+        Interlocked.Increment(ref _inFlight);
+        io.MarkSubmitted();
+        SubmitToBackend(queue, io);
+    }
+
+    private static uint SegMax(BlockDeviceOptions options) => (uint)Math.Max(1, options.QueueSize - 2);
+
+    private static ulong OfferedFeatures(IBlockBackend backend, BlockDeviceOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.QueueCount, 1, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(options.QueueCount, ushort.MaxValue, nameof(options));
+        if (options.QueueSize == 0 || (options.QueueSize & (options.QueueSize - 1)) != 0 || options.QueueSize > SplitVirtqueue.MaxQueueSize)
+        {
+            throw new ArgumentException("QueueSize must be a power of two up to 32768.", nameof(options));
+        }
+
+        if (options.BlockSize < SectorSize || (options.BlockSize & (options.BlockSize - 1)) != 0)
+        {
+            throw new ArgumentException("BlockSize must be a power of two of at least 512.", nameof(options));
+        }
+
+        ulong features = VirtioFeatures.CoreDefaults | BlockFeatures.SegMax | BlockFeatures.BlockSize
+            | BlockFeatures.Flush | BlockFeatures.ConfigWce | BlockFeatures.Topology;
+        if (options.SizeMax != 0)
+        {
+            features |= BlockFeatures.SizeMax;
+        }
+
+        bool readOnly = options.ReadOnly || backend.IsReadOnly;
+        if (readOnly)
+        {
+            features |= BlockFeatures.ReadOnly;
+        }
+
+        if (options.QueueCount > 1)
+        {
+            features |= BlockFeatures.MultiQueue;
+        }
+
+        if (!readOnly && options.EnableDiscard && (backend.Capabilities & BlockBackendCapabilities.Discard) != 0)
+        {
+            features |= BlockFeatures.Discard;
+        }
+
+        if (!readOnly && options.EnableWriteZeroes && (backend.Capabilities & BlockBackendCapabilities.WriteZeroes) != 0)
+        {
+            features |= BlockFeatures.WriteZeroes;
+        }
+
+        return features;
+    }
+
+    private static ushort[] QueueSizes(BlockDeviceOptions options)
+    {
+        var sizes = new ushort[Math.Max(1, options.QueueCount)];
+        Array.Fill(sizes, options.QueueSize);
+        return sizes;
+    }
+}

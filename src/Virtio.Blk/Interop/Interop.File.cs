@@ -1,0 +1,41 @@
+using System.Runtime.InteropServices;
+
+namespace Virtio.Blk.Interop;
+
+/// <summary>File calls Tmds.LibC does not expose (vectored positional I/O, fallocate, open with O_DIRECT); errno via Marshal.GetLastPInvokeError.</summary>
+internal static unsafe partial class FileInterop
+{
+    public const int O_RDONLY = 0;
+    public const int O_RDWR = 2;
+    public const int O_DIRECT = 0x4000;     // x86-64 and arm64 generic value
+    public const int O_CLOEXEC = 0x80000;
+    public const int FALLOC_FL_KEEP_SIZE = 0x01;
+    public const int FALLOC_FL_PUNCH_HOLE = 0x02;
+    public const int FALLOC_FL_ZERO_RANGE = 0x10;
+    public const int EINTR = 4;
+    public const int EOPNOTSUPP = 95;
+    public const int IovMax = 1024;
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct IoVec
+    {
+        public nint Base;
+        public nuint Length;
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Open(string path, int flags, int mode);
+
+    [LibraryImport("libc", EntryPoint = "preadv", SetLastError = true)]
+    public static partial nint PReadV(int fd, IoVec* iov, int iovcnt, long offset);
+
+    [LibraryImport("libc", EntryPoint = "pwritev", SetLastError = true)]
+    public static partial nint PWriteV(int fd, IoVec* iov, int iovcnt, long offset);
+
+    [LibraryImport("libc", EntryPoint = "pwrite", SetLastError = true)]
+    public static partial nint PWrite(int fd, void* buffer, nuint count, long offset);
+
+    [LibraryImport("libc", EntryPoint = "fallocate", SetLastError = true)]
+    public static partial int FAllocate(int fd, int mode, long offset, long length);
+
+}

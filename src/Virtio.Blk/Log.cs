@@ -1,0 +1,26 @@
+using System;
+using Microsoft.Extensions.Logging;
+
+namespace Virtio.Blk;
+
+/// <summary>Virtio.Blk's log messages (compile-time generated, no allocation when disabled).</summary>
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "virtio-blk queue {QueueIndex}: chain {Head} has no writable status byte; returned with length 0")]
+    public static partial void MalformedRequest(ILogger logger, ushort queueIndex, ushort head);
+
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Debug, Message = "virtio-blk queue {QueueIndex}: request {Head} of type {Type} rejected with {Status} ({Reason})")]
+    public static partial void RequestRejected(ILogger logger, ushort queueIndex, ushort head, uint type, BlockStatus status, string reason);
+
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "virtio-blk queue {QueueIndex}: the backend threw from Submit; the request fails with IOERR")]
+    public static partial void BackendThrew(ILogger logger, ushort queueIndex, Exception exception);
+
+    [LoggerMessage(EventId = 2004, Level = LogLevel.Error, Message = "virtio-blk reset: {InFlight} request(s) still in flight after {Timeout}; their completions will be dropped, but the backend may still touch guest memory")]
+    public static partial void ResetTimedOut(ILogger logger, int inFlight, TimeSpan timeout);
+
+    [LoggerMessage(EventId = 2005, Level = LogLevel.Debug, Message = "virtio-blk: writeback cache {Enabled} by the driver")]
+    public static partial void WritebackChanged(ILogger logger, bool enabled);
+
+    [LoggerMessage(EventId = 2101, Level = LogLevel.Debug, Message = "File backend: {Operation} at {Offset} failed with errno {Errno}")]
+    public static partial void FileIoFailed(ILogger logger, Backends.BlockOperation operation, ulong offset, int errno);
+}
