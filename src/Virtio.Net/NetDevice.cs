@@ -540,6 +540,7 @@ public sealed class NetDevice : VirtioDevice, IDisposable
 
         if (starved)
         {
+            Counters.Stalled();
             Disarm(rx);
         }
     }

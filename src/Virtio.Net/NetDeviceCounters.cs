@@ -14,6 +14,7 @@ public sealed class NetDeviceCounters
     private long _txBytes;
     private long _rxFrames;
     private long _rxBytes;
+    private long _rxStalls;
 
     /// <summary>Frames handed to the backend.</summary>
     public long TxFrames => Volatile.Read(ref _txFrames);
@@ -26,6 +27,9 @@ public sealed class NetDeviceCounters
 
     /// <summary>Bytes delivered to the guest (frames without headers).</summary>
     public long RxBytes => Volatile.Read(ref _rxBytes);
+
+    /// <summary>Times receive stopped reading the backend because the guest had no buffers (frames wait, none are lost).</summary>
+    public long RxStalls => Volatile.Read(ref _rxStalls);
 
     /// <summary>Frames dropped for <paramref name="reason"/>.</summary>
     /// <param name="reason">The reason.</param>
@@ -43,6 +47,8 @@ public sealed class NetDeviceCounters
         Interlocked.Increment(ref _rxFrames);
         Interlocked.Add(ref _rxBytes, bytes);
     }
+
+    internal void Stalled() => Interlocked.Increment(ref _rxStalls);
 
     internal void Dropped(NetDropReason reason) => Interlocked.Increment(ref _drops[(int)reason]);
 }
