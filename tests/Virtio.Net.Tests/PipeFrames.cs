@@ -7,13 +7,13 @@ using Xunit;
 
 namespace Virtio.Net.Tests;
 
-/// <summary>The other end of a <see cref="Backends.PipeNetBackend"/>: writes frames for the guest, reads the guest's.</summary>
+/// <summary>The other end of a <see cref="Virtio.Net.Backends.PipeNetBackend"/>: writes frames for the guest, reads the guest's.</summary>
 internal sealed class PipeFrames
 {
     public PipeFrames(bool vnetHeaders = false)
     {
         VnetHeaders = vnetHeaders;
-        Backend = new Backends.PipeNetBackend(ToGuest.Reader, FromGuest.Writer, vnetHeaders);
+        Backend = new Virtio.Net.Backends.PipeNetBackend(ToGuest.Reader, FromGuest.Writer, vnetHeaders);
     }
 
     public bool VnetHeaders { get; }
@@ -22,7 +22,7 @@ internal sealed class PipeFrames
 
     public Pipe FromGuest { get; } = new(new PipeOptions(pauseWriterThreshold: 0, useSynchronizationContext: false));
 
-    public Backends.PipeNetBackend Backend { get; }
+    public Virtio.Net.Backends.PipeNetBackend Backend { get; }
 
     public void Write(ReadOnlySpan<byte> frame, VirtioNetHeader header = default)
     {
