@@ -485,13 +485,9 @@ public sealed class NetDevice : VirtioDevice, IDisposable
             {
                 if (!rx.HasPending)
                 {
-                    // Read only what the guest has room for: with no buffers the frame stays in the backend.
-                    if (rx.ChainCount == 0 && !queue.HasAvailable())
-                    {
-                        starved = true;
-                        break;
-                    }
-
+                    // At most one frame is read ahead of the guest's buffers, and kept until they come:
+                    // an empty ring alone does not stop the watch (that would cost a re-registration per
+                    // batch), a frame with nowhere to go does.
                     if (!backend.TryReceive(rx.Staging, out int length, out VirtioNetHeader header))
                     {
                         break;
