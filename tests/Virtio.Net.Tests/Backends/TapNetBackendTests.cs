@@ -54,6 +54,29 @@ public sealed class TapNetBackendTests
         }
     }
 
+    [Fact]
+    public void Tap_MultiQueue_GivesOneFdPerPair_OnOneInterface_AndTheDeviceOffersMq()
+    {
+        SkipUnlessTapUsable();
+        string name = "vnq" + Random.Shared.Next(0x10000, 0xFFFFF).ToString("x", System.Globalization.CultureInfo.InvariantCulture);
+        TapNetBackend[] queues = TapNetBackend.CreateMultiQueue(name, 2);
+        try
+        {
+            Assert.All(queues, q => Assert.Equal(name, q.InterfaceName));
+            Assert.NotEqual(queues[0].ReceiveReadyHandle.DangerousGetHandle(), queues[1].ReceiveReadyHandle.DangerousGetHandle());
+            using var rig = new NetRig(queues, new NetDeviceOptions());
+            Assert.True((rig.Features & NetFeatures.Mq) != 0);
+            Assert.Equal(0, rig.Command(4, 0, [2, 0]));
+        }
+        finally
+        {
+            foreach (TapNetBackend queue in queues)
+            {
+                queue.Dispose();
+            }
+        }
+    }
+
     private static void SkipUnlessTapUsable()
     {
         Assert.SkipUnless(OperatingSystem.IsLinux(), "TAP interfaces need Linux.");
