@@ -1,0 +1,270 @@
+using System;
+using System.IO;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+using Virtio.Net.Interop;
+using InteropCalls = Virtio.Net.Interop.Interop;
+
+namespace Virtio.Net.Backends;
+
+/// <summary>
+/// A Linux TAP interface (/dev/net/tun with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR): frames go to and come
+/// from the host kernel's network stack with their virtio-net headers, so checksum and segmentation
+/// offloads pass through. The fd is non-blocking and watched by the device's I/O thread.
+/// </summary>
+/// <remarks>
+/// Creating one needs CAP_NET_ADMIN (or a TAP device owned by the caller). Transmit uses writev straight
+/// from guest memory (the guest memory must be unmanaged, as a mapped VM's is); receive uses readv.
+/// </remarks>
+public sealed class TapNetBackend : INetBackend, IDisposable
+{
+    private const int MaxVectors = 1024;
+
+    private readonly SafeFileHandle _fd;
+
+    private TapNetBackend(SafeFileHandle fd, string name)
+    {
+        _fd = fd;
+        InterfaceName = name;
+    }
+
+    /// <summary>The interface's name (tap0, vnt-..., as the kernel reports it).</summary>
+    public string InterfaceName { get; }
+
+    /// <inheritdoc />
+    public NetOffloads Offloads => NetOffloads.Checksum | NetOffloads.Tso4 | NetOffloads.Tso6;
+
+    /// <inheritdoc />
+    public SafeHandle ReceiveReadyHandle => _fd;
+
+    /// <summary>
+    /// Creates (or attaches to) a TAP interface with one queue. Any thread.
+    /// </summary>
+    /// <param name="name">The interface name (at most 15 bytes); the kernel picks one (tapN) when null.</param>
+    /// <returns>The backend; dispose it to close the fd (a non-persistent interface then disappears).</returns>
+    /// <exception cref="UnauthorizedAccessException">The process lacks CAP_NET_ADMIN.</exception>
+    /// <exception cref="IOException">/dev/net/tun is missing or an ioctl failed; the message holds the errno.</exception>
+    public static TapNetBackend Create(string? name = null) => Open(name, multiQueue: false);
+
+    /// <summary>
+    /// Creates a TAP interface with <paramref name="queues"/> queues (IFF_MULTI_QUEUE): one backend,
+    /// one fd, per virtio-net queue pair. Any thread.
+    /// </summary>
+    /// <param name="name">The interface name; the kernel picks one when null.</param>
+    /// <param name="queues">Queue pairs, 1 or more.</param>
+    /// <returns>One backend per queue, all on the same interface.</returns>
+    /// <exception cref="UnauthorizedAccessException">The process lacks CAP_NET_ADMIN.</exception>
+    /// <exception cref="IOException">/dev/net/tun is missing or an ioctl failed.</exception>
+    public static TapNetBackend[] CreateMultiQueue(string? name, int queues)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(queues, 1);
+        var result = new TapNetBackend[queues];
+        try
+        {
+            for (int i = 0; i < queues; i++)
+            {
+                result[i] = Open(i == 0 ? name : result[0].InterfaceName, multiQueue: true);
+            }
+        }
+        catch
+        {
+            foreach (TapNetBackend? backend in result)
+            {
+                backend?.Dispose();
+            }
+
+            throw;
+        }
+
+        return result;
+    }
+
+    /// <inheritdoc />
+    public unsafe void SetReceiveOffloads(NetOffloads guestOffloads)
+    {
+        // TUNSETOFFLOAD takes the TUN_F_* bits by value; NetOffloads uses the same values.
+        // SAFETY: the argument is a value, not a pointer; the kernel dereferences nothing.
+        int rc = InteropCalls.Ioctl((int)_fd.DangerousGetHandle(), InteropCalls.TunSetOffload, (void*)(nuint)(uint)guestOffloads);
+        if (rc < 0)
+        {
+            throw Error("TUNSETOFFLOAD", Marshal.GetLastPInvokeError());
+        }
+    }
+
+    /// <inheritdoc />
+    public unsafe bool TryTransmit(in VirtioNetHeader header, NetFrameSegments frame)
+    {
+        if (frame.Count == 0 || frame.Count + 1 > MaxVectors)
+        {
+            return false;
+        }
+
+        byte* raw = stackalloc byte[VirtioNetHeader.Size];
+        header.Write(new Span<byte>(raw, VirtioNetHeader.Size));
+        IoVec* vectors = stackalloc IoVec[frame.Count + 1];
+        vectors[0].Base = raw;
+        vectors[0].Length = VirtioNetHeader.Size;
+        for (int i = 1; i < frame.Count; i++)
+        {
+            ReadOnlySpan<byte> piece = frame[i];
+
+            // SAFETY: a frame of several pieces always lies in guest memory, which is mapped outside the
+            // managed heap (GuestMemory is an mmap): the address stays valid and unmoved during the writev.
+            vectors[i + 1].Base = Unsafe.AsPointer(ref MemoryMarshal.GetReference(piece));
+            vectors[i + 1].Length = (nuint)piece.Length;
+        }
+
+        // The first piece may be a caller's managed span (the contiguous form): pin it for the call.
+        fixed (byte* first = frame[0])
+        {
+            vectors[1].Base = first;
+            vectors[1].Length = (nuint)frame[0].Length;
+            return WriteVectors(vectors, frame.Count + 1);
+        }
+    }
+
+    private unsafe bool WriteVectors(IoVec* vectors, int count)
+    {
+        bool added = false;
+        try
+        {
+            _fd.DangerousAddRef(ref added);
+            nint written;
+            do
+            {
+                // SAFETY: every vector points at live memory of the stated length (above); DangerousAddRef keeps the fd open.
+                written = InteropCalls.WriteV((int)_fd.DangerousGetHandle(), vectors, count);
+            }
+            while (written < 0 && Marshal.GetLastPInvokeError() == InteropCalls.EIntr);
+
+            return written >= 0;
+        }
+        finally
+        {
+            if (added)
+            {
+                _fd.DangerousRelease();
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public unsafe bool TryReceive(Span<byte> frame, out int length, out VirtioNetHeader header)
+    {
+        length = 0;
+        header = default;
+        byte* raw = stackalloc byte[VirtioNetHeader.Size];
+        bool added = false;
+        try
+        {
+            _fd.DangerousAddRef(ref added);
+            fixed (byte* data = frame)
+            {
+                IoVec* vectors = stackalloc IoVec[2];
+                vectors[0].Base = raw;
+                vectors[0].Length = VirtioNetHeader.Size;
+                vectors[1].Base = data;
+                vectors[1].Length = (nuint)frame.Length;
+                nint read;
+                do
+                {
+                    // SAFETY: both vectors point at memory pinned or on the stack for the call; the kernel writes
+                    // at most their lengths; DangerousAddRef keeps the fd open.
+                    read = InteropCalls.ReadV((int)_fd.DangerousGetHandle(), vectors, 2);
+                }
+                while (read < 0 && Marshal.GetLastPInvokeError() == InteropCalls.EIntr);
+
+                if (read < VirtioNetHeader.Size)
+                {
+                    return false; // EAGAIN: nothing waiting (or a runt the kernel never sends)
+                }
+
+                header = VirtioNetHeader.Read(new ReadOnlySpan<byte>(raw, VirtioNetHeader.Size));
+                length = (int)read - VirtioNetHeader.Size;
+                return true;
+            }
+        }
+        finally
+        {
+            if (added)
+            {
+                _fd.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>Closes the fd; a non-persistent interface disappears with its last queue.</summary>
+    public void Dispose() => _fd.Dispose();
+
+    private static unsafe TapNetBackend Open(string? name, bool multiQueue)
+    {
+        if (name is not null && Encoding.UTF8.GetByteCount(name) >= InteropCalls.IfNameSize)
+        {
+            throw new ArgumentException($"An interface name has at most {InteropCalls.IfNameSize - 1} bytes.", nameof(name));
+        }
+
+        int fd = InteropCalls.Open("/dev/net/tun", InteropCalls.ORdWr | InteropCalls.ONonBlock | InteropCalls.OCloExec);
+        if (fd < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            throw errno is InteropCalls.EPerm or InteropCalls.EAccess
+                ? new UnauthorizedAccessException($"Opening /dev/net/tun was refused (errno {errno}): creating a TAP interface needs CAP_NET_ADMIN.")
+                : Error("open /dev/net/tun", errno);
+        }
+
+        var handle = new SafeFileHandle(fd, ownsHandle: true);
+        try
+        {
+            byte* ifreq = stackalloc byte[InteropCalls.IfReqSize];
+            new Span<byte>(ifreq, InteropCalls.IfReqSize).Clear();
+            if (name is not null)
+            {
+                Encoding.UTF8.GetBytes(name, new Span<byte>(ifreq, InteropCalls.IfNameSize - 1));
+            }
+
+            short flags = InteropCalls.IffTap | InteropCalls.IffNoPi | InteropCalls.IffVnetHdr;
+            if (multiQueue)
+            {
+                flags |= InteropCalls.IffMultiQueue;
+            }
+
+            *(short*)(ifreq + InteropCalls.IfNameSize) = flags;
+
+            // SAFETY: ifreq is a 40-byte stack buffer, sizeof(struct ifreq); the kernel reads and writes only it.
+            if (InteropCalls.Ioctl(fd, InteropCalls.TunSetIff, ifreq) < 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                throw errno is InteropCalls.EPerm or InteropCalls.EAccess
+                    ? new UnauthorizedAccessException($"TUNSETIFF was refused (errno {errno}): creating a TAP interface needs CAP_NET_ADMIN.")
+                    : Error("TUNSETIFF", errno);
+            }
+
+            int headerSize = VirtioNetHeader.Size;
+
+            // SAFETY: the kernel reads one int from a local that outlives the call.
+            if (InteropCalls.Ioctl(fd, InteropCalls.TunSetVnetHdrSz, &headerSize) < 0)
+            {
+                throw Error("TUNSETVNETHDRSZ", Marshal.GetLastPInvokeError());
+            }
+
+            ReadOnlySpan<byte> nameBytes = new(ifreq, InteropCalls.IfNameSize);
+            int end = nameBytes.IndexOf((byte)0);
+            string actual = Encoding.UTF8.GetString(end < 0 ? nameBytes : nameBytes[..end]);
+            var backend = new TapNetBackend(handle, actual);
+
+            // Until a driver says otherwise, the kernel must hand us complete frames.
+            backend.SetReceiveOffloads(NetOffloads.None);
+            return backend;
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    private static IOException Error(string operation, int errno) =>
+        new($"{operation} failed: errno {errno} ({Marshal.GetPInvokeErrorMessage(errno)}).");
+}

@@ -1,0 +1,33 @@
+using System.Collections.Generic;
+using System.Net.NetworkInformation;
+using Virtio.Core.Threading;
+
+namespace Virtio.Net;
+
+/// <summary>How a <see cref="NetDevice"/> is built. Read once by its constructor.</summary>
+public sealed class NetDeviceOptions
+{
+    /// <summary>The MAC address in the configuration; a random locally administered one when null.</summary>
+    public PhysicalAddress? MacAddress { get; set; }
+
+    /// <summary>The MTU to advise (VIRTIO_NET_F_MTU); not offered when null. Transmit frames larger than it plus 18 bytes are dropped.</summary>
+    public ushort? Mtu { get; set; }
+
+    /// <summary>Offer VIRTIO_NET_F_MRG_RXBUF (default true).</summary>
+    public bool MergeableRxBuffers { get; set; } = true;
+
+    /// <summary>Offer the control queue with CTRL_RX and CTRL_MAC_ADDR (default true); MQ needs it.</summary>
+    public bool ControlQueue { get; set; } = true;
+
+    /// <summary>The largest size of each virtqueue (default 256).</summary>
+    public ushort QueueSize { get; set; } = 256;
+
+    /// <summary>Whether the link starts up (default true).</summary>
+    public bool LinkUp { get; set; } = true;
+
+    /// <summary>
+    /// The I/O threads that watch the backends for received frames: pair i uses IoThreads[i % Count].
+    /// Required. The device registers fds with them; the embedder starts and disposes them.
+    /// </summary>
+    public IReadOnlyList<IoThread> IoThreads { get; set; } = [];
+}
