@@ -154,4 +154,29 @@ public sealed class KvmVcpuTests
         Assert.Equal(KvmVcpuStopReason.Paused, guest.Vcpu.Run(guest.Bus));
         Assert.Single(device.Accesses);
     }
+
+    [Fact]
+    public void Run_InstructionTheEmulatorLacks_ThrowsWithTheGuestRip()
+    {
+        // xrstor [0x200]: on this PVM host real-mode code runs in KVM's emulator, which cannot run it
+        // (the same failure that stopped a Linux kernel here). Hardware that executes real mode natively
+        // raises #UD instead, which ends in a shutdown or a different exit: skip there.
+        using RealModeGuest guest = RealModeGuest.Create([0x0F, 0xAE, 0x2E, 0x00, 0x02, 0xF4]);
+        KvmVcpuStopReason reason;
+        try
+        {
+            reason = guest.Vcpu.Run(guest.Bus);
+        }
+        catch (KvmVcpuFailureException e)
+        {
+            Assert.Equal(17u, e.ExitReason);
+            Assert.Equal(1UL, e.Suberror);
+            Assert.Equal(RealModeGuest.CodeAddress, e.Rip);
+            Assert.Contains("emulation failure", e.Message, StringComparison.Ordinal);
+            Assert.Contains("RIP 0x1000", e.Message, StringComparison.Ordinal);
+            return;
+        }
+
+        Assert.Skip($"this KVM ran xrstor without an emulation failure ({reason})");
+    }
 }
