@@ -35,15 +35,27 @@ internal sealed class RealModeGuest : IDisposable
     public KvmBus Bus { get; } = new();
 
     /// <summary>Opens /dev/kvm and builds the VM, or skips the calling test.</summary>
-    public static RealModeGuest Create(ReadOnlySpan<byte> code, bool irqChip = false)
+    /// <param name="code">The guest code, loaded at 0x1000.</param>
+    /// <param name="irqChip">Create the in-kernel irqchip (HLT then no longer exits).</param>
+    /// <param name="memory">Guest memory to take over (it must cover 0x1000 and leave 0xD0000 unmapped); 64 KiB at 0 when null.</param>
+    public static RealModeGuest Create(ReadOnlySpan<byte> code, bool irqChip = false, GuestMemory? memory = null)
     {
-        KvmSystem kvm = OpenOrSkip();
+        KvmSystem kvm;
+        try
+        {
+            kvm = OpenOrSkip();
+        }
+        catch
+        {
+            memory?.Dispose();
+            throw;
+        }
+
         KvmVm? vm = null;
-        GuestMemory? memory = null;
         try
         {
             vm = kvm.CreateVm();
-            memory = GuestMemory.CreateAnonymous(0x10000);
+            memory ??= GuestMemory.CreateAnonymous(0x10000);
             vm.MapMemory(memory);
             if (irqChip)
             {
