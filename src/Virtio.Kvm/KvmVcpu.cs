@@ -153,16 +153,20 @@ public sealed unsafe class KvmVcpu : IDisposable
     /// in KVM_RUN, or before it next enters the guest. Any thread may call it; a request made while the
     /// vCPU is not running is kept for the next <see cref="Run"/>.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">The vCPU has been disposed.</exception>
     public void RequestPause()
     {
-        // Order matters (see RunLoop): the flag is visible before immediate_exit, and both before the signal.
-        Volatile.Write(ref _pauseRequested, 1);
-        Volatile.Write(ref _run[KvmRunLayout.ImmediateExit], 1);
-        Interlocked.MemoryBarrier();
         lock (_threadGate)
         {
+            ObjectDisposedException.ThrowIf(_run == null, this);
+
+            // Order matters (see RunLoop): the flag is visible before immediate_exit, and both before the signal.
+            Volatile.Write(ref _pauseRequested, 1);
+            Volatile.Write(ref _run[KvmRunLayout.ImmediateExit], 1);
+            Interlocked.MemoryBarrier();
             if (_inRun)
             {
+                // The thread is alive while _inRun holds (Run clears it under this lock before returning).
                 int error = Pthread.Kill(_runThread, KickSignal.Number);
                 if (error != 0)
                 {

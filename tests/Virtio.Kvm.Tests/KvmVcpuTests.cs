@@ -179,4 +179,13 @@ public sealed class KvmVcpuTests
 
         Assert.Skip($"this KVM ran xrstor without an emulation failure ({reason})");
     }
+
+    [Fact]
+    public void RequestPause_AfterDispose_ThrowsObjectDisposed()
+    {
+        RealModeGuest guest = RealModeGuest.Create(GuestCode.Hlt);
+        guest.Dispose();
+
+        Assert.Throws<ObjectDisposedException>(guest.Vcpu.RequestPause);
+    }
 }
