@@ -76,11 +76,12 @@ internal sealed class RealModeGuest : IDisposable
         }
     }
 
+    /// <summary>Opens /dev/kvm (or $VIRTIO_KVM_DEVICE, to check the skip path) or skips the calling test.</summary>
     public static KvmSystem OpenOrSkip()
     {
         try
         {
-            return KvmSystem.Open();
+            return KvmSystem.Open(Environment.GetEnvironmentVariable("VIRTIO_KVM_DEVICE") ?? KvmSystem.DefaultPath);
         }
         catch (KvmException e)
         {
