@@ -1,0 +1,57 @@
+using System;
+using Tmds.Linux;
+
+namespace Virtio.Kvm.Interop;
+
+/// <summary>ioctl(2) on a <see cref="KvmFdHandle"/>, keeping the descriptor open for the call.</summary>
+internal static unsafe class KvmCall
+{
+    /// <summary>Issues the ioctl; returns its non-negative result or -errno. EINTR is returned, not retried.</summary>
+    public static int Ioctl(KvmFdHandle fd, int request, void* argument)
+    {
+        bool added = false;
+        try
+        {
+            fd.DangerousAddRef(ref added);
+            // SAFETY: the caller passes a pointer to a local (or pinned) argument of the size the request
+            // encodes, valid for the duration of the call; DangerousAddRef keeps the descriptor open.
+            int rc = LibC.ioctl((int)fd.DangerousGetHandle(), request, argument);
+            return rc >= 0 ? rc : -LibC.errno;
+        }
+        finally
+        {
+            if (added)
+            {
+                fd.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>Issues an ioctl whose argument is an integer; returns its result or -errno.</summary>
+    public static int Ioctl(KvmFdHandle fd, int request, nint argument) => Ioctl(fd, request, (void*)argument);
+
+    /// <summary>Issues the ioctl, retrying on EINTR, and throws <see cref="KvmException"/> on failure.</summary>
+    public static int IoctlOrThrow(KvmFdHandle fd, int request, void* argument, string name)
+    {
+        int rc;
+        do
+        {
+            rc = Ioctl(fd, request, argument);
+        }
+        while (rc == -LibC.EINTR);
+
+        if (rc < 0)
+        {
+            throw new KvmException(name, -rc);
+        }
+
+        return rc;
+    }
+
+    /// <summary>Integer-argument form of <see cref="IoctlOrThrow(KvmFdHandle, int, void*, string)"/>.</summary>
+    public static int IoctlOrThrow(KvmFdHandle fd, int request, nint argument, string name) =>
+        IoctlOrThrow(fd, request, (void*)argument, name);
+
+    /// <summary>Throws <see cref="ObjectDisposedException"/> when <paramref name="fd"/> is closed.</summary>
+    public static void ThrowIfClosed(KvmFdHandle fd, object owner) => ObjectDisposedException.ThrowIf(fd.IsClosed, owner);
+}
