@@ -29,6 +29,8 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /tmp
 mount -t tmpfs tmpfs /tmp
 
+# util-linux's blkdiscard (busybox's has no -z)
+BLKDISCARD=/usr/sbin/blkdiscard
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 echo "VTEST-INIT uptime=$(uptime_s) kernel=$(uname -r)"
 
@@ -75,7 +77,8 @@ blk_ready() {
     b=${vt_dev##*/}; q=/sys/block/$b/queue
     echo "VTEST-BLK dev=$vt_dev sectors=$(cat /sys/block/$b/size) nr_hw_queues=$(ls -d /sys/block/$b/mq/* 2>/dev/null | wc -l)" \
         "write_cache=$(tr ' ' '_' < $q/write_cache) discard_max_bytes=$(cat $q/discard_max_bytes)" \
-        "write_zeroes_max_bytes=$(cat $q/write_zeroes_max_bytes) logical_block_size=$(cat $q/logical_block_size)"
+        "write_zeroes_max_bytes=$(cat $q/write_zeroes_max_bytes) logical_block_size=$(cat $q/logical_block_size)" \
+        "virtio_features=$(cat /sys/block/$b/device/features 2>/dev/null)"
     return 0
 }
 # /sys/block/X/stat: reads 1, writes 5, discards 12, flushes 16 (completed requests)
@@ -131,6 +134,13 @@ t_fio_perf() {
 }
 
 t_flush() {
+    # The Linux driver sends VIRTIO_BLK_T_FLUSH only while the cache is write back. With
+    # VIRTIO_BLK_F_CONFIG_WCE the driver's cache_type attribute writes the device's wce field.
+    ct=/sys/block/${vt_dev##*/}/cache_type
+    if [ "$(cat /sys/block/${vt_dev##*/}/queue/write_cache)" != "write back" ] && [ -w $ct ]; then
+        echo "VTEST-NOTE cache_type=$(cat $ct): writing 'write back' to $ct"
+        echo "write back" > $ct 2>/dev/null || echo "VTEST-NOTE cache_type write refused"
+    fi
     f0=$(blk_stat 16)
     fio_run flush-randwrite-4k-fsync1 --name=f --rw=randwrite --bs=4k --iodepth=1 --size=4M \
         --fsync=1 --runtime=$vt_runtime --verify=crc32c --do_verify=1 --verify_fatal=1
@@ -149,7 +159,7 @@ t_discard() {
     dmax=$(cat /sys/block/${vt_dev##*/}/queue/discard_max_bytes)
     if [ "$dmax" = 0 ]; then result discard skip "reason=no_VIRTIO_BLK_F_DISCARD"; return; fi
     d0=$(blk_stat 12)
-    if blkdiscard -o 0 -l 8388608 "$vt_dev" 2>/tmp/bd.err; then
+    if $BLKDISCARD -o 0 -l 8388608 "$vt_dev" 2>/tmp/bd.err; then
         result discard-blkdiscard pass "bytes=8388608"
     else
         result discard-blkdiscard fail "err=$(tr ' \n' '__' < /tmp/bd.err)"
@@ -169,7 +179,7 @@ t_write_zeroes() {
     # 16..24 MiB = pattern, then zero 18..22 MiB; expect pattern, zeroes, pattern.
     i=16; while [ $i -lt 24 ]; do dd if=/tmp/pat of="$vt_dev" bs=$M seek=$i conv=notrunc 2>/dev/null; i=$((i+1)); done
     sync
-    if ! blkdiscard -z -o $((18*M)) -l $((4*M)) "$vt_dev" 2>/tmp/bd.err; then
+    if ! $BLKDISCARD -z -o $((18*M)) -l $((4*M)) "$vt_dev" 2>/tmp/bd.err; then
         result write-zeroes fail "err=$(tr ' \n' '__' < /tmp/bd.err)"; return
     fi
     echo 3 > /proc/sys/vm/drop_caches
