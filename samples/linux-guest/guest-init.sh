@@ -32,7 +32,7 @@ mount -t tmpfs tmpfs /tmp
 # util-linux's blkdiscard (busybox's has no -z)
 BLKDISCARD=/usr/sbin/blkdiscard
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
-echo "VTEST-INIT uptime=$(uptime_s) kernel=$(uname -r)"
+echo "VTEST-INIT uptime=$(uptime_s) kernel=$(uname -r) clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 
 : "${vtest:=none}" "${vt_dev:=/dev/vda}" "${vt_size:=32M}" "${vt_runtime:=10}" "${vt_numjobs:=2}"
 : "${vt_bs:=4k 64k}" "${vt_qd:=1 32}" "${vt_engine:=libaio}" "${vt_backlog:=64}" "${vt_fio_extra:=}"
@@ -100,8 +100,8 @@ fio_run() {
             return "-"
         }
         NF > 80 {
-            printf "err=%s r_iops=%s r_bw_kib=%s r_clat_mean_us=%.1f r_clat_p99_us=%s", $5, $8, $7, $16, pct(18, "99.000000%")
-            printf " w_iops=%s w_bw_kib=%s w_clat_mean_us=%.1f w_clat_p99_us=%s", $49, $48, $57, pct(59, "99.000000%")
+            printf "err=%s r_iops=%s r_bw_kib=%s r_clat_mean_us=%.1f r_clat_p50_us=%s r_clat_p99_us=%s", $5, $8, $7, $16, pct(18, "50.000000%"), pct(18, "99.000000%")
+            printf " w_iops=%s w_bw_kib=%s w_clat_mean_us=%.1f w_clat_p50_us=%s w_clat_p99_us=%s", $49, $48, $57, pct(59, "50.000000%"), pct(59, "99.000000%")
         }')
     if [ $rc -eq 0 ] && [ -n "$line" ]; then
         result "$name" pass "$metrics"

@@ -94,9 +94,12 @@ fi
 
 # TCG pitfall: under host load the guest's TSC calibration against the PIT fails and the kernel
 # hangs early ("tsc: Unable to calibrate against PIT"). TCG's guest TSC runs at the host's TSC
-# rate, so hand the kernel that rate and skip the calibration.
+# rate, so hand the kernel that rate and skip the calibration. And the default CPU model
+# (qemu64) is vendor AMD without constant_tsc, so with 2 vCPUs the kernel calls the TSCs
+# unsynchronized and falls back to the jiffies clocksource: every fio latency would then be a
+# multiple of 4 ms (HZ=250). tsc=reliable keeps the TSC clocksource (TCG's TSC is the host's).
 TSC_KHZ=$(awk -F': ' '/^cpu MHz/ {printf "%d", $2 * 1000; exit}' /proc/cpuinfo)
-KAPPEND="console=ttyS0 quiet tsc_early_khz=$TSC_KHZ vtest=$TEST $FIO $APPEND"
+KAPPEND="console=ttyS0 quiet tsc_early_khz=$TSC_KHZ tsc=reliable vtest=$TEST $FIO $APPEND"
 
 QEMU_CMD=(qemu-system-x86_64
     -M microvm,accel=tcg,acpi=on,memory-backend=mem
