@@ -84,14 +84,14 @@ ip netns add "$NS"
 ip -n "$NS" link set lo up
 nsx() { ip netns exec "$NS" "$@"; }
 
-# The peer: address on the tap once it exists, iperf3 server bound to it.
+# The peer: address on the tap once it exists; an iperf3 server on all of the namespace's addresses.
 configure_peer() {
     for _ in $(seq 300); do nsx ip link show "$TAP" >/dev/null 2>&1 && break; sleep 0.1; done
     nsx ip addr add "$PEER_IP" dev "$TAP"
     nsx ip link set "$TAP" up
     echo "run-net.sh: peer $PEER_IP on $TAP in netns $NS" >&2
 }
-nsx "${IPERF[@]}" -s -B "${PEER_IP%/*}" > "$WORK/iperf3-server.log" 2>&1 &
+nsx "${IPERF[@]}" -s > "$WORK/iperf3-server.log" 2>&1 &
 PIDS+=($!)
 
 case $BACKEND in
