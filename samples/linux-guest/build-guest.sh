@@ -80,12 +80,18 @@ missing=()
 for p in $PKGS; do
     ls "$DEBS/${p}_"*.deb >/dev/null 2>&1 || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-    apt_update_once
-    log "downloading ${#missing[@]} packages"
+download() {
     # apt drops privileges to _apt for downloads; let it write there.
     chmod 0777 "$DEBS"
-    (cd "$DEBS" && apt-get download -qq "${missing[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
+    (cd "$DEBS" && apt-get download -qq "$@" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2) || true
+}
+if [ ${#missing[@]} -gt 0 ]; then
+    log "downloading ${#missing[@]} packages"
+    download "${missing[@]}"
+    still=()
+    for p in "${missing[@]}"; do ls "$DEBS/${p}_"*.deb >/dev/null 2>&1 || still+=("$p"); done
+    # Stale package lists name versions the mirror no longer has: update once and retry.
+    if [ ${#still[@]} -gt 0 ]; then apt_update_once; download "${still[@]}"; fi
     for p in "${missing[@]}"; do
         ls "$DEBS/${p}_"*.deb >/dev/null 2>&1 || { log "download failed: $p"; exit 1; }
     done

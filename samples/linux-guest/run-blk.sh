@@ -5,9 +5,14 @@
 #   run-blk.sh [options] [-- extra qemu-system-x86_64 arguments]
 #
 #   --guest DIR         vmlinuz + initrd.cpio.gz (default: samples/linux-guest/out)
-#   --backend qsd|external
+#   --backend qsd|external|cmd
 #                       qsd (default): start qemu-storage-daemon on --socket over --image.
 #                       external: a back end (our daemon) already listens on --socket.
+#                       cmd: start --backend-cmd, wait for it to listen on --socket, kill it
+#                       at exit.
+#   --backend-cmd CMD   for --backend cmd; "{sock}", "{image}" and "{queues}" are replaced,
+#                       e.g. (our daemon, later):
+#                       --backend-cmd "dotnet Virtio.VhostUserDaemon.dll blk --socket {sock} --image {image}"
 #   --socket PATH       vhost-user socket (default: WORKDIR/vhost-blk.sock)
 #   --image PATH        raw image for qsd (default: WORKDIR/disk.img, created sparse)
 #   --image-size SIZE   size of a created image (default 256M)
@@ -29,13 +34,14 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 GUEST=$HERE/out
 BACKEND=qsd
-SOCK= IMG= IMG_SIZE=256M TEST=blk-all QUEUES=2 SMP=2 MEM=512M TIMEOUT=900 FIO= APPEND= WORK= LOG=
+BACKEND_CMD= SOCK= IMG= IMG_SIZE=256M TEST=blk-all QUEUES=2 SMP=2 MEM=512M TIMEOUT=900 FIO= APPEND= WORK= LOG=
 EXTRA=()
 while [ $# -gt 0 ]; do
     case $1 in
         --guest) GUEST=$2; shift 2 ;;
         --backend) BACKEND=$2; shift 2 ;;
         --socket) SOCK=$2; shift 2 ;;
+        --backend-cmd) BACKEND_CMD=$2; shift 2 ;;
         --image) IMG=$2; shift 2 ;;
         --image-size) IMG_SIZE=$2; shift 2 ;;
         --test) TEST=$2; shift 2 ;;
@@ -69,12 +75,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [ "$BACKEND" != external ] && [ -z "$IMG" ]; then
+    IMG=$WORK/disk.img
+    rm -f "$IMG"
+    qemu-img create -q -f raw "$IMG" "$IMG_SIZE"
+fi
 if [ "$BACKEND" = qsd ]; then
-    if [ -z "$IMG" ]; then
-        IMG=$WORK/disk.img
-        rm -f "$IMG"
-        qemu-img create -q -f raw "$IMG" "$IMG_SIZE"
-    fi
     rm -f "$SOCK"
     # discard=unmap lets the guest's discards punch holes in the image file.
     QSD_CMD=(qemu-storage-daemon
@@ -82,14 +88,23 @@ if [ "$BACKEND" = qsd ]; then
         --blockdev "driver=raw,node-name=disk0,file=file0,discard=unmap"
         --export "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=$SOCK,writable=on,num-queues=$QUEUES")
     echo "run-blk.sh: back end: ${QSD_CMD[*]}" | tee "$WORK/backend.cmd" >&2
-    "${QSD_CMD[@]}" > "$WORK/qsd.log" 2>&1 &
+    "${QSD_CMD[@]}" > "$WORK/backend.log" 2>&1 &
     QSD_PID=$!
     for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
-    [ -S "$SOCK" ] || { echo "run-blk.sh: qemu-storage-daemon did not create $SOCK:" >&2; cat "$WORK/qsd.log" >&2; exit 1; }
+    [ -S "$SOCK" ] || { echo "run-blk.sh: qemu-storage-daemon did not create $SOCK:" >&2; cat "$WORK/backend.log" >&2; exit 1; }
+elif [ "$BACKEND" = cmd ]; then
+    [ -n "$BACKEND_CMD" ] || { echo "run-blk.sh: --backend cmd needs --backend-cmd" >&2; exit 2; }
+    rm -f "$SOCK"
+    cmd=${BACKEND_CMD//\{sock\}/$SOCK}; cmd=${cmd//\{image\}/$IMG}; cmd=${cmd//\{queues\}/$QUEUES}
+    echo "run-blk.sh: back end: $cmd" | tee "$WORK/backend.cmd" >&2
+    bash -c "exec $cmd" > "$WORK/backend.log" 2>&1 &
+    QSD_PID=$!
+    for _ in $(seq 300); do [ -S "$SOCK" ] && break; sleep 0.1; done
+    [ -S "$SOCK" ] || { echo "run-blk.sh: back end did not listen on $SOCK:" >&2; cat "$WORK/backend.log" >&2; exit 1; }
 elif [ "$BACKEND" = external ]; then
     [ -S "$SOCK" ] || { echo "run-blk.sh: no socket at $SOCK (--backend external needs a listening back end)" >&2; exit 2; }
 else
-    echo "run-blk.sh: --backend qsd|external" >&2; exit 2
+    echo "run-blk.sh: --backend qsd|external|cmd" >&2; exit 2
 fi
 
 # TCG pitfall: under host load the guest's TSC calibration against the PIT fails and the kernel
