@@ -133,6 +133,11 @@ echo "run-blk.sh: qemu: $(cat "$WORK/qemu.cmd")" >&2
 
 echo "run-blk.sh: host loadavg $(cat /proc/loadavg), nproc $(nproc)" | tee "$WORK/host.txt" >&2
 
+if [ "$TEST" = shell ]; then
+    # Interactive: the console is the terminal (Ctrl-A X quits QEMU); no log, no time bound.
+    set +e; "${QEMU_CMD[@]}"; exit $?
+fi
+
 # Each console line is prefixed with the host's seconds since QEMU was started.
 t0=${EPOCHREALTIME/./}
 set +e
