@@ -23,7 +23,8 @@
 #   --mem SIZE          guest memory (default 512M)
 #   --timeout SEC       bound of the whole boot (default 900)
 #   --fio "K=V ..."     guest knobs vt_size vt_runtime vt_numjobs vt_bs vt_qd vt_engine
-#                       vt_backlog vt_fio_extra, e.g. --fio "vt_size=16M vt_runtime=5"
+#                       vt_backlog vt_fio_extra, e.g. --fio 'vt_size=16M vt_qd="1 8 32"'
+#                       (kernel command line: values with spaces need double quotes)
 #   --append "..."      more kernel parameters
 #   --workdir DIR       socket, image and logs (default: a new directory under /tmp)
 #   --log FILE          console log (default: WORKDIR/console.log)
