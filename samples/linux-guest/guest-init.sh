@@ -1,0 +1,229 @@
+#!/bin/sh
+# /init of the validation guest (busybox ash). Copied into the initramfs by build-guest.sh.
+#
+# The kernel hands every unknown "name=value" boot parameter to init as an environment variable
+# (quotes stripped), so the test and its knobs come from the kernel command line:
+#   vtest=NAME        blk-all | fio-verify | fio-perf | flush | discard | write-zeroes
+#                     | net | shell | none           (default none: just report and power off)
+#   vt_dev=/dev/vda   block device under test
+#   vt_size=32M       bytes per fio job (jobs use disjoint regions: offset_increment=vt_size)
+#   vt_runtime=10     seconds per fio run
+#   vt_numjobs=2      jobs of each fio-verify run
+#   vt_bs="4k 64k"    block sizes of fio-verify
+#   vt_qd="1 32"      queue depths of fio-verify and fio-perf
+#   vt_engine=libaio  fio ioengine
+#   vt_backlog=64     fio verify_backlog (verify reads interleaved with the writes); 0 = off
+#   vt_fio_extra=""   more fio options, appended to every run
+#   vt_ip=10.99.0.2/24 vt_peer=10.99.0.1 vt_iperf_time=5   for vtest=net
+#
+# Output lines for the host to parse (one line each, fields space-separated key=value):
+#   VTEST-INIT uptime=S kernel=...
+#   VTEST-RESULT name=... status=pass|fail|skip [metrics...]
+#   FIO-TERSE name=... <fio terse v3 line>
+#   VTEST-DMESG <line>            virtio lines of dmesg, and any error/warning lines
+#   VTEST-DONE status=pass|fail passed=N failed=N skipped=N uptime=S
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /tmp
+mount -t tmpfs tmpfs /tmp
+
+# util-linux's blkdiscard (busybox's has no -z)
+BLKDISCARD=/usr/sbin/blkdiscard
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+echo "VTEST-INIT uptime=$(uptime_s) kernel=$(uname -r) clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+
+: "${vtest:=none}" "${vt_dev:=/dev/vda}" "${vt_size:=32M}" "${vt_runtime:=10}" "${vt_numjobs:=2}"
+: "${vt_bs:=4k 64k}" "${vt_qd:=1 32}" "${vt_engine:=libaio}" "${vt_backlog:=64}" "${vt_fio_extra:=}"
+: "${vt_ip:=10.99.0.2/24}" "${vt_peer:=10.99.0.1}" "${vt_iperf_time:=5}"
+
+PASSED=0 FAILED=0 SKIPPED=0
+result() { # name status [metrics...]
+    n=$1 s=$2; shift 2
+    echo "VTEST-RESULT name=$n status=$s $*"
+    case $s in pass) PASSED=$((PASSED+1)) ;; skip) SKIPPED=$((SKIPPED+1)) ;; *) FAILED=$((FAILED+1)) ;; esac
+}
+
+finish() {
+    dmesg | grep -E -i 'virtio|vd[a-z]|I/O error|blk_update_request|eth0' \
+        | grep -v 'Command line' | sed 's/^/VTEST-DMESG /'
+    dmesg | grep -E 'BUG:|WARNING:|Call Trace|Oops|hung_task' | sed 's/^/VTEST-DMESG-ERR /'
+    st=pass; [ $FAILED -gt 0 ] && st=fail
+    case $vtest in none|shell) ;; *) [ $((PASSED+FAILED)) -eq 0 ] && st=fail ;; esac
+    echo "VTEST-DONE status=$st passed=$PASSED failed=$FAILED skipped=$SKIPPED uptime=$(uptime_s)"
+    sync
+    poweroff -f
+}
+
+t0=$(uptime_s)
+for m in $(cat /etc/modules.order); do
+    insmod /lib/modules/$m.ko || echo "VTEST-WARN insmod $m failed"
+done
+echo "VTEST-MODULES uptime=$(uptime_s) loaded=$(cut -d' ' -f1 /proc/modules | tr '\n' ',')"
+
+wait_for() { # path seconds
+    i=0
+    while [ ! -e "$1" ] && [ $i -lt $(($2*10)) ]; do usleep 100000; i=$((i+1)); done
+    [ -e "$1" ]
+}
+
+# ---- block helpers --------------------------------------------------------------------------
+blk_ready() {
+    if ! wait_for "$vt_dev" 10; then
+        result blk-probe fail "reason=no_$vt_dev"
+        return 1
+    fi
+    b=${vt_dev##*/}; q=/sys/block/$b/queue
+    echo "VTEST-BLK dev=$vt_dev sectors=$(cat /sys/block/$b/size) nr_hw_queues=$(ls -d /sys/block/$b/mq/* 2>/dev/null | wc -l)" \
+        "write_cache=$(tr ' ' '_' < $q/write_cache) discard_max_bytes=$(cat $q/discard_max_bytes)" \
+        "write_zeroes_max_bytes=$(cat $q/write_zeroes_max_bytes) logical_block_size=$(cat $q/logical_block_size)" \
+        "virtio_features=$(cat /sys/block/$b/device/features 2>/dev/null)"
+    return 0
+}
+# /sys/block/X/stat: reads 1, writes 5, discards 12, flushes 16 (completed requests)
+blk_stat() { awk -v f=$1 '{print $f}' /sys/block/${vt_dev##*/}/stat; }
+
+# fio_run NAME FIO-ARGS...: runs fio with terse output; prints FIO-TERSE and VTEST-RESULT.
+fio_run() {
+    name=$1; shift
+    out=$(fio --output-format=terse --terse-version=3 --eta=never --group_reporting \
+        --filename="$vt_dev" --direct=1 --ioengine="$vt_engine" "$@" $vt_fio_extra 2>/tmp/fio.err)
+    rc=$?
+    line=$(echo "$out" | grep '^3;' | tail -1)
+    echo "FIO-TERSE name=$name $line"
+    # terse v3: 5 error; read 6 kb 7 bw 8 iops, 14-17 clat min/max/mean/dev (us), 18-37 clat
+    # percentiles ("99.000000%=N"); write: same layout from 47 (iops 49, clat mean 57, pct 59-78)
+    metrics=$(echo "$line" | awk -F';' '
+        function pct(from, want,   i, kv) {
+            for (i = from; i < from + 20; i++) { split($i, kv, "="); if (kv[1] == want) return kv[2] }
+            return "-"
+        }
+        NF > 80 {
+            printf "err=%s r_iops=%s r_bw_kib=%s r_clat_mean_us=%.1f r_clat_p50_us=%s r_clat_p99_us=%s", $5, $8, $7, $16, pct(18, "50.000000%"), pct(18, "99.000000%")
+            printf " w_iops=%s w_bw_kib=%s w_clat_mean_us=%.1f w_clat_p50_us=%s w_clat_p99_us=%s", $49, $48, $57, pct(59, "50.000000%"), pct(59, "99.000000%")
+        }')
+    if [ $rc -eq 0 ] && [ -n "$line" ]; then
+        result "$name" pass "$metrics"
+    else
+        result "$name" fail "rc=$rc $metrics"
+        sed 's/^/VTEST-FIO-ERR /' /tmp/fio.err | head -20
+    fi
+}
+
+t_fio_verify() {
+    for bs in $vt_bs; do
+        for qd in $vt_qd; do
+            fio_run "verify-randwrite-$bs-qd$qd-j$vt_numjobs" --name=v --rw=randwrite --bs=$bs \
+                --iodepth=$qd --numjobs=$vt_numjobs --size=$vt_size --offset_increment=$vt_size \
+                --runtime=$vt_runtime --verify=crc32c --do_verify=1 --verify_fatal=1 \
+                --verify_backlog=$vt_backlog --randseed=$qd
+        done
+    done
+}
+
+t_fio_perf() {
+    # Fill the region first so reads hit written data, not holes of a sparse image.
+    fio_run perf-prefill --name=fill --rw=write --bs=1M --iodepth=8 --size=$vt_size
+    for qd in $vt_qd; do
+        for rw in randread randwrite; do
+            fio_run "perf-$rw-4k-qd$qd" --name=p --rw=$rw --bs=4k --iodepth=$qd --numjobs=1 \
+                --size=$vt_size --runtime=$vt_runtime --time_based
+        done
+    done
+}
+
+t_flush() {
+    # The Linux driver sends VIRTIO_BLK_T_FLUSH only while the cache is write back. With
+    # VIRTIO_BLK_F_CONFIG_WCE the driver's cache_type attribute writes the device's wce field.
+    ct=/sys/block/${vt_dev##*/}/cache_type
+    if [ "$(cat /sys/block/${vt_dev##*/}/queue/write_cache)" != "write back" ] && [ -w $ct ]; then
+        echo "VTEST-NOTE cache_type=$(cat $ct): writing 'write back' to $ct"
+        echo "write back" > $ct 2>/dev/null || echo "VTEST-NOTE cache_type write refused"
+    fi
+    f0=$(blk_stat 16)
+    fio_run flush-randwrite-4k-fsync1 --name=f --rw=randwrite --bs=4k --iodepth=1 --size=4M \
+        --fsync=1 --runtime=$vt_runtime --verify=crc32c --do_verify=1 --verify_fatal=1
+    f1=$(blk_stat 16)
+    wc=$(cat /sys/block/${vt_dev##*/}/queue/write_cache)
+    if [ "$wc" != "write back" ]; then
+        result flush-requests skip "reason=write_cache_is_${wc// /_}"
+    elif [ $((f1 - f0)) -gt 0 ]; then
+        result flush-requests pass "flushes=$((f1 - f0))"
+    else
+        result flush-requests fail "flushes=0"
+    fi
+}
+
+t_discard() {
+    dmax=$(cat /sys/block/${vt_dev##*/}/queue/discard_max_bytes)
+    if [ "$dmax" = 0 ]; then result discard skip "reason=no_VIRTIO_BLK_F_DISCARD"; return; fi
+    d0=$(blk_stat 12)
+    if $BLKDISCARD -o 0 -l 8388608 "$vt_dev" 2>/tmp/bd.err; then
+        result discard-blkdiscard pass "bytes=8388608"
+    else
+        result discard-blkdiscard fail "err=$(tr ' \n' '__' < /tmp/bd.err)"
+    fi
+    fio_run discard-fio-trim --name=t --rw=trim --bs=64k --iodepth=1 --ioengine=sync --offset=8M --size=8M
+    d1=$(blk_stat 12)
+    if [ $((d1 - d0)) -gt 0 ]; then result discard-requests pass "discards=$((d1 - d0))"
+    else result discard-requests fail "discards=0"; fi
+}
+
+t_write_zeroes() {
+    zmax=$(cat /sys/block/${vt_dev##*/}/queue/write_zeroes_max_bytes)
+    [ "$zmax" = 0 ] && echo "VTEST-NOTE write_zeroes_max_bytes=0: BLKZEROOUT falls back to writing zero pages"
+    M=1048576
+    head -c $M /dev/zero | tr '\000' '\245' > /tmp/pat
+    head -c $((4*M)) /dev/zero > /tmp/zero4
+    # 16..24 MiB = pattern, then zero 18..22 MiB; expect pattern, zeroes, pattern.
+    i=16; while [ $i -lt 24 ]; do dd if=/tmp/pat of="$vt_dev" bs=$M seek=$i conv=notrunc 2>/dev/null; i=$((i+1)); done
+    sync
+    if ! $BLKDISCARD -z -o $((18*M)) -l $((4*M)) "$vt_dev" 2>/tmp/bd.err; then
+        result write-zeroes fail "err=$(tr ' \n' '__' < /tmp/bd.err)"; return
+    fi
+    echo 3 > /proc/sys/vm/drop_caches
+    ok=1
+    dd if="$vt_dev" of=/tmp/z bs=$M skip=18 count=4 2>/dev/null; cmp -s /tmp/z /tmp/zero4 || ok=0
+    for i in 16 17 22 23; do
+        dd if="$vt_dev" of=/tmp/p bs=$M skip=$i count=1 2>/dev/null; cmp -s /tmp/p /tmp/pat || ok=0
+    done
+    if [ $ok = 1 ]; then result write-zeroes pass "bytes=$((4*M)) write_zeroes_max_bytes=$zmax"
+    else result write-zeroes fail "content_mismatch write_zeroes_max_bytes=$zmax"; fi
+}
+
+t_net() {
+    if ! wait_for /sys/class/net/eth0 10; then result net-probe fail reason=no_eth0; return; fi
+    ip link set lo up
+    ip link set eth0 up
+    ip addr add "$vt_ip" dev eth0
+    echo "VTEST-NET $(ip -o link show eth0 | tr -s ' ') features=$(cat /sys/class/net/eth0/device/features 2>/dev/null)"
+    if ping -c 3 -W 2 "$vt_peer" > /tmp/ping.out 2>&1; then
+        result net-ping pass "$(tail -1 /tmp/ping.out | tr ' ' '_')"
+    else
+        result net-ping fail "$(tail -2 /tmp/ping.out | tr ' \n' '__')"; return
+    fi
+    for dir in send recv; do
+        rev=; [ $dir = recv ] && rev=-R
+        if iperf3 -c "$vt_peer" -t "$vt_iperf_time" $rev > /tmp/iperf.out 2>&1; then
+            bps=$(grep -E 'receiver$' /tmp/iperf.out | tail -1 | awk '{print $7 "_" $8}')
+            result "net-iperf3-tcp-$dir" pass "rate=$bps"
+        else
+            result "net-iperf3-tcp-$dir" fail "$(tail -3 /tmp/iperf.out | tr ' \n' '__')"
+        fi
+    done
+}
+
+case $vtest in
+    none) ;;
+    shell) echo "VTEST-SHELL (exit to power off)"; setsid cttyhack sh ;;
+    fio-verify) blk_ready && t_fio_verify ;;
+    fio-perf) blk_ready && t_fio_perf ;;
+    flush) blk_ready && t_flush ;;
+    discard) blk_ready && t_discard ;;
+    write-zeroes) blk_ready && t_write_zeroes ;;
+    blk-all) blk_ready && { t_fio_verify; t_flush; t_discard; t_write_zeroes; t_fio_perf; } ;;
+    net) t_net ;;
+    *) result "$vtest" fail reason=unknown_test ;;
+esac
+finish
