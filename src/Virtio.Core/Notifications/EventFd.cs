@@ -91,36 +91,10 @@ public sealed class EventFd : SafeHandle
     /// <exception cref="System.IO.IOException">write(2) failed with an errno other than EAGAIN or EINTR.</exception>
     public unsafe void Signal()
     {
-        bool added = false;
-        try
-        {
-            DangerousAddRef(ref added);
-            ulong one = 1;
-            long written;
-            do
-            {
-                // SAFETY: `one` is a local that outlives the call, the kernel reads exactly its 8 bytes,
-                // and DangerousAddRef above keeps the descriptor open for the duration.
-                written = LibC.write((int)handle, &one, sizeof(ulong));
-            }
-            while (written < 0 && LibC.errno == LibC.EINTR);
+        ulong one = 1;
 
-            if (written < 0)
-            {
-                int errno = LibC.errno;
-                if (errno != LibC.EAGAIN)
-                {
-                    NativeError.ThrowIOException("eventfd write", errno);
-                }
-            }
-        }
-        finally
-        {
-            if (added)
-            {
-                DangerousRelease();
-            }
-        }
+        // A counter already at its maximum is already signalled: EAGAIN is ignored.
+        _ = TransferCounter(&one, write: true);
     }
 
     /// <summary>
@@ -133,34 +107,46 @@ public sealed class EventFd : SafeHandle
     /// <exception cref="System.IO.IOException">read(2) failed with an errno other than EAGAIN or EINTR.</exception>
     public unsafe bool TryConsume(out ulong count)
     {
+        ulong value = 0;
+        bool consumed = TransferCounter(&value, write: false);
+        count = consumed ? value : 0;
+        return consumed;
+    }
+
+    /// <summary>
+    /// Writes or reads the 8-byte counter once, retrying on EINTR, with a reference on the handle for the
+    /// length of the call.
+    /// </summary>
+    /// <returns>False on EAGAIN (counter full for a write, zero for a read); true otherwise.</returns>
+    private unsafe bool TransferCounter(ulong* value, bool write)
+    {
         bool added = false;
         try
         {
             DangerousAddRef(ref added);
-            ulong value = 0;
-            long read;
+            long done;
             do
             {
-                // SAFETY: `value` is a local that outlives the call, the kernel writes exactly its 8 bytes,
-                // and DangerousAddRef above keeps the descriptor open for the duration.
-                read = LibC.read((int)handle, &value, sizeof(ulong));
+                // SAFETY: `value` points at the caller's local, which outlives the call; the kernel reads or
+                // writes exactly its 8 bytes, and DangerousAddRef above keeps the descriptor open.
+                done = write
+                    ? LibC.write((int)handle, value, sizeof(ulong))
+                    : LibC.read((int)handle, value, sizeof(ulong));
             }
-            while (read < 0 && LibC.errno == LibC.EINTR);
+            while (done < 0 && LibC.errno == LibC.EINTR);
 
-            if (read < 0)
+            if (done >= 0)
             {
-                int errno = LibC.errno;
-                if (errno != LibC.EAGAIN)
-                {
-                    NativeError.ThrowIOException("eventfd read", errno);
-                }
-
-                count = 0;
-                return false;
+                return true;
             }
 
-            count = value;
-            return true;
+            int errno = LibC.errno;
+            if (errno != LibC.EAGAIN)
+            {
+                NativeError.ThrowIOException(write ? "eventfd write" : "eventfd read", errno);
+            }
+
+            return false;
         }
         finally
         {
