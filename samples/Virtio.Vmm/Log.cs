@@ -15,7 +15,7 @@ internal static partial class Log
     [LoggerMessage(EventId = 9003, Level = LogLevel.Warning, Message = "{Name}: reset at shutdown failed")]
     public static partial void ResetFailed(ILogger logger, string name, Exception exception);
 
-    [LoggerMessage(EventId = 9010, Level = LogLevel.Information, Message = "Booting {Guest} (entry 0x{Entry:x}) with {MemoryMiB} MiB, {Devices} device(s), TSC {TscKhz} kHz, guest command line "{CommandLine}"")]
+    [LoggerMessage(EventId = 9010, Level = LogLevel.Information, Message = "Booting {Guest} (entry 0x{Entry:x}) with {MemoryMiB} MiB, {Devices} device(s), TSC {TscKhz} kHz, guest command line '{CommandLine}'")]
     public static partial void Booting(ILogger logger, string guest, ulong entry, ulong memoryMiB, int devices, uint tscKhz, string commandLine);
 
     [LoggerMessage(EventId = 9011, Level = LogLevel.Information, Message = "Guest exited with {Value} after {Seconds:F2} s; vCPU exits: {MmioExits} MMIO, {PioExits} PIO")]

@@ -52,9 +52,10 @@ internal static class Program
             HelpName = "tap=NAME[,mac=52:54:00:12:34:56][,netns=NS]",
             AllowMultipleArgumentsPerToken = false,
         };
-        var workload = new Option<string?>("--workload")
+        var workload = new Option<string>("--workload")
         {
-            Description = "The guest's workloads, comma-separated (blk-verify, blk-rand, blk-flush, blk-discard, net-ping, doorbell); default: blk-verify with a disk, net-ping with a network card",
+            Description = "The guest's workloads, comma-separated: default (blk-verify on every disk, then net-ping), blk-verify, blk-rand, blk-flush, blk-discard, net-ping, doorbell (samples/guest/README.md)",
+            DefaultValueFactory = _ => "default",
             HelpName = "NAME[,NAME...]",
         };
         var guestArgs = new Option<string>("--guest-args")
@@ -81,7 +82,7 @@ internal static class Program
             result.GetValue(memory),
             result.GetValue(disk) ?? [],
             result.GetValue(net) ?? [],
-            result.GetValue(workload),
+            result.GetValue(workload) ?? "default",
             result.GetValue(guestArgs) ?? string.Empty,
             !result.GetValue(noIoEventFd),
             !result.GetValue(noIrqBatching),
@@ -110,7 +111,7 @@ internal static class Program
         return root.Parse(args).Invoke();
     }
 
-    private static int RunGuest(string guestPath, int memoryMiB, string[] diskTexts, string[] netTexts, string? workload, string guestArgs, bool ioEventFd, bool irqBatching, bool verbose)
+    private static int RunGuest(string guestPath, int memoryMiB, string[] diskTexts, string[] netTexts, string workload, string guestArgs, bool ioEventFd, bool irqBatching, bool verbose)
     {
         using ILoggerFactory loggers = LoggerFactory.Create(builder => builder
             .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information)
@@ -174,10 +175,9 @@ internal static class Program
 
             if (nets.Count > 0 && !guestArgs.Contains("ip=", StringComparison.Ordinal))
             {
-                guestArgs = $"ip={NetworkNamespace.GuestAddress} host={NetworkNamespace.HostAddress} {guestArgs}";
+                guestArgs = $"ip={NetworkNamespace.GuestAddress} peer={NetworkNamespace.HostAddress} {guestArgs}";
             }
 
-            workload ??= DefaultWorkload(disks.Count, nets.Count);
             var options = new VmmOptions(guestPath, memoryMiB, disks, nets, workload, guestArgs, ioEventFd, irqBatching);
             using Stream stdout = Console.OpenStandardOutput();
             return new VirtualMachine(options, loggers, stdout).Run();
@@ -190,13 +190,4 @@ internal static class Program
             }
         }
     }
-
-    private static string DefaultWorkload(int disks, int nets) =>
-        (disks, nets) switch
-        {
-            ( > 0, > 0) => "blk-verify,net-ping",
-            ( > 0, 0) => "blk-verify",
-            (0, > 0) => "net-ping",
-            _ => "doorbell",
-        };
 }
