@@ -1,4 +1,5 @@
 /* The test guest: reads the boot info, finds the devices, runs the workloads the command line names. */
+#include "irq.h"
 #include "workloads.h"
 
 #define MAX_DISKS BOOT_MAX_DEVICES
@@ -176,6 +177,19 @@ int guest_main(const struct boot_info *bi)
         print("guest: device %u: id %u at 0x%lx gsi %u\n", i, bi->devices[i].device_id, bi->devices[i].mmio_base,
               bi->devices[i].gsi);
     calibrate();
+    irq_init();
+    char mode[8];
+    if (!cmdline_get("completion", mode, sizeof mode))
+        memcpy(mode, (bi->flags & BOOT_FLAG_IRQ_WIRED) ? "irq" : "poll", 5);
+    if (!memcmp(mode, "irq", 4)) {
+        if (!(bi->flags & BOOT_FLAG_IRQ_WIRED))
+            print("guest: completion=irq but the boot info says interrupts are not wired\n");
+        irq_start(bi);
+    } else if (memcmp(mode, "poll", 5)) {
+        print("guest: unknown completion=%s\ndone status=2\n", mode);
+        return 2;
+    }
+    print("guest: completion by %s\n", irq_enabled ? "interrupt" : "polling");
 
     char list[128];
     if (!cmdline_get("workload", list, sizeof list) || !list[0])
@@ -198,6 +212,13 @@ int guest_main(const struct boot_info *bi)
         virtio_reset(&disks[i].dev);
     for (int i = 0; i < net_count; i++)
         virtio_reset(&nets[i].dev);
+    if (irq_enabled) {
+        __asm__ volatile("cli");
+        print("guest: interrupts per device:");
+        for (u32 i = 0; i < count; i++)
+            print(" %lu", irq_count[i]);
+        print(" timer %lu\n", timer_ticks);
+    }
     int status = ok ? 0 : 1;
     print("done status=%d\n", status);
     return status;

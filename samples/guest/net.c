@@ -205,8 +205,10 @@ static bool receive_until(struct net_dev *n, struct ping_state *st, bool (*done)
     while (!done(st) && !st->bad && rdtsc() < deadline) {
         u32 len;
         int head = virtq_poll(&n->rx, &len);
-        if (head == VQ_EMPTY)
+        if (head == VQ_EMPTY) {
+            virtq_idle(&n->rx);
             continue;
+        }
         if (head < 0)
             return fail("net-ping", n->dev.index, vq_error_name(head));
         u8 *buf = rx_by_head[head];

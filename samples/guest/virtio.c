@@ -1,5 +1,6 @@
 /* A minimal virtio-mmio (version 2) driver with split virtqueues. */
 #include "virtio.h"
+#include "irq.h"
 
 static u32 rd(struct virtio_dev *d, u32 off) { return mmio_read32(d->base + off); }
 static void wr(struct virtio_dev *d, u32 off, u32 v) { mmio_write32(d->base + off, v); }
@@ -151,9 +152,10 @@ bool virtq_setup(struct virtio_dev *d, struct virtq *q, u16 index, u16 max_size,
     q->free_head = 0;
     q->num_free = size;
     q->last_used = q->avail_idx = q->kicked_idx = 0;
-    /* Completion is polled: ask for no interrupts (flag, or an event index the device just passed). */
-    q->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
-    *used_event(q) = 0xffff;
+    /* Polled completion asks for no interrupts (the flag, or an event index the device has passed);
+       completion by interrupt asks for one at the next used element. */
+    q->avail->flags = irq_enabled ? 0 : VRING_AVAIL_F_NO_INTERRUPT;
+    *used_event(q) = irq_enabled ? 0 : 0xffff;
 
     wr(d, VIRTIO_MMIO_QUEUE_NUM, size);
     wr(d, VIRTIO_MMIO_QUEUE_DESC_LOW, (u32)(u64)q->desc);
@@ -277,8 +279,8 @@ int virtq_poll(struct virtq *q, u32 *len)
     compiler_barrier();
     struct vring_used_elem e = q->used->ring[q->last_used & (q->size - 1)];
     q->last_used++;
-    if (q->event_idx)
-        *used_event(q) = (u16)(q->last_used - 1); /* already passed: keeps interrupts off */
+    if (q->event_idx) /* the next one, or one already passed to keep interrupts off */
+        *used_event(q) = irq_enabled ? q->last_used : (u16)(q->last_used - 1);
     if (e.id >= q->size || q->chain_len[e.id] == 0)
         return VQ_BAD_ID;
     u32 writable = q->writable[e.id];
@@ -301,5 +303,20 @@ int virtq_wait(struct virtq *q, u32 *len, u64 timeout_us)
             return r;
         if (rdtsc() > deadline)
             return VQ_TIMEOUT;
+        virtq_idle(q);
     }
+}
+
+void virtq_idle(struct virtq *q)
+{
+    if (!irq_enabled)
+        return;
+    /* Interrupts off between the check and hlt: `sti; hlt` sleeps before a pending interrupt is taken, so a
+       completion that lands after the check still wakes us. The watchdog timer bounds the sleep. */
+    __asm__ volatile("cli" ::: "memory");
+    full_barrier(); /* used_event (written by virtq_poll) is visible before we read used->idx */
+    if (*(volatile u16 *)&q->used->idx == q->last_used)
+        __asm__ volatile("sti; hlt" ::: "memory");
+    else
+        __asm__ volatile("sti" ::: "memory");
 }

@@ -144,5 +144,7 @@ int virtq_add(struct virtq *q, const struct vq_buf *bufs, int count);
 void virtq_kick(struct virtq *q);
 /* Takes one used element: its head (>= 0) and len, or a vq_error. */
 int virtq_poll(struct virtq *q, u32 *len);
+/* Sleeps until an interrupt when completion is by interrupt and nothing is used yet; returns at once when polling. */
+void virtq_idle(struct virtq *q);
 /* virtq_poll until something is used or timeout_us passes (VQ_TIMEOUT). */
 int virtq_wait(struct virtq *q, u32 *len, u64 timeout_us);
