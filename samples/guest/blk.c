@@ -46,7 +46,6 @@ struct blk_slot {
     struct blk_header header;
     struct blk_range range;
     u8 status;
-    bool busy;
     u8 *data;
     u32 data_len;
     u32 type;
@@ -94,12 +93,14 @@ bool blk_init(struct blk_disk *b, const struct boot_device *bd, int index)
     b->slot_count = MAX_SLOTS;
     b->slots = alloc(sizeof(struct blk_slot) * MAX_SLOTS, 64);
     b->head_slot = alloc(2ul * b->q.size, 8);
-    if (!b->slots || !b->head_slot)
+    b->free_slots = alloc(2ul * MAX_SLOTS, 8);
+    if (!b->slots || !b->head_slot || !b->free_slots)
         return fail("blk-init", index, "out-of-memory");
     for (int i = 0; i < MAX_SLOTS; i++) {
         b->slots[i].data = alloc(chunk, 4096);
         if (!b->slots[i].data)
             return fail("blk-init", index, "out-of-memory");
+        b->free_slots[b->free_count++] = (u16)i;
     }
     virtio_driver_ok(&b->dev);
     virtio_print_features(&b->dev, "blk");
@@ -130,7 +131,6 @@ static bool submit(struct blk_disk *b, struct blk_slot *s, u32 type, u64 sector,
     if (head < 0)
         return false;
     b->head_slot[head] = (u16)(s - b->slots);
-    s->busy = true;
     return true;
 }
 
@@ -144,7 +144,7 @@ static struct blk_slot *reap(struct blk_disk *b, const char *workload, bool *ok)
         return NULL;
     }
     struct blk_slot *s = &b->slots[b->head_slot[head]];
-    s->busy = false;
+    b->free_slots[b->free_count++] = (u16)(s - b->slots);
     u32 expected = (s->type == VIRTIO_BLK_T_IN ? s->data_len : 0) + 1;
     if (s->status != VIRTIO_BLK_S_OK) {
         print("guest: blk%d request type %u sector %lu status %u\n", b->dev.index, s->type, s->sector, s->status);
@@ -158,12 +158,48 @@ static struct blk_slot *reap(struct blk_disk *b, const char *workload, bool *ok)
     return s;
 }
 
-static struct blk_slot *free_slot(struct blk_disk *b, u16 limit)
+static struct blk_slot *take_slot(struct blk_disk *b)
 {
-    for (u16 i = 0; i < limit; i++)
-        if (!b->slots[i].busy)
-            return &b->slots[i];
-    return NULL;
+    return b->free_count ? &b->slots[b->free_slots[--b->free_count]] : NULL;
+}
+
+/* Takes a free slot; false when none or the ring is full (a free slot goes back). */
+typedef bool (*prepare_fn)(struct blk_disk *b, struct blk_slot *s, void *ctx);
+/* Handles one completed, already checked request; false fails the run (it printed why). */
+typedef bool (*complete_fn)(struct blk_disk *b, struct blk_slot *s, void *ctx);
+
+/* Keeps up to qd requests in flight until count have completed: prepare submits one, complete checks one. */
+static bool run_requests(struct blk_disk *b, const char *workload, u16 qd, u64 count, prepare_fn prepare,
+                         complete_fn complete, void *ctx)
+{
+    u64 submitted = 0, completed = 0;
+    u16 in_flight = 0;
+    while (completed < count) {
+        bool added = false;
+        while (in_flight < qd && submitted < count) {
+            struct blk_slot *s = take_slot(b);
+            if (!s)
+                break;
+            if (!prepare(b, s, ctx)) {
+                b->free_slots[b->free_count++] = (u16)(s - b->slots);
+                break;
+            }
+            submitted++;
+            in_flight++;
+            added = true;
+        }
+        if (added)
+            virtq_kick(&b->q);
+        if (in_flight == 0)
+            return fail(workload, b->dev.index, "cannot-submit");
+        bool ok;
+        struct blk_slot *s = reap(b, workload, &ok);
+        if (!ok || !complete(b, s, ctx))
+            return false;
+        in_flight--;
+        completed++;
+    }
+    return true;
 }
 
 /* Pattern: each sector starts with a tag naming the seed and the sector, then a fixed 504-byte body. */
@@ -199,44 +235,45 @@ static i64 pattern_check(const u8 *buf, u64 sector, u32 sectors)
     return -1;
 }
 
+struct verify_ctx {
+    bool write;
+    u64 next; /* next sector to submit */
+};
+
+static bool verify_prepare(struct blk_disk *b, struct blk_slot *s, void *ctx)
+{
+    struct verify_ctx *v = ctx;
+    u32 chunk = b->chunk_bytes / SECTOR;
+    u32 n = b->capacity - v->next < chunk ? (u32)(b->capacity - v->next) : chunk;
+    if (v->write)
+        pattern_fill(s->data, v->next, n);
+    if (!submit(b, s, v->write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, v->next, s->data, n * SECTOR))
+        return false;
+    v->next += n;
+    return true;
+}
+
+static bool verify_complete(struct blk_disk *b, struct blk_slot *s, void *ctx)
+{
+    struct verify_ctx *v = ctx;
+    if (v->write)
+        return true;
+    i64 bad = pattern_check(s->data, s->sector, s->data_len / SECTOR);
+    if (bad < 0)
+        return true;
+    print("guest: blk%d sector %lu does not read back what was written\n", b->dev.index, s->sector + (u64)bad);
+    return fail("blk-verify", b->dev.index, "mismatch");
+}
+
 /* One pass over the disk: write the pattern, or read it back and check every byte. */
 static bool verify_pass(struct blk_disk *b, bool write, u16 qd, u64 *ticks)
 {
-    u32 chunk_sectors = b->chunk_bytes / SECTOR;
-    u64 next = 0, done = 0, total = b->capacity;
-    u16 in_flight = 0;
+    struct verify_ctx v = {write, 0};
+    u32 chunk = b->chunk_bytes / SECTOR;
+    u64 requests = (b->capacity + chunk - 1) / chunk;
     u64 start = rdtsc();
-    while (done < total) {
-        bool added = false;
-        while (in_flight < qd && next < total) {
-            struct blk_slot *s = free_slot(b, qd);
-            u32 n = total - next < chunk_sectors ? (u32)(total - next) : chunk_sectors;
-            if (write)
-                pattern_fill(s->data, next, n);
-            if (!submit(b, s, write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, next, s->data, n * SECTOR))
-                break;
-            next += n;
-            in_flight++;
-            added = true;
-        }
-        if (added)
-            virtq_kick(&b->q);
-        bool ok;
-        struct blk_slot *s = reap(b, "blk-verify", &ok);
-        if (!ok)
-            return false;
-        in_flight--;
-        u32 n = s->data_len / SECTOR;
-        if (!write) {
-            i64 bad = pattern_check(s->data, s->sector, n);
-            if (bad >= 0) {
-                print("guest: blk%d sector %lu does not read back what was written\n", b->dev.index,
-                      s->sector + (u64)bad);
-                return fail("blk-verify", b->dev.index, "mismatch");
-            }
-        }
-        done += n;
-    }
+    if (!run_requests(b, "blk-verify", qd, requests, verify_prepare, verify_complete, &v))
+        return false;
     *ticks = rdtsc() - start;
     return true;
 }
@@ -267,33 +304,35 @@ bool blk_verify(struct blk_disk *b)
     return true;
 }
 
+struct rand_ctx {
+    bool write;
+    u64 blocks; /* 4 KiB blocks on the disk */
+    u64 *lat;
+    u64 done;
+};
+
+static bool rand_prepare(struct blk_disk *b, struct blk_slot *s, void *ctx)
+{
+    struct rand_ctx *r = ctx;
+    u64 sector = (random_next() % r->blocks) * 8;
+    return submit(b, s, r->write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, sector, s->data, 4096);
+}
+
+static bool rand_complete(struct blk_disk *b, struct blk_slot *s, void *ctx)
+{
+    (void)b;
+    struct rand_ctx *r = ctx;
+    r->lat[r->done++] = rdtsc() - s->started;
+    return true;
+}
+
 static bool rand_run(struct blk_disk *b, bool write, u16 qd, u64 ops, u64 *lat)
 {
-    u64 blocks = b->capacity / 8; /* 4 KiB blocks */
-    u64 submitted = 0, completed = 0;
-    u16 in_flight = 0;
+    struct rand_ctx r = {write, b->capacity / 8, lat, 0};
     u64 notifies = b->q.notifies;
     u64 start = rdtsc();
-    while (completed < ops) {
-        bool added = false;
-        while (in_flight < qd && submitted < ops) {
-            struct blk_slot *s = free_slot(b, qd);
-            u64 sector = (random_next() % blocks) * 8;
-            if (!submit(b, s, write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, sector, s->data, 4096))
-                break;
-            submitted++;
-            in_flight++;
-            added = true;
-        }
-        if (added)
-            virtq_kick(&b->q);
-        bool ok;
-        struct blk_slot *s = reap(b, "blk-rand", &ok);
-        if (!ok)
-            return false;
-        lat[completed++] = rdtsc() - s->started;
-        in_flight--;
-    }
+    if (!run_requests(b, "blk-rand", qd, ops, rand_prepare, rand_complete, &r))
+        return false;
     u64 ticks = rdtsc() - start;
     sort_u64(lat, ops);
     u64 p99 = ops * 99 / 100;
@@ -334,9 +373,13 @@ bool blk_rand(struct blk_disk *b)
 /* Runs one request synchronously and checks it. */
 static bool run_one(struct blk_disk *b, const char *workload, u32 type, u64 sector, void *data, u32 len, u64 *ticks)
 {
-    struct blk_slot *s = free_slot(b, b->slot_count);
-    if (!s || !submit(b, s, type, sector, data, len))
+    struct blk_slot *s = take_slot(b);
+    if (!s)
+        return fail(workload, b->dev.index, "no-free-slot");
+    if (!submit(b, s, type, sector, data, len)) {
+        b->free_slots[b->free_count++] = (u16)(s - b->slots);
         return fail(workload, b->dev.index, "queue-full");
+    }
     virtq_kick(&b->q);
     bool ok;
     s = reap(b, workload, &ok);

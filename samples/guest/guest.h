@@ -62,6 +62,7 @@ void *memset(void *dst, int c, size_t n);
 void *memcpy(void *dst, const void *src, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
+bool streq(const char *a, const char *b);
 void print(const char *fmt, ...);
 void *alloc(size_t size, size_t align); /* zeroed; NULL when guest RAM runs out */
 void heap_init(u64 memory_size);

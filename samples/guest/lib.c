@@ -61,6 +61,13 @@ size_t strlen(const char *s)
     return n;
 }
 
+bool streq(const char *a, const char *b)
+{
+    while (*a && *a == *b)
+        a++, b++;
+    return *a == *b;
+}
+
 static void serial_putc(char c)
 {
     /* The contract's line status always reads "transmitter empty"; the bound keeps a real UART honest. */

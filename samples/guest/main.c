@@ -106,19 +106,19 @@ static bool run_doorbell(void)
 
 static bool run_workload(const char *name)
 {
-    if (!memcmp(name, "blk-verify", 11))
+    if (streq(name, "blk-verify"))
         return run_blk(name, blk_verify);
-    if (!memcmp(name, "blk-rand", 9))
+    if (streq(name, "blk-rand"))
         return run_blk(name, blk_rand);
-    if (!memcmp(name, "blk-flush", 10))
+    if (streq(name, "blk-flush"))
         return run_blk(name, blk_flush);
-    if (!memcmp(name, "blk-discard", 12))
+    if (streq(name, "blk-discard"))
         return run_blk(name, blk_discard);
-    if (!memcmp(name, "net-ping", 9))
+    if (streq(name, "net-ping"))
         return run_net(name);
-    if (!memcmp(name, "doorbell", 9))
+    if (streq(name, "doorbell"))
         return run_doorbell();
-    if (!memcmp(name, "default", 8)) {
+    if (streq(name, "default")) {
         bool ok = true;
         for (u32 i = 0; i < boot->device_count; i++) {
             if (boot->devices[i].device_id == VIRTIO_ID_BLOCK) {
@@ -181,11 +181,11 @@ int guest_main(const struct boot_info *bi)
     char mode[8];
     if (!cmdline_get("completion", mode, sizeof mode))
         memcpy(mode, (bi->flags & BOOT_FLAG_IRQ_WIRED) ? "irq" : "poll", 5);
-    if (!memcmp(mode, "irq", 4)) {
+    if (streq(mode, "irq")) {
         if (!(bi->flags & BOOT_FLAG_IRQ_WIRED))
             print("guest: completion=irq but the boot info says interrupts are not wired\n");
         irq_start(bi);
-    } else if (memcmp(mode, "poll", 5)) {
+    } else if (!streq(mode, "poll")) {
         print("guest: unknown completion=%s\ndone status=2\n", mode);
         return 2;
     }

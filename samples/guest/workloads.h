@@ -20,7 +20,9 @@ struct blk_disk {
     u32 chunk_bytes; /* blk-verify request size */
     u16 slot_count;
     struct blk_slot *slots;
-    u16 *head_slot; /* queue head -> slot */
+    u16 *head_slot;  /* queue head -> slot */
+    u16 *free_slots; /* stack of free slot indexes */
+    u16 free_count;
 };
 
 bool blk_init(struct blk_disk *b, const struct boot_device *bd, int index);
