@@ -179,8 +179,10 @@ int guest_main(const struct boot_info *bi)
     calibrate();
     irq_init();
     char mode[8];
+    /* Polling is the default: on the PVM host it matched interrupts in throughput with shorter tails
+       (docs/kvm.md, "The test guest"). */
     if (!cmdline_get("completion", mode, sizeof mode))
-        memcpy(mode, (bi->flags & BOOT_FLAG_IRQ_WIRED) ? "irq" : "poll", 5);
+        memcpy(mode, "poll", 5);
     if (streq(mode, "irq")) {
         if (!(bi->flags & BOOT_FLAG_IRQ_WIRED))
             print("guest: completion=irq but the boot info says interrupts are not wired\n");
