@@ -83,7 +83,7 @@ internal sealed class VirtualMachine
             {
                 return Boot(kvm, memory, memorySize, entry);
             }
-            catch (Exception e) when (e is KvmException or IOException or InvalidOperationException or ArgumentException)
+            catch (Exception e) when (e is KvmException or IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
             {
                 Log.Fatal(_logger, $"VMM error: {e.Message}");
                 return VmmExitCode.Failure;
