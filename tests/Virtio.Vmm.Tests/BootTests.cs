@@ -82,6 +82,28 @@ public sealed class BootTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Boot_InstructionTheEmulatorCannotRun_FailsWithTheGuestRip()
+    {
+        VmmProcess.SkipUnlessKvm();
+        // xor eax, eax; xrstor [rax]; hlt. kvm_pvm's emulator cannot run XRSTOR (an emulation failure);
+        // hardware raises #UD, which with no IDT is a triple fault. Either way: exit 125 with the RIP.
+        byte[] code = [0x31, 0xC0, 0x0F, 0xAE, 0x28, 0xF4];
+        string path = Path.Combine(Path.GetTempPath(), $"virtio-vmm-xrstor-{Guid.NewGuid():N}.elf");
+        await File.WriteAllBytesAsync(path, TestElf.Build(0x100000, (ulong)code.Length, 0x1000, 0x100000, code), TestContext.Current.CancellationToken);
+        try
+        {
+            VmmResult result = await VmmProcess.RunAsync("--guest", path, "--disk", _disk);
+
+            Assert.True(result.ExitCode == 125, result.ToString());
+            Assert.Matches("(The guest failed: KVM internal error|triple fault).*RIP 0x10000", result.Log);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     private static string Guest()
     {
         string path = VmmProcess.GuestPath;

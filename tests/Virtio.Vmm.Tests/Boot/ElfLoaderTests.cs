@@ -18,7 +18,7 @@ public sealed class ElfLoaderTests
         Assert.True(memory.TryGetSpan(new GuestAddress(0x100000), 32, out Span<byte> target));
         target.Fill(0xEE);
 
-        ulong entry = ElfLoader.Load(Image(paddr: 0x100000, fileSize: 4, memSize: 32, entry: 0x100002), memory, Ram);
+        ulong entry = ElfLoader.Load(TestElf.Build(paddr: 0x100000, fileSize: 4, memSize: 32, entry: 0x100002), memory, Ram);
 
         Assert.Equal(0x100002UL, entry);
         Assert.Equal([0x90, 0x90, 0x90, 0xF4], target[..4].ToArray());
@@ -32,7 +32,7 @@ public sealed class ElfLoaderTests
     public void Load_BadPlacement_IsRefusedWithTheReason(ulong paddr, ulong memSize, ulong entry, string reason)
     {
         using GuestMemory memory = GuestMemory.CreateAnonymous(Ram);
-        var e = Assert.Throws<GuestImageException>(() => ElfLoader.Load(Image(paddr, 4, memSize, entry), memory, Ram));
+        var e = Assert.Throws<GuestImageException>(() => ElfLoader.Load(TestElf.Build(paddr, 4, memSize, entry), memory, Ram));
         Assert.Contains(reason, e.Message, StringComparison.Ordinal);
     }
 
@@ -40,7 +40,7 @@ public sealed class ElfLoaderTests
     public void Load_NotX86_64Executable_IsRefused()
     {
         using GuestMemory memory = GuestMemory.CreateAnonymous(Ram);
-        byte[] image = Image(0x100000, 4, 16, 0x100000);
+        byte[] image = TestElf.Build(0x100000, 4, 16, 0x100000);
         image[18] = 0xB7; // EM_AARCH64
         var e = Assert.Throws<GuestImageException>(() => ElfLoader.Load(image, memory, Ram));
         Assert.Contains("not an x86-64 executable", e.Message, StringComparison.Ordinal);
@@ -50,39 +50,10 @@ public sealed class ElfLoaderTests
     public void Load_FileBytesPastTheEnd_AreRefused()
     {
         using GuestMemory memory = GuestMemory.CreateAnonymous(Ram);
-        byte[] image = Image(0x100000, 4, 16, 0x100000);
+        byte[] image = TestElf.Build(0x100000, 4, 16, 0x100000);
         BinaryPrimitives.WriteUInt64LittleEndian(image.AsSpan(64 + 32), 4096); // p_filesz
         BinaryPrimitives.WriteUInt64LittleEndian(image.AsSpan(64 + 40), 4096); // p_memsz
         var e = Assert.Throws<GuestImageException>(() => ElfLoader.Load(image, memory, Ram));
         Assert.Contains("past the end of the file", e.Message, StringComparison.Ordinal);
-    }
-
-    /// <summary>An ELF64 header, one PT_LOAD program header, then <paramref name="fileSize"/> bytes of code (nop nop nop hlt).</summary>
-    private static byte[] Image(ulong paddr, ulong fileSize, ulong memSize, ulong entry)
-    {
-        byte[] image = new byte[64 + 56 + (int)fileSize];
-        Span<byte> h = image;
-        "\u007fELF"u8.CopyTo(h);
-        h[4] = 2; // ELFCLASS64
-        h[5] = 1; // little-endian
-        h[6] = 1;
-        BinaryPrimitives.WriteUInt16LittleEndian(h[16..], 2);  // ET_EXEC
-        BinaryPrimitives.WriteUInt16LittleEndian(h[18..], 62); // EM_X86_64
-        BinaryPrimitives.WriteUInt64LittleEndian(h[24..], entry);
-        BinaryPrimitives.WriteUInt64LittleEndian(h[32..], 64); // e_phoff
-        BinaryPrimitives.WriteUInt16LittleEndian(h[52..], 64);
-        BinaryPrimitives.WriteUInt16LittleEndian(h[54..], 56);
-        BinaryPrimitives.WriteUInt16LittleEndian(h[56..], 1);
-        Span<byte> ph = h[64..];
-        BinaryPrimitives.WriteUInt32LittleEndian(ph, 1); // PT_LOAD
-        BinaryPrimitives.WriteUInt32LittleEndian(ph[4..], 5);
-        BinaryPrimitives.WriteUInt64LittleEndian(ph[8..], 64 + 56);
-        BinaryPrimitives.WriteUInt64LittleEndian(ph[16..], paddr);
-        BinaryPrimitives.WriteUInt64LittleEndian(ph[24..], paddr);
-        BinaryPrimitives.WriteUInt64LittleEndian(ph[32..], fileSize);
-        BinaryPrimitives.WriteUInt64LittleEndian(ph[40..], memSize);
-        byte[] code = [0x90, 0x90, 0x90, 0xF4];
-        code.AsSpan(0, (int)Math.Min(fileSize, 4)).CopyTo(image.AsSpan(64 + 56));
-        return image;
     }
 }
