@@ -42,7 +42,7 @@ internal static class Program
         });
         var disk = new Option<string[]>("--disk")
         {
-            Description = "A virtio-blk disk over a file, repeatable; disks come first on the bus",
+            Description = "A virtio-blk disk over an existing file, repeatable; disks come first on the bus",
             HelpName = "path[,readonly][,queues=N][,serial=ID]",
             AllowMultipleArgumentsPerToken = false,
         };

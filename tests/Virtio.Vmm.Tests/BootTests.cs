@@ -104,6 +104,19 @@ public sealed class BootTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Boot_CtrlC_StopsTheGuestAndShutsDownCleanly()
+    {
+        VmmProcess.SkipUnlessKvm();
+        VmmResult run = await VmmProcess.RunAsync(
+            "workload blk-rand", "--guest", Guest(), "--disk", _disk, "--workload", "blk-rand", "--guest-args", "ops=1000000");
+
+        Assert.True(run.ExitCode == 130, run.ToString());
+        Assert.Contains("Interrupted: stopping the guest", run.Log, StringComparison.Ordinal);
+        Assert.DoesNotContain("done status", run.Serial, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", run.Log, StringComparison.Ordinal);
+    }
+
     private static string Guest()
     {
         string path = VmmProcess.GuestPath;

@@ -31,7 +31,13 @@ internal static class VmmProcess
     }
 
     /// <summary>Runs the VMM with <paramref name="arguments"/>; kills it after <see cref="Timeout"/>.</summary>
-    public static async Task<VmmResult> RunAsync(params string[] arguments)
+    public static Task<VmmResult> RunAsync(params string[] arguments) => RunAsync(interruptAfter: null, arguments);
+
+    /// <summary>
+    /// Runs the VMM with <paramref name="arguments"/>; when its stdout shows <paramref name="interruptAfter"/>,
+    /// sends it SIGINT, as Ctrl+C would. Kills it after <see cref="Timeout"/>.
+    /// </summary>
+    public static async Task<VmmResult> RunAsync(string? interruptAfter, params string[] arguments)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -47,7 +53,9 @@ internal static class VmmProcess
 
         using Process process = Process.Start(start) ?? throw new InvalidOperationException("virtio-vmm did not start");
         process.StandardInput.Close();
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+        Task<string> stdout = interruptAfter is null
+            ? process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken)
+            : ReadAndInterruptAsync(process, interruptAfter);
         Task<string> stderr = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
         try
         {
@@ -61,5 +69,23 @@ internal static class VmmProcess
         }
 
         return new VmmResult(process.ExitCode, await stdout, await stderr);
+    }
+
+    private static async Task<string> ReadAndInterruptAsync(Process process, string marker)
+    {
+        var text = new System.Text.StringBuilder();
+        bool sent = false;
+        while (await process.StandardOutput.ReadLineAsync(TestContext.Current.CancellationToken) is { } line)
+        {
+            text.AppendLine(line);
+            if (!sent && line.Contains(marker, StringComparison.Ordinal))
+            {
+                sent = true;
+                using Process kill = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+                await kill.WaitForExitAsync(TestContext.Current.CancellationToken);
+            }
+        }
+
+        return text.ToString();
     }
 }
