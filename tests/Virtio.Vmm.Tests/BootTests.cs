@@ -108,7 +108,7 @@ public sealed class BootTests : IDisposable
     public async Task Boot_CtrlC_StopsTheGuestAndShutsDownCleanly()
     {
         VmmProcess.SkipUnlessKvm();
-        VmmResult run = await VmmProcess.RunAsync(
+        VmmResult run = await VmmProcess.RunAndInterruptAsync(
             "workload blk-rand", "--guest", Guest(), "--disk", _disk, "--workload", "blk-rand", "--guest-args", "ops=1000000");
 
         Assert.True(run.ExitCode == 130, run.ToString());

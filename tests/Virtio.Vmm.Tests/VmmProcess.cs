@@ -31,13 +31,15 @@ internal static class VmmProcess
     }
 
     /// <summary>Runs the VMM with <paramref name="arguments"/>; kills it after <see cref="Timeout"/>.</summary>
-    public static Task<VmmResult> RunAsync(params string[] arguments) => RunAsync(interruptAfter: null, arguments);
+    public static Task<VmmResult> RunAsync(params string[] arguments) => RunCoreAsync(interruptAfter: null, arguments);
 
     /// <summary>
     /// Runs the VMM with <paramref name="arguments"/>; when its stdout shows <paramref name="interruptAfter"/>,
     /// sends it SIGINT, as Ctrl+C would. Kills it after <see cref="Timeout"/>.
     /// </summary>
-    public static async Task<VmmResult> RunAsync(string? interruptAfter, params string[] arguments)
+    public static Task<VmmResult> RunAndInterruptAsync(string interruptAfter, params string[] arguments) => RunCoreAsync(interruptAfter, arguments);
+
+    private static async Task<VmmResult> RunCoreAsync(string? interruptAfter, string[] arguments)
     {
         var start = new ProcessStartInfo("dotnet")
         {
