@@ -74,6 +74,44 @@ public sealed unsafe class KvmSystem : IDisposable
         return KvmCall.IoctlOrThrow(_fd, KvmIoctl.CheckExtension, (nint)capability, "KVM_CHECK_EXTENSION");
     }
 
+    /// <summary>
+    /// The CPUID leaves this host's KVM can offer a guest (KVM_GET_SUPPORTED_CPUID), for
+    /// <see cref="KvmVcpu.SetCpuid"/>.
+    /// </summary>
+    /// <returns>The entries, in the kernel's order.</returns>
+    /// <exception cref="KvmException">The ioctl failed with something other than E2BIG, or more than 4096 entries were reported.</exception>
+    public KvmCpuidEntry[] GetSupportedCpuid()
+    {
+        KvmCall.ThrowIfClosed(_fd, this);
+        for (int capacity = 64; capacity <= 4096; capacity *= 2)
+        {
+            // struct kvm_cpuid2: u32 nent, u32 padding, then the entries.
+            byte[] buffer = new byte[8 + (capacity * sizeof(KvmCpuidEntry))];
+            fixed (byte* p = buffer)
+            {
+                *(uint*)p = (uint)capacity;
+                // SAFETY: `p` holds the header and `capacity` entries, as nent says; pinned for the call.
+                int rc = KvmCall.Ioctl(_fd, KvmIoctl.GetSupportedCpuid, p);
+                if (rc == -LibC.E2BIG)
+                {
+                    continue;
+                }
+
+                if (rc < 0)
+                {
+                    throw new KvmException("KVM_GET_SUPPORTED_CPUID", -rc);
+                }
+
+                int count = (int)Math.Min(*(uint*)p, (uint)capacity);
+                var entries = new KvmCpuidEntry[count];
+                new ReadOnlySpan<KvmCpuidEntry>(p + 8, count).CopyTo(entries);
+                return entries;
+            }
+        }
+
+        throw new KvmException("KVM_GET_SUPPORTED_CPUID reports more than 4096 entries.");
+    }
+
     /// <summary>Creates a VM (KVM_CREATE_VM, default machine type).</summary>
     /// <returns>The VM; dispose it after its vCPUs.</returns>
     /// <exception cref="KvmException">The ioctl failed.</exception>

@@ -109,6 +109,31 @@ public sealed unsafe class KvmVcpu : IDisposable
         KvmCall.IoctlOrThrow(_fd, KvmIoctl.SetSregs, &copy, "KVM_SET_SREGS");
     }
 
+    /// <summary>Sets the CPUID leaves the guest sees (KVM_SET_CPUID2); call it before the first <see cref="Run"/>.</summary>
+    /// <param name="entries">The leaves, typically <see cref="KvmSystem.GetSupportedCpuid"/>.</param>
+    /// <exception cref="KvmException">The ioctl failed (E2BIG for too many entries, EINVAL for inconsistent ones).</exception>
+    public void SetCpuid(ReadOnlySpan<KvmCpuidEntry> entries)
+    {
+        KvmCall.ThrowIfClosed(_fd, this);
+        byte[] buffer = new byte[8 + (entries.Length * sizeof(KvmCpuidEntry))];
+        fixed (byte* p = buffer)
+        {
+            *(uint*)p = (uint)entries.Length;
+            entries.CopyTo(new Span<KvmCpuidEntry>(p + 8, entries.Length));
+            // SAFETY: `p` holds struct kvm_cpuid2 with nent entries; pinned for the call.
+            KvmCall.IoctlOrThrow(_fd, KvmIoctl.SetCpuid2, p, "KVM_SET_CPUID2");
+        }
+    }
+
+    /// <summary>The guest TSC frequency in kHz (KVM_GET_TSC_KHZ).</summary>
+    /// <returns>The frequency, or 0 when KVM does not know it.</returns>
+    /// <exception cref="KvmException">The ioctl failed (EIO when the host TSC is unstable).</exception>
+    public uint GetTscKhz()
+    {
+        KvmCall.ThrowIfClosed(_fd, this);
+        return (uint)KvmCall.IoctlOrThrow(_fd, KvmIoctl.GetTscKhz, 0, "KVM_GET_TSC_KHZ");
+    }
+
     /// <summary>
     /// Runs the guest on the calling thread until it halts, shuts down or is paused, serving MMIO and
     /// PIO exits from <paramref name="bus"/> on the way.

@@ -26,6 +26,23 @@ public sealed class KvmSystemTests
     }
 
     [Fact]
+    public void GetSupportedCpuid_HasTheBasicAndExtendedLeaves_AndSetCpuidTakesThem()
+    {
+        using KvmSystem kvm = RealModeGuest.OpenOrSkip();
+        using KvmVm vm = kvm.CreateVm();
+        using KvmVcpu vcpu = vm.CreateVcpu(0);
+
+        KvmCpuidEntry[] entries = kvm.GetSupportedCpuid();
+
+        Assert.Equal(40, System.Runtime.CompilerServices.Unsafe.SizeOf<KvmCpuidEntry>());
+        Assert.Contains(entries, e => e.Function == 0 && e.Eax >= 1);
+        // Leaf 0x80000001 EDX bit 29: long mode, which the sample VMM's 64-bit entry needs.
+        Assert.Contains(entries, e => e.Function == 0x80000001 && (e.Edx & (1u << 29)) != 0);
+        vcpu.SetCpuid(entries);
+        TestContext.Current.TestOutputHelper?.WriteLine($"{entries.Length} CPUID entries; TSC {vcpu.GetTscKhz()} kHz");
+    }
+
+    [Fact]
     public void Open_MissingDevice_ThrowsKvmExceptionWithEnoent()
     {
         KvmException e = Assert.Throws<KvmException>(() => KvmSystem.Open("/dev/no-such-kvm"));

@@ -10,6 +10,7 @@ internal static class KvmIoctl
     public const int CreateVm = 0xAE01;
     public const int CheckExtension = 0xAE03;
     public const int GetVcpuMmapSize = 0xAE04;
+    public const int GetSupportedCpuid = unchecked((int)0xC008AE05);
     public const int CreateVcpu = 0xAE41;
     public const int SetUserMemoryRegion = 0x4020AE46;
     public const int SetTssAddr = 0xAE47;
@@ -22,6 +23,8 @@ internal static class KvmIoctl
     public const int SetRegs = 0x4090AE82;
     public const int GetSregs = unchecked((int)0x8138AE83);
     public const int SetSregs = 0x4138AE84;
+    public const int SetCpuid2 = 0x4008AE90;
+    public const int GetTscKhz = 0xAEA3;
 
     /// <summary>The API version every KVM since Linux 2.6.22 reports.</summary>
     public const int ExpectedApiVersion = 12;

@@ -7,13 +7,14 @@ using Virtio.Kvm;
 using Virtio.Kvm.Bus;
 using Virtio.Kvm.Notifications;
 
-namespace Virtio.Benchmarks.Kvm;
+namespace Virtio.Vmm.Bench;
 
 /// <summary>
 /// The doorbell experiment of the ioeventfd commit (seed 003) on this machine's KVM: a real-mode guest
 /// rings a doorbell N times in a LOOP, and we time the whole run. Rows: the empty loop (the cost of the
 /// guest's own instructions, emulated here), an MMIO write that exits to user space, the same write
 /// caught by an ioeventfd, and the same pair for a PIO OUT. Prints microseconds per notify; asserts nothing.
+/// Run it as <c>virtio-vmm bench doorbell [--count N]</c>.
 /// </summary>
 internal static class DoorbellMeasurement
 {

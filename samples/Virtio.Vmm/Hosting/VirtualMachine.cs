@@ -1,0 +1,271 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Runtime.InteropServices;
+using System.Threading;
+using Microsoft.Extensions.Logging;
+using Virtio.Blk;
+using Virtio.Blk.Backends;
+using Virtio.Core.Memory;
+using Virtio.Kvm;
+using Virtio.Kvm.Bus;
+using Virtio.Net;
+using Virtio.Net.Backends;
+using Virtio.Vmm.Boot;
+using Virtio.Vmm.Devices;
+
+namespace Virtio.Vmm.Hosting;
+
+/// <summary>
+/// Boots the guest once: RAM, the ELF, long mode, the boot info, the serial and exit ports, one
+/// virtio-mmio transport per device; runs the vCPU on the calling thread until the guest writes the
+/// exit port (or Ctrl+C), then shuts everything down in order.
+/// </summary>
+internal sealed class VirtualMachine
+{
+    private readonly VmmOptions _options;
+    private readonly ILoggerFactory _loggers;
+    private readonly ILogger _logger;
+    private readonly Stream _console;
+    private int _interrupted;
+
+    public VirtualMachine(VmmOptions options, ILoggerFactory loggers, Stream console)
+    {
+        _options = options;
+        _loggers = loggers;
+        _console = console;
+        _logger = loggers.CreateLogger("Virtio.Vmm");
+    }
+
+    /// <summary>Boots and runs the guest.</summary>
+    /// <returns>The process exit code: the guest's value, or one of <see cref="VmmExitCode"/>.</returns>
+    public int Run()
+    {
+        byte[] image;
+        try
+        {
+            image = File.ReadAllBytes(_options.GuestPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.Fatal(_logger, $"cannot read the guest image {_options.GuestPath}: {e.Message}");
+            return VmmExitCode.Failure;
+        }
+
+        ulong memorySize = (ulong)_options.MemoryMiB << 20;
+        using GuestMemory memory = GuestMemory.CreateAnonymous(memorySize);
+        ulong entry;
+        try
+        {
+            entry = ElfLoader.Load(image, memory, memorySize);
+        }
+        catch (GuestImageException e)
+        {
+            Log.Fatal(_logger, $"refusing the guest image {_options.GuestPath}: {e.Message}");
+            return VmmExitCode.Failure;
+        }
+
+        KvmSystem kvm;
+        try
+        {
+            kvm = KvmSystem.Open();
+        }
+        catch (KvmException e)
+        {
+            Log.Fatal(_logger, $"cannot use KVM: {e.Message}");
+            return VmmExitCode.Failure;
+        }
+
+        using (kvm)
+        {
+            try
+            {
+                return Boot(kvm, memory, memorySize, entry);
+            }
+            catch (Exception e) when (e is KvmException or IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
+            {
+                Log.Fatal(_logger, $"VMM error: {e.Message}");
+                return VmmExitCode.Failure;
+            }
+        }
+    }
+
+    private int Boot(KvmSystem kvm, GuestMemory memory, ulong memorySize, ulong entry)
+    {
+        foreach (KvmCapability needed in (ReadOnlySpan<KvmCapability>)[KvmCapability.IrqChip, KvmCapability.IrqFd, KvmCapability.IoEventFd])
+        {
+            if (kvm.CheckExtension(needed) == 0)
+            {
+                throw new InvalidOperationException($"this KVM lacks {needed}");
+            }
+        }
+
+        using KvmVm vm = kvm.CreateVm();
+        vm.MapMemory(memory);
+        vm.CreateIrqChip();
+        using KvmVcpu vcpu = vm.CreateVcpu(0);
+        vcpu.SetCpuid(kvm.GetSupportedCpuid());
+        uint tscKhz = 0;
+        try
+        {
+            tscKhz = vcpu.GetTscKhz();
+        }
+        catch (KvmException)
+        {
+            // Unknown frequency: the boot info says 0 and the guest calibrates or reports cycles.
+        }
+
+        var bus = new KvmBus();
+        var serial = new SerialPort(_console);
+        var exit = new ExitPort(vcpu);
+        bus.Add(KvmIoSpace.Pio, SerialPort.Base, SerialPort.Length, serial);
+        bus.Add(KvmIoSpace.Pio, ExitPort.Port, 4, exit);
+
+        var slots = new List<MmioDeviceSlot>();
+        var namespaces = new List<NetworkNamespace>();
+        try
+        {
+            AddDevices(vm, bus, memory, slots, namespaces);
+            var table = new List<BootDevice>();
+            foreach (MmioDeviceSlot slot in slots)
+            {
+                table.Add(new BootDevice(slot.MmioBase, slot.Gsi, slot.Device.DeviceId));
+            }
+
+            string commandLine = ("workload=" + _options.Workload + " " + _options.GuestArguments).Trim();
+            uint flags = BootInfo.FlagInterrupts | (_options.IoEventFd ? BootInfo.FlagIoEventFd : 0);
+            BootInfo.Write(memory, memorySize, tscKhz, flags, commandLine, table);
+            LongModeSetup.Apply(vcpu, memory, entry, BootInfo.Address);
+            Log.Booting(_logger, _options.GuestPath, entry, (ulong)_options.MemoryMiB, slots.Count, tscKhz, commandLine);
+            return RunVcpu(vcpu, bus, serial, exit);
+        }
+        finally
+        {
+            serial.Flush();
+            for (int i = slots.Count - 1; i >= 0; i--)
+            {
+                slots[i].Dispose();
+            }
+
+            foreach (NetworkNamespace ns in namespaces)
+            {
+                ns.Dispose();
+            }
+        }
+    }
+
+    private void AddDevices(KvmVm vm, KvmBus bus, GuestMemory memory, List<MmioDeviceSlot> slots, List<NetworkNamespace> namespaces)
+    {
+        for (int d = 0; d < _options.Disks.Count; d++)
+        {
+            DiskSpec disk = _options.Disks[d];
+            var backend = new FileBlockBackend(disk.Path, disk.ReadOnly, logger: _loggers.CreateLogger("Virtio.Vmm.disk" + d));
+            slots.Add(MmioDeviceSlot.Create(
+                slots.Count,
+                "disk" + d,
+                vm,
+                bus,
+                _options.IoEventFd,
+                _options.IrqBatching,
+                io => new BlockDevice(memory, backend, new BlockDeviceOptions { QueueCount = disk.Queues, ReadOnly = disk.ReadOnly, Serial = disk.Serial, IoThreads = [io] }, _loggers.CreateLogger("Virtio.Vmm.disk" + d)),
+                backend,
+                _loggers));
+        }
+
+        for (int n = 0; n < _options.Nets.Count; n++)
+        {
+            NetSpec net = _options.Nets[n];
+            TapNetBackend tap = TapNetBackend.Create(net.Tap);
+            try
+            {
+                if (net.Namespace is not null)
+                {
+                    namespaces.Add(NetworkNamespace.Create(net.Namespace, tap.InterfaceName));
+                }
+            }
+            catch
+            {
+                tap.Dispose();
+                throw;
+            }
+
+            slots.Add(MmioDeviceSlot.Create(
+                slots.Count,
+                "net" + n,
+                vm,
+                bus,
+                _options.IoEventFd,
+                _options.IrqBatching,
+                io => new NetDevice(memory, [tap], new NetDeviceOptions { MacAddress = net.Mac, IoThreads = [io] }, _loggers.CreateLogger("Virtio.Vmm.net" + n)),
+                tap,
+                _loggers));
+        }
+    }
+
+    private int RunVcpu(KvmVcpu vcpu, KvmBus bus, SerialPort serial, ExitPort exit)
+    {
+        void Stop()
+        {
+            Interlocked.Exchange(ref _interrupted, 1);
+            try
+            {
+                vcpu.RequestPause();
+            }
+            catch (ObjectDisposedException)
+            {
+                // Already shutting down.
+            }
+        }
+
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            Stop();
+        };
+        Console.CancelKeyPress += onCancel;
+        using PosixSignalRegistration onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true;
+            Stop();
+        });
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            while (true)
+            {
+                KvmVcpuStopReason reason = vcpu.Run(bus);
+                if (exit.Value is uint value)
+                {
+                    serial.Flush();
+                    Log.GuestExited(_logger, value, clock.Elapsed.TotalSeconds, vcpu.MmioExits, vcpu.PioExits);
+                    return value > 255 ? VmmExitCode.GuestValueTooLarge : (int)value;
+                }
+
+                if (Volatile.Read(ref _interrupted) != 0)
+                {
+                    serial.Flush();
+                    Log.Interrupted(_logger);
+                    return VmmExitCode.Interrupted;
+                }
+
+                if (reason != KvmVcpuStopReason.Paused)
+                {
+                    serial.Flush();
+                    Log.GuestStopped(_logger, reason == KvmVcpuStopReason.Shutdown ? "shutdown (a triple fault)" : reason.ToString(), vcpu.GetRegisters().Rip);
+                    return VmmExitCode.Failure;
+                }
+            }
+        }
+        catch (KvmVcpuFailureException e)
+        {
+            serial.Flush();
+            Log.GuestFailed(_logger, e.Message);
+            return VmmExitCode.Failure;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+}

@@ -1,0 +1,22 @@
+using System.Collections.Generic;
+
+namespace Virtio.Vmm.Hosting;
+
+/// <summary>What one run of the VMM boots.</summary>
+/// <param name="GuestPath">The guest ELF.</param>
+/// <param name="MemoryMiB">Guest RAM in MiB.</param>
+/// <param name="Disks">Block devices, in order (they come first on the bus).</param>
+/// <param name="Nets">Network devices, in order (after the disks).</param>
+/// <param name="Workload">The guest's workload list, comma-separated.</param>
+/// <param name="GuestArguments">Extra key=value words for the guest's command line.</param>
+/// <param name="IoEventFd">Put QueueNotify on ioeventfds (false: every notify exits to the VMM).</param>
+/// <param name="IrqBatching">Coalesce a burst of completions into one interrupt (false: one per completion).</param>
+internal sealed record VmmOptions(
+    string GuestPath,
+    int MemoryMiB,
+    IReadOnlyList<DiskSpec> Disks,
+    IReadOnlyList<NetSpec> Nets,
+    string Workload,
+    string GuestArguments,
+    bool IoEventFd,
+    bool IrqBatching);

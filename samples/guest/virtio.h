@@ -1,0 +1,150 @@
+/* A minimal virtio-mmio (version 2) driver with split virtqueues (virtio 1.2 sections 2.7, 4.2). */
+#pragma once
+#include "guest.h"
+
+/* virtio-mmio register offsets (virtio 1.2 section 4.2.2). */
+#define VIRTIO_MMIO_MAGIC 0x000
+#define VIRTIO_MMIO_VERSION 0x004
+#define VIRTIO_MMIO_DEVICE_ID 0x008
+#define VIRTIO_MMIO_VENDOR_ID 0x00c
+#define VIRTIO_MMIO_DEVICE_FEATURES 0x010
+#define VIRTIO_MMIO_DEVICE_FEATURES_SEL 0x014
+#define VIRTIO_MMIO_DRIVER_FEATURES 0x020
+#define VIRTIO_MMIO_DRIVER_FEATURES_SEL 0x024
+#define VIRTIO_MMIO_QUEUE_SEL 0x030
+#define VIRTIO_MMIO_QUEUE_NUM_MAX 0x034
+#define VIRTIO_MMIO_QUEUE_NUM 0x038
+#define VIRTIO_MMIO_QUEUE_READY 0x044
+#define VIRTIO_MMIO_QUEUE_NOTIFY 0x050
+#define VIRTIO_MMIO_INTERRUPT_STATUS 0x060
+#define VIRTIO_MMIO_INTERRUPT_ACK 0x064
+#define VIRTIO_MMIO_STATUS 0x070
+#define VIRTIO_MMIO_QUEUE_DESC_LOW 0x080
+#define VIRTIO_MMIO_QUEUE_DESC_HIGH 0x084
+#define VIRTIO_MMIO_QUEUE_DRIVER_LOW 0x090
+#define VIRTIO_MMIO_QUEUE_DRIVER_HIGH 0x094
+#define VIRTIO_MMIO_QUEUE_DEVICE_LOW 0x0a0
+#define VIRTIO_MMIO_QUEUE_DEVICE_HIGH 0x0a4
+#define VIRTIO_MMIO_CONFIG_GENERATION 0x0fc
+#define VIRTIO_MMIO_CONFIG 0x100
+
+#define VIRTIO_MMIO_MAGIC_VALUE 0x74726976u /* "virt" */
+
+/* Device status bits (section 2.1). */
+#define VIRTIO_STATUS_ACKNOWLEDGE 1u
+#define VIRTIO_STATUS_DRIVER 2u
+#define VIRTIO_STATUS_DRIVER_OK 4u
+#define VIRTIO_STATUS_FEATURES_OK 8u
+#define VIRTIO_STATUS_NEEDS_RESET 64u
+#define VIRTIO_STATUS_FAILED 128u
+
+/* Device-independent feature bits (section 6). */
+#define VIRTIO_F_INDIRECT_DESC (1ul << 28)
+#define VIRTIO_F_EVENT_IDX (1ul << 29)
+#define VIRTIO_F_VERSION_1 (1ul << 32)
+
+#define VIRTIO_ID_NET 1
+#define VIRTIO_ID_BLOCK 2
+
+/* Split virtqueue layout (section 2.7). */
+#define VRING_DESC_F_NEXT 1
+#define VRING_DESC_F_WRITE 2
+#define VRING_DESC_F_INDIRECT 4
+#define VRING_AVAIL_F_NO_INTERRUPT 1
+#define VRING_USED_F_NO_NOTIFY 1
+
+struct vring_desc {
+    u64 addr;
+    u32 len;
+    u16 flags;
+    u16 next;
+};
+
+struct vring_avail {
+    u16 flags;
+    u16 idx;
+    u16 ring[]; /* then u16 used_event */
+};
+
+struct vring_used_elem {
+    u32 id;
+    u32 len;
+};
+
+struct vring_used {
+    u16 flags;
+    u16 idx;
+    struct vring_used_elem ring[]; /* then u16 avail_event */
+};
+
+struct virtio_dev {
+    int index; /* position in the boot info's device table */
+    u64 base;
+    u32 gsi;
+    u32 device_id;
+    u64 offered;    /* device features */
+    u64 negotiated; /* features both sides accepted */
+};
+
+#define VQ_MAX_SEGMENTS 4 /* per request: enough for header, data, status */
+
+struct virtq {
+    struct virtio_dev *dev;
+    u16 index;
+    u16 size;
+    bool event_idx;
+    bool indirect;
+    struct vring_desc *desc;
+    struct vring_avail *avail;
+    struct vring_used *used;
+    struct vring_desc *indirect_tables; /* VQ_MAX_SEGMENTS per head */
+    u16 *chain_len;                     /* descriptors a head holds in the table; 0 = free head */
+    u32 *writable;                      /* bytes the device may write for a head */
+    u16 free_head;
+    u16 num_free;
+    u16 last_used;
+    u16 avail_idx;   /* our copy of avail->idx */
+    u16 kicked_idx;  /* avail_idx at the last kick */
+    u64 notifies;    /* QueueNotify writes */
+    u64 suppressed;  /* kicks the device asked us to skip */
+};
+
+struct vq_buf {
+    const void *addr;
+    u32 len;
+    bool device_writes;
+};
+
+enum vq_error {
+    VQ_EMPTY = -1,   /* nothing used yet */
+    VQ_BAD_ID = -2,  /* used id out of range or not in flight */
+    VQ_BAD_LEN = -3, /* used len larger than the writable buffers */
+    VQ_TIMEOUT = -4,
+};
+
+const char *vq_error_name(int error);
+
+bool virtio_probe(struct virtio_dev *d, u64 base, u32 gsi, u32 expected_id, const char **reason);
+bool virtio_negotiate(struct virtio_dev *d, u64 wanted, const char **reason);
+bool virtq_setup(struct virtio_dev *d, struct virtq *q, u16 index, u16 max_size, const char **reason);
+void virtio_driver_ok(struct virtio_dev *d);
+void virtio_reset(struct virtio_dev *d);
+u32 virtio_status(struct virtio_dev *d);
+u8 virtio_config8(struct virtio_dev *d, u32 offset);
+u16 virtio_config16(struct virtio_dev *d, u32 offset);
+u32 virtio_config32(struct virtio_dev *d, u32 offset);
+u64 virtio_config64(struct virtio_dev *d, u32 offset);
+void virtio_print_features(struct virtio_dev *d, const char *what);
+
+/* Requests a queue can hold at once, given segments per request. */
+u16 virtq_capacity(struct virtq *q, int segments);
+/* Adds a request; returns its head, or VQ_EMPTY when the ring has no room. Not visible before virtq_kick. */
+int virtq_add(struct virtq *q, const struct vq_buf *bufs, int count);
+/* Publishes added requests and notifies the device unless it suppressed notifications. */
+void virtq_kick(struct virtq *q);
+/* Takes one used element: its head (>= 0) and len, or a vq_error. */
+int virtq_poll(struct virtq *q, u32 *len);
+/* Sleeps until an interrupt when completion is by interrupt and nothing is used yet; returns at once when polling. */
+void virtq_idle(struct virtq *q);
+/* virtq_poll until something is used or timeout_us passes (VQ_TIMEOUT). */
+int virtq_wait(struct virtq *q, u32 *len, u64 timeout_us);
