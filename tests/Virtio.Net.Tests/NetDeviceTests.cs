@@ -342,4 +342,35 @@ public sealed class NetDeviceTests
         second.Write(incoming);
         Assert.Equal(incoming, rig.WaitUsed(2).Data[VirtioNetHeader.Size..]);
     }
+
+    [Fact]
+    public void MultiQueue_EachPairIsServedByItsOwnIoThread()
+    {
+        using var thread0 = new Virtio.Core.Threading.IoThread("net-pair-0");
+        using var thread1 = new Virtio.Core.Threading.IoThread("net-pair-1");
+        thread0.Start();
+        thread1.Start();
+        Virtio.Core.Threading.IoThread[] threads = [thread0, thread1];
+        var first = new PipeFrames();
+        var second = new PipeFrames();
+        var recordFirst = new RecordingBackend(first.Backend, threads);
+        var recordSecond = new RecordingBackend(second.Backend, threads);
+        NetDeviceOptions options = Options();
+        options.IoThreads = threads;
+        using var rig = new NetRig([recordFirst, recordSecond], options);
+        Assert.Equal(0, rig.Command(4, 0, [2, 0]));
+
+        rig.AddRxBuffers(2, 2048, rxQueue: 0);
+        rig.AddRxBuffers(2, 2048, rxQueue: 2);
+        byte[] one = Frames.Make(80, Frames.GuestMac, seed: 1);
+        byte[] two = Frames.Make(90, Frames.GuestMac, seed: 2);
+        first.Write(one);
+        second.Write(two);
+        Assert.Equal(one, rig.WaitUsed(0).Data[VirtioNetHeader.Size..]);
+        Assert.Equal(two, rig.WaitUsed(2).Data[VirtioNetHeader.Size..]);
+
+        // Frames arriving from each backend were taken by that pair's I/O thread, not a shared one.
+        Assert.Equal(0, recordFirst.ReceivedOn);
+        Assert.Equal(1, recordSecond.ReceivedOn);
+    }
 }
