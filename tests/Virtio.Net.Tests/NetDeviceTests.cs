@@ -373,4 +373,35 @@ public sealed class NetDeviceTests
         Assert.Equal(0, recordFirst.ReceivedOn);
         Assert.Equal(1, recordSecond.ReceivedOn);
     }
+
+    [Fact]
+    public void Transmit_FrameOverTheDeviceLimit_WithoutMtu_IsDroppedAsBadLength_AndTheChainReturns()
+    {
+        // Without VIRTIO_NET_F_MTU the limit is NetDevice.MaxFrameLength (64 KiB + 256): a 17 x 4 KiB frame is over it.
+        var pipe = new PipeFrames();
+        using var rig = new NetRig([pipe.Backend], Options(), queueSize: 32);
+        Assert.Equal(0UL, rig.Features & NetFeatures.Mtu);
+        var specs = new BufferSpec[18];
+        specs[0] = BufferSpec.Readable(VirtioNetHeader.Size);
+        for (int i = 1; i < specs.Length; i++)
+        {
+            specs[i] = BufferSpec.Readable(4096);
+        }
+
+        Assert.True(17 * 4096 > NetDevice.MaxFrameLength);
+        ushort head = rig.Tx.AddChain(specs);
+        rig.Tx.Span(rig.Tx.ChainBuffers(head)[0].Address, VirtioNetHeader.Size).Clear();
+        rig.Tx.Kick();
+        rig.Mmio.Notify(1);
+
+        Assert.True(rig.TryTakeUsed(1, out ushort used, out uint length, out _));
+        Assert.Equal(head, used);
+        Assert.Equal(0u, length);
+        Assert.Equal(1, rig.Device.Counters.Drops(NetDropReason.BadLength));
+        Assert.Equal(0, rig.Device.Counters.TxFrames);
+
+        byte[] good = Frames.Make(1514);
+        rig.Send(good);
+        Assert.Equal(good, pipe.Read().Frame);
+    }
 }
