@@ -218,6 +218,13 @@ public sealed class BlockDevice : VirtioDevice
         int left = Volatile.Read(ref _inFlight);
         if (left > 0)
         {
+            // The guest may reuse these buffers as soon as the reset returns: tell the backend not
+            // to start the transfers it has not started (the in-tree backends check IsAbandoned).
+            foreach (BlockQueue queue in _queues)
+            {
+                queue.AbandonInFlight();
+            }
+
             Log.ResetTimedOut(Logger, left, _options.ResetTimeout);
         }
 

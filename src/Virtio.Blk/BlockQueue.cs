@@ -21,6 +21,7 @@ internal sealed class BlockQueue : IBlockIoOwner
     private static readonly Action<object?> s_drainCompletions = static state => ((BlockQueue)state!).RunScheduledCompletions();
 
     private readonly Lock _completionLock = new();
+    private readonly BlockIo[] _slots;
     private readonly BlockIo[] _free;
     private readonly BlockIo[] _completed;
     private int _freeCount;
@@ -34,11 +35,13 @@ internal sealed class BlockQueue : IBlockIoOwner
         Device = device;
         Queue = queue;
         IoThread = ioThread;
+        _slots = new BlockIo[slots];
         _free = new BlockIo[slots];
         _completed = new BlockIo[slots];
         for (int i = 0; i < slots; i++)
         {
-            _free[i] = new BlockIo(this);
+            _slots[i] = new BlockIo(this);
+            _free[i] = _slots[i];
         }
 
         _freeCount = slots;
@@ -78,7 +81,7 @@ internal sealed class BlockQueue : IBlockIoOwner
     /// <inheritdoc />
     public void OnCompleted(BlockIo io)
     {
-        if (io.FlushAfterWrite && io.Status == BlockStatus.Ok && io.Operation == BlockOperation.Write)
+        if (io.FlushAfterWrite && io.Status == BlockStatus.Ok && io.Operation == BlockOperation.Write && !io.IsAbandoned)
         {
             // Writethrough: the write completes for the guest only once it is durable.
             io.FlushAfterWrite = false;
@@ -178,6 +181,26 @@ internal sealed class BlockQueue : IBlockIoOwner
         {
             _stopping = stopping;
         }
+    }
+
+    /// <summary>
+    /// Marks every request still at the backend abandoned (a reset stopped waiting for them), so a
+    /// backend that has not started one yet completes it without touching guest memory. Any thread.
+    /// </summary>
+    /// <returns>How many were marked.</returns>
+    public int AbandonInFlight()
+    {
+        int marked = 0;
+        foreach (BlockIo io in _slots)
+        {
+            if (io.IsSubmitted)
+            {
+                io.Abandon();
+                marked++;
+            }
+        }
+
+        return marked;
     }
 
     private void RunScheduledCompletions()

@@ -1,6 +1,9 @@
 using System;
 using System.Text;
+using System.Threading;
 using Virtio.Blk.Backends;
+using Virtio.Core.Devices;
+using Virtio.Testing;
 using Xunit;
 
 namespace Virtio.Blk.Tests;
@@ -202,6 +205,32 @@ public sealed class BlockRequestTests
         Assert.Equal(0u, result.Length);
         Assert.All(disk.GetSpan(0, 512).ToArray(), b => Assert.Equal(0, b));
         Assert.Contains(rig.Logger.Entries, e => e.Message.Contains("no writable status byte", StringComparison.Ordinal));
+        Assert.Equal(BlockStatus.Ok, rig.Flush().BlockStatus);
+    }
+
+    [Fact]
+    public void StatusBufferNotWritable_ReadableAfterTheData_BreaksTheQueue_NothingWritten()
+    {
+        // The other way to lack a writable status: a readable buffer after the writable ones. Core's
+        // chain walk refuses the order (virtio 1.2 §2.7.4.2), so the queue stops with DEVICE_NEEDS_RESET
+        // and the device writes neither the data nor a status, and returns nothing.
+        using BlkRig rig = NewRig(out MemoryBlockBackend disk);
+        disk.GetSpan(0, 512).Fill(0x77);
+        GuestDriver guest = rig.Guests[0];
+        ushort head = guest.AddChain(BufferSpec.Readable(16), BufferSpec.Write(512), BufferSpec.Readable(1));
+        var buffers = guest.ChainBuffers(head);
+        guest.Span(buffers[0].Address, 16).Clear(); // VIRTIO_BLK_T_IN, sector 0
+        guest.Span(buffers[1].Address, 512).Fill(0xCC);
+        guest.Span(buffers[2].Address, 1)[0] = BlkRig.StatusSentinel;
+        rig.Kick(0);
+
+        Assert.True(SpinWait.SpinUntil(() => (rig.Mmio.Status & DeviceStatus.DeviceNeedsReset) != 0, TimeSpan.FromSeconds(10)));
+        Assert.False(guest.TryGetUsed(out _, out _));
+        Assert.True(guest.Span(buffers[1].Address, 512).IndexOfAnyExcept((byte)0xCC) < 0, "the data buffer was written");
+        Assert.Equal(BlkRig.StatusSentinel, guest.Span(buffers[2].Address, 1)[0]);
+
+        // A reset brings the device back.
+        rig.Probe();
         Assert.Equal(BlockStatus.Ok, rig.Flush().BlockStatus);
     }
 

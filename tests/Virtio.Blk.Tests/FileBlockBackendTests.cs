@@ -128,6 +128,89 @@ public sealed class FileBlockBackendTests : IDisposable
     }
 
     [Fact]
+    public void QueueDepth32_ThirtyTwoRequestsReachTheFileAtOnce()
+    {
+        // fio iodepth=32 in a guest: 32 requests available at one kick must all be at the file
+        // together. Each worker waits at a 32-party barrier right before its preadv: with fewer
+        // than 32 in flight, the barrier times out and the test fails.
+        const int depth = 32;
+        string path = NewImage(1 << 20, fill: 0x42);
+        using var backend = new FileBlockBackend(path);
+        using var barrier = new System.Threading.Barrier(depth);
+        int current = 0, peak = 0, timeouts = 0;
+        backend.BeforeExecute = _ =>
+        {
+            int now = System.Threading.Interlocked.Increment(ref current);
+            int seen;
+            while (now > (seen = System.Threading.Volatile.Read(ref peak)) && System.Threading.Interlocked.CompareExchange(ref peak, now, seen) != seen)
+            {
+            }
+
+            if (!barrier.SignalAndWait(TimeSpan.FromSeconds(10)))
+            {
+                System.Threading.Interlocked.Increment(ref timeouts);
+            }
+
+            System.Threading.Interlocked.Decrement(ref current);
+        };
+        using var rig = new BlkRig(backend, new BlockDeviceOptions { QueueSize = 128 }, queueSize: 128);
+
+        var pending = new Pending[depth];
+        for (int i = 0; i < depth; i++)
+        {
+            pending[i] = rig.Post(0, (uint)BlockRequestType.In, (ulong)i * 8, inLength: 4096, kick: false);
+        }
+
+        rig.Kick(0);
+        foreach (Pending request in pending)
+        {
+            Completion done = rig.Wait(request);
+            Assert.Equal(BlockStatus.Ok, done.BlockStatus);
+            Assert.True(done.Data.AsSpan().IndexOfAnyExcept((byte)0x42) < 0);
+        }
+
+        Assert.Equal(0, timeouts);
+        Assert.Equal(depth, peak);
+        Assert.Equal(depth, backend.WorkerCount);
+    }
+
+    [Fact]
+    public void ResetGaveUpOnARequestNotYetStarted_TheWorkerSkipsItsRead()
+    {
+        string path = NewImage(1 << 20, fill: 0x42);
+        using var backend = new FileBlockBackend(path);
+        using var gate = new System.Threading.ManualResetEventSlim();
+        using var entered = new System.Threading.ManualResetEventSlim();
+        backend.BeforeExecute = _ =>
+        {
+            entered.Set();
+            gate.Wait(TimeSpan.FromSeconds(10));
+        };
+        using var rig = new BlkRig(backend, new BlockDeviceOptions { QueueSize = 64, ResetTimeout = TimeSpan.FromMilliseconds(50) });
+        rig.Post(0, (uint)BlockRequestType.In, 0, inLength: 4096);
+        Assert.True(entered.Wait(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+
+        rig.Reset();
+        rig.Probe();
+        byte[] before = ResetTests.Snapshot(rig);
+        backend.BeforeExecute = null;
+        gate.Set();
+        WaitUntil(() => rig.Device.InFlight == 0);
+        ResetTests.AssertUnchanged(rig, before);
+        Assert.Equal(BlockStatus.Ok, rig.Read(0, 512).BlockStatus);
+    }
+
+    private static void WaitUntil(Func<bool> condition)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), "timed out");
+            System.Threading.Thread.Sleep(1);
+        }
+    }
+
+    [Fact]
     public void MissingFile_ThrowsIOException()
     {
         Assert.Throws<IOException>(() => new FileBlockBackend(Path.Combine(_dir.FullName, "missing.img")));

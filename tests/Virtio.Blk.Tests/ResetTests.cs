@@ -8,6 +8,22 @@ namespace Virtio.Blk.Tests;
 
 public sealed class ResetTests
 {
+    /// <summary>A copy of all guest memory, to prove later that nothing in it changed.</summary>
+    internal static byte[] Snapshot(BlkRig rig)
+    {
+        int size = checked((int)rig.Memory.FindRegion(new GuestAddress(0))!.Size);
+        Assert.True(rig.Memory.TryGetSpan(new GuestAddress(0), size, out Span<byte> all));
+        return all.ToArray();
+    }
+
+    /// <summary>Asserts guest memory equals <paramref name="before"/>, naming the first changed byte.</summary>
+    internal static void AssertUnchanged(BlkRig rig, byte[] before)
+    {
+        Assert.True(rig.Memory.TryGetSpan(new GuestAddress(0), before.Length, out Span<byte> now));
+        int changed = now.CommonPrefixLength(before);
+        Assert.True(changed == before.Length, $"guest byte 0x{changed:x} was written after the reset");
+    }
+
     private static ushort UsedIdx(BlkRig rig) =>
         BitConverter.ToUInt16(rig.Guests[0].Span(new GuestAddress(rig.Guests[0].UsedRing.Value + 2), 2));
 
@@ -80,6 +96,40 @@ public sealed class ResetTests
 
         Assert.Equal(BlockStatus.Ok, rig.Write(0, BlkRig.Pattern(512, 4)).BlockStatus);
         Assert.Equal(BlkRig.Pattern(512, 4), rig.Read(0, 512).Data);
+    }
+
+    [Theory]
+    [InlineData(BlockRequestType.In)]
+    [InlineData(BlockRequestType.Out)]
+    public void DelayedRequestReleasedAfterResetGaveUp_WritesNoGuestByte_NorTheDisk(BlockRequestType type)
+    {
+        // The use-after-free class: the driver reset and reused its buffers; the backend's late
+        // transfer must not land in them (a read) or take them as data (a write).
+        var disk = new MemoryBlockBackend(1 << 20);
+        disk.GetSpan(0, 4096).Fill(0x5A);
+        var faulty = new FaultInjectingBlockBackend(disk);
+        using var rig = new BlkRig(faulty, new BlockDeviceOptions { QueueSize = 64, ResetTimeout = TimeSpan.FromMilliseconds(50) });
+        faulty.Rule = _ => Fault.Hold;
+        if (type == BlockRequestType.In)
+        {
+            rig.Post(0, (uint)type, 0, inLength: 4096);
+        }
+        else
+        {
+            rig.Post(0, (uint)type, 0, BlkRig.Pattern(4096, 9));
+        }
+
+        faulty.WaitHeld(1);
+        rig.Reset();
+        rig.Probe();
+        byte[] before = Snapshot(rig);
+
+        faulty.Rule = null;
+        Assert.Equal(1, faulty.ReleaseHeld());
+        Assert.Equal(0, rig.Device.InFlight);
+        AssertUnchanged(rig, before);
+        Assert.True(disk.GetSpan(0, 4096).IndexOfAnyExcept((byte)0x5A) < 0, "the abandoned write reached the disk");
+        Assert.Equal(BlockStatus.Ok, rig.Read(0, 512).BlockStatus);
     }
 
     [Fact]

@@ -342,4 +342,66 @@ public sealed class NetDeviceTests
         second.Write(incoming);
         Assert.Equal(incoming, rig.WaitUsed(2).Data[VirtioNetHeader.Size..]);
     }
+
+    [Fact]
+    public void MultiQueue_EachPairIsServedByItsOwnIoThread()
+    {
+        using var thread0 = new Virtio.Core.Threading.IoThread("net-pair-0");
+        using var thread1 = new Virtio.Core.Threading.IoThread("net-pair-1");
+        thread0.Start();
+        thread1.Start();
+        Virtio.Core.Threading.IoThread[] threads = [thread0, thread1];
+        var first = new PipeFrames();
+        var second = new PipeFrames();
+        var recordFirst = new RecordingBackend(first.Backend, threads);
+        var recordSecond = new RecordingBackend(second.Backend, threads);
+        NetDeviceOptions options = Options();
+        options.IoThreads = threads;
+        using var rig = new NetRig([recordFirst, recordSecond], options);
+        Assert.Equal(0, rig.Command(4, 0, [2, 0]));
+
+        rig.AddRxBuffers(2, 2048, rxQueue: 0);
+        rig.AddRxBuffers(2, 2048, rxQueue: 2);
+        byte[] one = Frames.Make(80, Frames.GuestMac, seed: 1);
+        byte[] two = Frames.Make(90, Frames.GuestMac, seed: 2);
+        first.Write(one);
+        second.Write(two);
+        Assert.Equal(one, rig.WaitUsed(0).Data[VirtioNetHeader.Size..]);
+        Assert.Equal(two, rig.WaitUsed(2).Data[VirtioNetHeader.Size..]);
+
+        // Frames arriving from each backend were taken by that pair's I/O thread, not a shared one.
+        Assert.Equal(0, recordFirst.ReceivedOn);
+        Assert.Equal(1, recordSecond.ReceivedOn);
+    }
+
+    [Fact]
+    public void Transmit_FrameOverTheDeviceLimit_WithoutMtu_IsDroppedAsBadLength_AndTheChainReturns()
+    {
+        // Without VIRTIO_NET_F_MTU the limit is NetDevice.MaxFrameLength (64 KiB + 256): a 17 x 4 KiB frame is over it.
+        var pipe = new PipeFrames();
+        using var rig = new NetRig([pipe.Backend], Options(), queueSize: 32);
+        Assert.Equal(0UL, rig.Features & NetFeatures.Mtu);
+        var specs = new BufferSpec[18];
+        specs[0] = BufferSpec.Readable(VirtioNetHeader.Size);
+        for (int i = 1; i < specs.Length; i++)
+        {
+            specs[i] = BufferSpec.Readable(4096);
+        }
+
+        Assert.True(17 * 4096 > NetDevice.MaxFrameLength);
+        ushort head = rig.Tx.AddChain(specs);
+        rig.Tx.Span(rig.Tx.ChainBuffers(head)[0].Address, VirtioNetHeader.Size).Clear();
+        rig.Tx.Kick();
+        rig.Mmio.Notify(1);
+
+        Assert.True(rig.TryTakeUsed(1, out ushort used, out uint length, out _));
+        Assert.Equal(head, used);
+        Assert.Equal(0u, length);
+        Assert.Equal(1, rig.Device.Counters.Drops(NetDropReason.BadLength));
+        Assert.Equal(0, rig.Device.Counters.TxFrames);
+
+        byte[] good = Frames.Make(1514);
+        rig.Send(good);
+        Assert.Equal(good, pipe.Read().Frame);
+    }
 }

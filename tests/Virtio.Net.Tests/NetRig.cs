@@ -27,7 +27,10 @@ internal sealed class NetRig : IDisposable
         IoThread = new IoThread("net-test");
         IoThread.Start();
         options ??= new NetDeviceOptions();
-        options.IoThreads = [IoThread];
+        if (options.IoThreads.Count == 0)
+        {
+            options.IoThreads = [IoThread];
+        }
         Device = new NetDevice(Memory, backends, options, Logger);
         Transport = new VirtioMmioTransport(Device, Interrupts);
         Mmio = new MmioDriver(Transport);

@@ -26,6 +26,7 @@ public sealed class BlockIo
     private int _dataCount;
     private int _rangeCount;
     private int _state;
+    private volatile bool _abandoned;
 
     internal BlockIo(IBlockIoOwner owner)
     {
@@ -46,6 +47,18 @@ public sealed class BlockIo
 
     /// <summary>For discard and write-zeroes: the ranges, checked against the capacity. Empty for other operations.</summary>
     public ReadOnlySpan<BlockRange> Ranges => _ranges.AsSpan(0, _rangeCount);
+
+    /// <summary>
+    /// True once the device gave up waiting for this request (a reset outlived
+    /// <see cref="BlockDeviceOptions.ResetTimeout"/>): the guest may already have reused
+    /// <see cref="Segments"/>. A backend checks it before it touches them and, when set, completes
+    /// with <see cref="BlockStatus.IoError"/> without any transfer. Any thread.
+    /// </summary>
+    /// <remarks>
+    /// A transfer already started when the flag is raised cannot be recalled; that is why a reset
+    /// waits first, and why the timeout should be longer than any single transfer takes.
+    /// </remarks>
+    public bool IsAbandoned => _abandoned;
 
     /// <summary>The status the backend reported, once completed.</summary>
     public BlockStatus Status { get; private set; }
@@ -78,9 +91,17 @@ public sealed class BlockIo
         _owner.OnCompleted(this);
     }
 
+    internal bool IsSubmitted => Volatile.Read(ref _state) == Submitted;
+
     internal void MarkSubmitted() => Volatile.Write(ref _state, Submitted);
 
-    internal void MarkIdle() => Volatile.Write(ref _state, Idle);
+    internal void Abandon() => _abandoned = true;
+
+    internal void MarkIdle()
+    {
+        _abandoned = false;
+        Volatile.Write(ref _state, Idle);
+    }
 
     internal void ClearSegments()
     {

@@ -15,10 +15,13 @@ namespace Virtio.Blk.Backends;
 /// A raw disk image or a block device: preadv/pwritev straight between the file and the guest
 /// buffers (zero copy), fdatasync for FLUSH, fallocate(PUNCH_HOLE) for discard and
 /// fallocate(ZERO_RANGE) for write-zeroes (writing zeroes where unsupported). Blocking calls run on
-/// a small pool of worker threads, so up to that many requests are in the kernel at once.
+/// worker threads started on demand: a request submitted while every worker is busy starts another,
+/// up to the limit, so a guest's queue depth (fio iodepth=32: 32 requests) reaches the file at once.
 /// </summary>
 /// <remarks>
 /// <see cref="Submit"/> only queues (any thread); workers complete requests on their own threads.
+/// A request the device abandoned (<see cref="BlockIo.IsAbandoned"/>, a reset that gave up waiting)
+/// and not yet started fails with IOERR without touching guest memory.
 /// With O_DIRECT, guest buffers and offsets must be aligned to the device's logical block size, or
 /// the kernel fails the request (reported as IOERR).
 /// </remarks>
@@ -32,16 +35,22 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
     private readonly Thread[] _workers;
     private readonly Queue<BlockIo> _pending = new();
     private readonly object _gate = new();
+    private int _started;
+    private int _idle;
     private bool _stopping;
 
     /// <summary>Opens <paramref name="path"/> and starts the workers. Any thread.</summary>
     /// <param name="path">A regular file or a block device; its size is the capacity (rounded down to 512).</param>
     /// <param name="readOnly">Open read-only; the device then offers VIRTIO_BLK_F_RO.</param>
     /// <param name="direct">Open with O_DIRECT (bypass the host page cache).</param>
-    /// <param name="workers">Worker threads (requests in the kernel at once). Default 4.</param>
+    /// <param name="workers">
+    /// The most worker threads, so the most requests in the kernel at once; started on demand. Default
+    /// 256, the default queue size (<see cref="BlockDeviceOptions.QueueSize"/>): set it to the queue depth
+    /// the device allows (queues × in-flight per queue) to keep the whole depth in flight.
+    /// </param>
     /// <param name="logger">Where failed system calls are logged (Debug).</param>
     /// <exception cref="IOException">open or lseek failed; the message holds the errno.</exception>
-    public FileBlockBackend(string path, bool readOnly = false, bool direct = false, int workers = 4, ILogger? logger = null)
+    public FileBlockBackend(string path, bool readOnly = false, bool direct = false, int workers = 256, ILogger? logger = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentOutOfRangeException.ThrowIfLessThan(workers, 1);
@@ -66,16 +75,13 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
         Capacity = (ulong)size / BlockDevice.SectorSize * BlockDevice.SectorSize;
         IsReadOnly = readOnly;
         _workers = new Thread[workers];
-        for (int i = 0; i < workers; i++)
-        {
-            _workers[i] = new Thread(static self => ((FileBlockBackend)self!).Work())
-            {
-                IsBackground = true,
-                Name = $"blk-file-{i}",
-            };
-            _workers[i].Start(this);
-        }
     }
+
+    /// <summary>Worker threads started so far (at most the constructor's limit). Any thread.</summary>
+    internal int WorkerCount => Volatile.Read(ref _started);
+
+    /// <summary>Test seam: runs on a worker just before it issues a request's system calls.</summary>
+    internal Action<BlockIo>? BeforeExecute { get; set; }
 
     /// <inheritdoc />
     public ulong Capacity { get; }
@@ -97,7 +103,15 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
             if (!_stopping)
             {
                 _pending.Enqueue(io);
-                Monitor.Pulse(_gate);
+                if (_idle >= _pending.Count || _started == _workers.Length)
+                {
+                    Monitor.Pulse(_gate);
+                }
+                else
+                {
+                    StartWorker(); // every worker is busy: one more keeps this request off the queue
+                }
+
                 return;
             }
         }
@@ -119,9 +133,9 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
             Monitor.PulseAll(_gate);
         }
 
-        foreach (Thread worker in _workers)
+        for (int i = 0; i < Volatile.Read(ref _started); i++)
         {
-            worker.Join();
+            _workers[i].Join();
         }
 
         _handle.Dispose();
@@ -142,7 +156,9 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
                         return;
                     }
 
+                    _idle++;
                     Monitor.Wait(_gate);
+                    _idle--;
                 }
 
                 io = _pending.Dequeue();
@@ -151,7 +167,8 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
             BlockStatus status;
             try
             {
-                status = Execute(io, vectors);
+                BeforeExecute?.Invoke(io);
+                status = io.IsAbandoned ? BlockStatus.IoError : Execute(io, vectors);
             }
             catch (Exception)
             {
@@ -160,6 +177,20 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
 
             io.Complete(status);
         }
+    }
+
+    /// <summary>Starts one more worker (under <see cref="_gate"/>); allocates only while the pool grows.</summary>
+    private void StartWorker()
+    {
+        int index = _started;
+        var worker = new Thread(static self => ((FileBlockBackend)self!).Work())
+        {
+            IsBackground = true,
+            Name = $"blk-file-{index}",
+        };
+        _workers[index] = worker;
+        Volatile.Write(ref _started, index + 1);
+        worker.Start(this);
     }
 
     private BlockStatus Execute(BlockIo io, FileInterop.IoVec[] vectors)

@@ -11,7 +11,9 @@ namespace Virtio.Blk.Backends;
 /// queue's processing thread (an I/O thread, or a vCPU thread on the synchronous path) and from
 /// completion threads (a writethrough write is followed by a flush); it must not block for long.
 /// An exception thrown by <see cref="Submit"/>, a short transfer and any OS error are reported to the
-/// guest as VIRTIO_BLK_S_IOERR for that request only.
+/// guest as VIRTIO_BLK_S_IOERR for that request only. A backend that may start a request's transfer
+/// late (queues, retries, holds) checks <see cref="BlockIo.IsAbandoned"/> first: once a reset has given
+/// up waiting, the guest may have reused the buffers.
 /// </remarks>
 public interface IBlockBackend
 {

@@ -61,7 +61,7 @@ public sealed unsafe class MemoryBlockBackend : IBlockBackend, IDisposable
     public void Submit(BlockIo io)
     {
         ArgumentNullException.ThrowIfNull(io);
-        if (Volatile.Read(ref _disposed) != 0)
+        if (Volatile.Read(ref _disposed) != 0 || io.IsAbandoned)
         {
             io.Complete(BlockStatus.IoError);
             return;

@@ -26,6 +26,7 @@ namespace Virtio.Benchmarks.Blk;
 /// </summary>
 /// <remarks>Not sealed: BenchmarkDotNet derives its generated runner from this class.</remarks>
 [MemoryDiagnoser]
+[OperationsPerSecond]
 [SuppressMessage("Design", "CA1001", Justification = "BenchmarkDotNet owns the lifetime: GlobalCleanup disposes everything.")]
 public class BlockDeviceAsyncBenchmarks
 {

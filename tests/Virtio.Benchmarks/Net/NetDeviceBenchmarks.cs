@@ -5,6 +5,7 @@ using System.Diagnostics.CodeAnalysis;
 using System.IO.Pipelines;
 using System.Threading.Tasks;
 using BenchmarkDotNet.Attributes;
+using Virtio.Net;
 using Virtio.Net.Backends;
 
 namespace Virtio.Benchmarks.Net;
@@ -12,10 +13,13 @@ namespace Virtio.Benchmarks.Net;
 /// <summary>
 /// Frames through the virtio-net device, per frame: guest tx chain → device → backend, and backend →
 /// device → guest rx buffer. Loopback: device A's transmit feeds device B's receive. Pipe: transmit into
-/// an output pipe (read and discarded), and receive from an input pipe the benchmark fills.
+/// an output pipe (read and discarded), and receive from an input pipe the benchmark fills. 65536 is a
+/// TSO frame: the guest sends it with a GSO_TCPV4 header (HOST_TSO4 negotiated), the backends carry the
+/// header (the pipe with virtio-net headers on), and the receiving guest takes it whole (GUEST_TSO4).
 /// </summary>
 /// <remarks>Not sealed: BenchmarkDotNet derives its generated runner from this class.</remarks>
 [MemoryDiagnoser]
+[OperationsPerSecond]
 [SuppressMessage("Design", "CA1001", Justification = "BenchmarkDotNet owns the lifetime: GlobalCleanup disposes everything.")]
 public class NetDeviceBenchmarks
 {
@@ -32,7 +36,7 @@ public class NetDeviceBenchmarks
     private byte[] _frame = null!;
 
     /// <summary>The Ethernet frame's size.</summary>
-    [Params(64, 1500)]
+    [Params(64, 1500, 65536)]
     public int FrameSize { get; set; }
 
     /// <summary>Builds both setups and checks one round of each moves every frame.</summary>
@@ -46,10 +50,16 @@ public class NetDeviceBenchmarks
 
         _toGuest = new Pipe(new PipeOptions(pauseWriterThreshold: 0, readerScheduler: PipeScheduler.Inline, writerScheduler: PipeScheduler.Inline, useSynchronizationContext: false));
         _fromGuest = new Pipe(new PipeOptions(pauseWriterThreshold: 0, readerScheduler: PipeScheduler.Inline, writerScheduler: PipeScheduler.Inline, useSynchronizationContext: false));
-        _pipeBackend = new PipeNetBackend(_toGuest.Reader, _fromGuest.Writer);
+        _pipeBackend = new PipeNetBackend(_toGuest.Reader, _fromGuest.Writer, vnetHeaders: _a.Tso);
         _piped = new BenchGuest(_pipeBackend, FrameSize);
         _piped.PostRx(Batch);
-        _frame = new byte[FrameSize];
+
+        // What the input pipe carries per frame: [virtio_net_hdr_v1 for TSO] + the frame.
+        _frame = new byte[(_a.Tso ? VirtioNetHeader.Size : 0) + FrameSize];
+        if (_a.Tso)
+        {
+            new VirtioNetHeader(VirtioNetHeader.FlagNeedsCsum, VirtioNetHeader.GsoTcpV4, 54, 1448, 34, 16, 0).Write(_frame);
+        }
 
         for (int round = 0; round < 3; round++)
         {

@@ -1,0 +1,72 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics.Metrics;
+using System.Net.NetworkInformation;
+using Xunit;
+
+namespace Virtio.Net.Tests;
+
+[Collection(MeterGroup.Name)]
+public sealed class NetMetricsTests
+{
+    [Fact]
+    public void Meter_ReportsFramesAndBytesByDirection_AndDropsByReason()
+    {
+        var totals = new Dictionary<string, long>();
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = static (instrument, l) =>
+            {
+                if (instrument.Meter.Name == "Virtio.Net")
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            string key = instrument.Name;
+            foreach (KeyValuePair<string, object?> tag in tags)
+            {
+                key += $"|{tag.Key}={tag.Value}";
+            }
+
+            lock (totals)
+            {
+                totals[key] = totals.GetValueOrDefault(key) + value;
+            }
+        });
+        listener.Start();
+
+        var pipe = new PipeFrames();
+        using var rig = new NetRig([pipe.Backend], new NetDeviceOptions { MacAddress = new PhysicalAddress(Frames.GuestMac), Mtu = 1500 });
+        rig.Send(Frames.Make(100));
+        rig.Send(Frames.Make(1500 + 18 + 1));                                              // over the MTU
+        rig.Send(Frames.Make(100), new VirtioNetHeader(0, 9, 0, 0, 0, 0, 0));             // unknown GSO type
+        Assert.Equal(100, pipe.Read().Frame.Length);
+
+        rig.AddRxBuffers(2, 2048);
+        pipe.Write(Frames.Make(200, Frames.GuestMac));
+        rig.WaitUsed(0);
+
+        long Get(string key)
+        {
+            lock (totals)
+            {
+                return totals.GetValueOrDefault(key);
+            }
+        }
+
+        Assert.Equal(1, Get("virtio.net.frames|direction=tx"));
+        Assert.Equal(100, Get("virtio.net.bytes|direction=tx"));
+        Assert.Equal(1, Get("virtio.net.frames|direction=rx"));
+        Assert.Equal(200, Get("virtio.net.bytes|direction=rx"));
+        Assert.Equal(1, Get("virtio.net.drops|reason=bad_length"));
+        Assert.Equal(1, Get("virtio.net.drops|reason=malformed_header"));
+
+        // The per-device counters agree with the meter.
+        Assert.Equal(1, rig.Device.Counters.TxFrames);
+        Assert.Equal(200, rig.Device.Counters.RxBytes);
+        Assert.Equal(1, rig.Device.Counters.Drops(NetDropReason.BadLength));
+    }
+}
