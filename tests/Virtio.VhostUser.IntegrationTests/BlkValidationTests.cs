@@ -59,6 +59,11 @@ public sealed class BlkValidationTests(ITestOutputHelper output)
             Assert.NotEqual("0", fields["write_zeroes_max_bytes"]);
             Assert.Empty(run.DmesgErrors);
             Assert.False(backend.HasExited, "the back end exited during the run");
+            if (kind == BlkBackendKind.Ours)
+            {
+                int? rc = await backend.StopAsync(ct);
+                Assert.True(rc == 0, $"our daemon did not exit 0 on SIGTERM (exit {rc?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none, killed"}):\n{string.Join('\n', backend.Log.TakeLast(30))}");
+            }
         }
         finally
         {
