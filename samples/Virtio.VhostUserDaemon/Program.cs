@@ -49,6 +49,7 @@ internal static class Program
 
         Func<IGuestMemory, VirtioDevice> createDevice;
         IDisposable? owned;
+        IoThread[] ioThreads;
         if (blkText is not null)
         {
             if (!BlkSpec.TryParse(blkText, out BlkSpec? spec, out string? error))
@@ -58,9 +59,12 @@ internal static class Program
             }
 
             var backend = new FileBlockBackend(spec!.Path, spec.ReadOnly, logger: loggers.CreateLogger("blk-backend"));
-            owned = backend;
+
+            // Ring i and its completions run on ioThreads[i % n]: one call-fd write per wake-up.
+            ioThreads = StartIoThreads(Math.Min(spec.Queues, Environment.ProcessorCount), logger);
+            owned = new Owned([backend, .. ioThreads]);
             // Ring sizes are the front end's choice (QEMU's queue-size, up to 1024): offer that much.
-            var options = new BlockDeviceOptions { QueueCount = spec.Queues, QueueSize = MaxRingSize, ReadOnly = spec.ReadOnly };
+            var options = new BlockDeviceOptions { QueueCount = spec.Queues, QueueSize = MaxRingSize, ReadOnly = spec.ReadOnly, IoThreads = ioThreads };
             createDevice = memory => new BlockDevice(memory, backend, options, loggers.CreateLogger("virtio-blk"));
             logger.LogInformation("virtio-blk on {Path} ({Capacity} bytes, {Queues} queue(s){ReadOnly})", spec.Path, backend.Capacity, spec.Queues, spec.ReadOnly ? ", read-only" : "");
         }
@@ -73,17 +77,16 @@ internal static class Program
             }
 
             var tap = TapNetBackend.Create(netText[4..]);
-            var ioThread = new IoThread("virtio-net", logger);
-            ioThread.Start();
-            owned = new Owned(tap, ioThread);
+            ioThreads = StartIoThreads(1, logger);
+            owned = new Owned(tap, ioThreads[0]);
             // The front end runs the control queue itself: the back end serves the rx/tx pair only.
-            var options = new NetDeviceOptions { ControlQueue = false, QueueSize = MaxRingSize, IoThreads = [ioThread] };
+            var options = new NetDeviceOptions { ControlQueue = false, QueueSize = MaxRingSize, IoThreads = ioThreads };
             createDevice = memory => new NetDevice(memory, [tap], options, loggers.CreateLogger("virtio-net"));
             logger.LogInformation("virtio-net on tap {Tap}", netText[4..]);
         }
 
         using (owned)
-        using (var server = new VhostUserServer(socketPath, createDevice, logger))
+        using (var server = new VhostUserServer(socketPath, createDevice, logger, ioThreads))
         using (var stop = new CancellationTokenSource())
         {
             Action<PosixSignalContext> onSignal = context =>
@@ -101,5 +104,17 @@ internal static class Program
 
         logger.LogInformation("stopped; socket {Socket} removed", socketPath);
         return 0;
+    }
+
+    private static IoThread[] StartIoThreads(int count, ILogger logger)
+    {
+        var threads = new IoThread[Math.Max(1, count)];
+        for (int i = 0; i < threads.Length; i++)
+        {
+            threads[i] = new IoThread($"vhost-io-{i}", logger);
+            threads[i].Start();
+        }
+
+        return threads;
     }
 }

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using System.Net.Sockets;
 using System.Threading;
@@ -34,6 +35,7 @@ public sealed class VhostUserServer : IDisposable
     private readonly VhostUserMemory _memory = new();
     private readonly VhostUserGuestNotifier _notifier;
     private readonly IoThread[] _ioThreads;
+    private readonly bool _ownsIoThreads;
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
     private Socket? _listener;
@@ -48,8 +50,15 @@ public sealed class VhostUserServer : IDisposable
     /// <param name="socketPath">Where to listen; an existing socket file there is replaced.</param>
     /// <param name="createDevice">Builds the device on the given guest memory (which is empty until a front end connects). Called once, here.</param>
     /// <param name="logger">Where connections, protocol errors and ring events are logged; none by default.</param>
-    /// <exception cref="ArgumentException"><paramref name="socketPath"/> is empty, or the factory returned a device not built on the given memory.</exception>
-    public VhostUserServer(string socketPath, Func<IGuestMemory, VirtioDevice> createDevice, ILogger? logger = null)
+    /// <param name="ioThreads">
+    /// The started I/O threads ring i is served on: <c>ioThreads[i % Count]</c>, the rule of
+    /// <c>BlockDeviceOptions.IoThreads</c> and <see cref="Virtio.Core.Notifications.HostNotifierController"/>.
+    /// Give the device the same list so its completions are pushed on the ring's own thread and
+    /// batched into one call-fd write per wake-up. The caller keeps ownership. When null the
+    /// server starts and owns one thread per ring, up to the processor count.
+    /// </param>
+    /// <exception cref="ArgumentException"><paramref name="socketPath"/> is empty, <paramref name="ioThreads"/> is empty, or the factory returned a device not built on the given memory.</exception>
+    public VhostUserServer(string socketPath, Func<IGuestMemory, VirtioDevice> createDevice, ILogger? logger = null, IReadOnlyList<IoThread>? ioThreads = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(socketPath);
         ArgumentNullException.ThrowIfNull(createDevice);
@@ -63,6 +72,18 @@ public sealed class VhostUserServer : IDisposable
 
         _notifier = new VhostUserGuestNotifier(Device.Queues.Count);
         Device.GuestNotifier = _notifier;
+        if (ioThreads is not null)
+        {
+            if (ioThreads.Count == 0)
+            {
+                throw new ArgumentException("Give at least one I/O thread, or null.", nameof(ioThreads));
+            }
+
+            _ioThreads = [.. ioThreads];
+            return;
+        }
+
+        _ownsIoThreads = true;
         _ioThreads = new IoThread[Math.Clamp(Device.Queues.Count, 1, Math.Max(1, Environment.ProcessorCount))];
         for (int i = 0; i < _ioThreads.Length; i++)
         {
@@ -187,7 +208,7 @@ public sealed class VhostUserServer : IDisposable
         }
     }
 
-    /// <summary>Stops the I/O threads. Call after the task of <see cref="RunAsync"/> completed.</summary>
+    /// <summary>Stops the I/O threads the server started. Call after the task of <see cref="RunAsync"/> completed.</summary>
     public void Dispose()
     {
         if (_disposed)
@@ -197,9 +218,12 @@ public sealed class VhostUserServer : IDisposable
 
         _disposed = true;
         Interrupt();
-        foreach (IoThread thread in _ioThreads)
+        if (_ownsIoThreads)
         {
-            thread.Dispose();
+            foreach (IoThread thread in _ioThreads)
+            {
+                thread.Dispose();
+            }
         }
     }
 }

@@ -37,6 +37,8 @@ internal sealed class VhostUserSession : IDisposable
     private const int MaxConfigSize = 256;
     private const ulong VringIndexMask = 0xff;
     private const ulong VringNoFdFlag = 0x100;
+    private const uint VringFlagLog = 0x1;
+    private const ushort NetDeviceId = 1;
 
     private static readonly TimeSpan s_drainTimeout = TimeSpan.FromSeconds(30);
 
@@ -98,15 +100,15 @@ internal sealed class VhostUserSession : IDisposable
                 break;
             case VhostUserRequest.GetProtocolFeatures:
                 Expect(m, 0, 0);
-                _channel.SendReply(m.Request, (ulong)VhostUserProtocolFeatures.Supported);
+                _channel.SendReply(m.Request, (ulong)OfferedProtocolFeatures);
                 replied = true;
                 break;
             case VhostUserRequest.SetProtocolFeatures:
                 Expect(m, 8, 0);
                 ulong requested = m.ReadUInt64(0);
-                if ((requested & ~(ulong)VhostUserProtocolFeatures.Supported) != 0)
+                if ((requested & ~(ulong)OfferedProtocolFeatures) != 0)
                 {
-                    throw Error($"SET_PROTOCOL_FEATURES asks for 0x{requested:x}, only 0x{(ulong)VhostUserProtocolFeatures.Supported:x} offered");
+                    throw Error($"SET_PROTOCOL_FEATURES asks for 0x{requested:x}, only 0x{(ulong)OfferedProtocolFeatures:x} offered");
                 }
 
                 _protocolFeatures = (VhostUserProtocolFeatures)requested;
@@ -194,6 +196,13 @@ internal sealed class VhostUserSession : IDisposable
             _channel.SendReply(m.Request, 0ul);
         }
     }
+
+    /// <summary>
+    /// What GET_PROTOCOL_FEATURES offers. A net front end keeps the configuration space itself
+    /// (MAC, status, MTU) and warns about CONFIG, so it is left out for device ID 1.
+    /// </summary>
+    private VhostUserProtocolFeatures OfferedProtocolFeatures =>
+        _device.DeviceId == NetDeviceId ? VhostUserProtocolFeatures.Supported & ~VhostUserProtocolFeatures.Config : VhostUserProtocolFeatures.Supported;
 
     private static VhostUserProtocolException Error(string reason) => new(reason);
 
@@ -478,6 +487,12 @@ internal sealed class VhostUserSession : IDisposable
     private void SetVringAddr(VhostUserVring vring, VhostUserMessage m)
     {
         RequireStopped(vring);
+        uint flags = m.ReadUInt32(4);
+        if ((flags & ~VringFlagLog) != 0)
+        {
+            throw Error($"SET_VRING_ADDR: ring {vring.Index} has unknown flags 0x{flags:x}");
+        }
+
         uint num = vring.Num;
         vring.DescriptorTable = Translate(vring, "descriptor table", m.ReadUInt64(8), 16 * num);
         vring.UsedRing = Translate(vring, "used ring", m.ReadUInt64(16), 6 + (8 * num));
