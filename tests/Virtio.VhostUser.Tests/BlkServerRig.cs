@@ -8,6 +8,7 @@ using System;
 using Virtio.Blk.Backends;
 using Virtio.Blk;
 using Virtio.Core.Memory;
+using Virtio.Core.Threading;
 using Virtio.Testing;
 using Xunit;
 
@@ -24,13 +25,13 @@ internal sealed class BlkServerRig : IDisposable
     private readonly string _directory;
     private readonly Task _serving;
 
-    public BlkServerRig(int queues = 1, IBlockBackend? backend = null)
+    public BlkServerRig(int queues = 1, IBlockBackend? backend = null, IReadOnlyList<IoThread>? ioThreads = null)
     {
         _directory = Directory.CreateTempSubdirectory("vhost-user-tests-").FullName;
         SocketPath = Path.Combine(_directory, "blk.sock");
         Backend = backend ?? new MemoryBlockBackend(8 << 20);
         Logger = new CapturingLogger();
-        Server = new VhostUserServer(SocketPath, memory => new BlockDevice(memory, Backend, new BlockDeviceOptions { QueueCount = queues, QueueSize = 64 }, Logger), Logger);
+        Server = new VhostUserServer(SocketPath, memory => new BlockDevice(memory, Backend, new BlockDeviceOptions { QueueCount = queues, QueueSize = 64, IoThreads = ioThreads }, Logger), Logger, ioThreads);
         _serving = Server.RunAsync(_stop.Token);
         Memory = TestFrontEnd.CreateMemory();
     }

@@ -150,7 +150,7 @@ internal sealed unsafe class TestFrontEnd : IDisposable
     /// The start-up sequence QEMU sends: features, protocol features, owner, memory table, and for
     /// each ring num, base, addresses, kick, call, enable.
     /// </summary>
-    public ulong Start(List<GuestDriver> drivers, ulong featureMask = ulong.MaxValue, ushort[]? bases = null)
+    public ulong Start(List<GuestDriver> drivers, ulong featureMask = ulong.MaxValue, ushort[]? bases = null, bool addMemReg = false)
     {
         ulong offered = Call64(1);
         Assert.NotEqual(0ul, offered & ProtocolFeaturesBit);
@@ -159,7 +159,15 @@ internal sealed unsafe class TestFrontEnd : IDisposable
         Send(3, []);
         ulong features = offered & featureMask;
         Send64(2, features);
-        SetMemTable();
+        if (addMemReg)
+        {
+            AddMemReg();
+        }
+        else
+        {
+            SetMemTable();
+        }
+
         for (int i = 0; i < drivers.Count; i++)
         {
             StartRing(drivers[i], (uint)i, bases?[i] ?? 0);
@@ -175,6 +183,19 @@ internal sealed unsafe class TestFrontEnd : IDisposable
         BinaryPrimitives.WriteUInt32LittleEndian(table, 1);
         WriteRegion(table.AsSpan(8), Region.Start.Value, Region.Size, UserBase + Region.Start.Value, 0);
         Send(5, table, [(int)Region.FileDescriptor!.DangerousGetHandle()]);
+    }
+
+    /// <summary>ADD_MEM_REG of the whole shared memory, as QEMU does with CONFIGURE_MEM_SLOTS.</summary>
+    public void AddMemReg(uint flags = 1)
+    {
+        Send(37, SingleRegion(), [(int)Region.FileDescriptor!.DangerousGetHandle()], flags);
+    }
+
+    public byte[] SingleRegion()
+    {
+        byte[] region = new byte[40];
+        WriteRegion(region.AsSpan(8), Region.Start.Value, Region.Size, UserBase + Region.Start.Value, 0);
+        return region;
     }
 
     public void StartRing(GuestDriver driver, uint index, ushort ringBase)
