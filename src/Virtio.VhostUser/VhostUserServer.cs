@@ -183,8 +183,9 @@ public sealed class VhostUserServer : IDisposable
                 Log.ProtocolError(_logger, id, exception.Message);
                 return;
             }
-            catch (Exception exception) when (exception is IOException or SocketException or ObjectDisposedException)
+            catch (Exception exception) when (exception is not OutOfMemoryException)
             {
+                // Whatever one front end did, the next one is served.
                 Log.ConnectionFailed(_logger, id, exception);
                 return;
             }

@@ -537,6 +537,13 @@ internal sealed class VhostUserSession : IDisposable
         bool noFd = (value & VringNoFdFlag) != 0;
         ExpectFds(m, noFd ? 0 : 1);
         VhostUserVring vring = Vring((uint)(value & VringIndexMask));
+        if (!noFd && !FdKind.IsEventFd(m.PeekFd(0)))
+        {
+            // Anything else (a pipe, a file) could stay readable without a counter to consume
+            // and keep the I/O thread spinning.
+            throw Error($"{m.Request}: ring {vring.Index}: the fd is not an eventfd");
+        }
+
         EventFd? fd = noFd ? null : EventFd.FromOwnedHandle(TakeRawFd(m));
         switch (m.Request)
         {

@@ -46,6 +46,13 @@ public sealed class BadMessageTests
     }
 
     [Fact]
+    public void KickFdThatIsNotAnEventFd_ClosesTheConnection()
+    {
+        using var file = System.IO.File.OpenHandle("/proc/self/stat");
+        AssertRejected(frontEnd => frontEnd.Send64(12, 0, [(int)file.DangerousGetHandle()]), "the fd is not an eventfd");
+    }
+
+    [Fact]
     public void OverlappingRegions_CloseTheConnection()
     {
         AssertRejected(

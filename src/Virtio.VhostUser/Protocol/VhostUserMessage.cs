@@ -55,6 +55,9 @@ internal sealed class VhostUserMessage
 
     public void AddFd(SafeFileHandle fd) => _fds.Add(fd);
 
+    /// <summary>Fd <paramref name="index"/>, still owned by the message.</summary>
+    public SafeFileHandle PeekFd(int index) => _fds[index] ?? throw new InvalidOperationException($"fd {index} was already taken.");
+
     /// <summary>Hands fd <paramref name="index"/> to the caller, who then owns it.</summary>
     public SafeFileHandle TakeFd(int index)
     {
