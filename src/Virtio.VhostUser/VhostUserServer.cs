@@ -171,24 +171,27 @@ public sealed class VhostUserServer : IDisposable
     private void Serve(Socket connection, int id)
     {
         Log.Connected(_logger, id);
-        using (connection)
-        using (var session = new VhostUserSession(Device, _memory, _notifier, _ioThreads, new UnixMessageChannel(connection), _logger))
+        try
         {
-            try
+            using (connection)
+            using (var session = new VhostUserSession(Device, _memory, _notifier, _ioThreads, new UnixMessageChannel(connection), _logger))
             {
-                session.Run();
+                try
+                {
+                    session.Run();
+                }
+                catch (VhostUserProtocolException exception)
+                {
+                    Log.ProtocolError(_logger, id, exception.Message);
+                    return;
+                }
             }
-            catch (VhostUserProtocolException exception)
-            {
-                Log.ProtocolError(_logger, id, exception.Message);
-                return;
-            }
-            catch (Exception exception) when (exception is not OutOfMemoryException)
-            {
-                // Whatever one front end did, the next one is served.
-                Log.ConnectionFailed(_logger, id, exception);
-                return;
-            }
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            // Whatever one front end did (or failed to do), the next one is served.
+            Log.ConnectionFailed(_logger, id, exception);
+            return;
         }
 
         Log.Disconnected(_logger, id);

@@ -136,30 +136,4 @@ public sealed class BlkRoundTripTests
         Assert.True(driver.TryGetUsed(out ushort head, out uint length), "the in-flight write was not completed before the disconnect finished");
         return (head, length);
     }
-
-    /// <summary>Completes every request after a delay, on a pool thread.</summary>
-    private sealed class SlowBackend(IBlockBackend inner, TimeSpan delay) : IBlockBackend, IDisposable
-    {
-        private readonly SemaphoreSlim _submitted = new(0);
-
-        public ulong Capacity => inner.Capacity;
-
-        public bool IsReadOnly => inner.IsReadOnly;
-
-        public BlockBackendCapabilities Capabilities => inner.Capabilities;
-
-        public bool WaitSubmitted(TimeSpan timeout) => _submitted.Wait(timeout);
-
-        public void Submit(BlockIo io)
-        {
-            _submitted.Release();
-            Task.Delay(delay).ContinueWith(_ => inner.Submit(io), TaskScheduler.Default);
-        }
-
-        public void Dispose()
-        {
-            _submitted.Dispose();
-            (inner as IDisposable)?.Dispose();
-        }
-    }
 }

@@ -112,6 +112,14 @@ internal sealed class BlkServerRig : IDisposable
         return false;
     }
 
+    /// <summary>Cancels the server and waits (bounded) until it stopped and removed its socket file.</summary>
+    public void Stop()
+    {
+        _stop.Cancel();
+        Assert.True(_serving.Wait(TimeSpan.FromSeconds(30)), "the server did not stop");
+        Assert.False(File.Exists(SocketPath), "the socket file was left behind");
+    }
+
     public void Dispose()
     {
         if (Environment.GetEnvironmentVariable("VHOST_TEST_LOG") is not null)
@@ -122,9 +130,7 @@ internal sealed class BlkServerRig : IDisposable
             }
         }
 
-        _stop.Cancel();
-        Assert.True(_serving.Wait(TimeSpan.FromSeconds(30)), "the server did not stop");
-        Assert.False(File.Exists(SocketPath), "the socket file was left behind");
+        Stop();
         Server.Dispose();
         Memory.Dispose();
         (Backend as IDisposable)?.Dispose();

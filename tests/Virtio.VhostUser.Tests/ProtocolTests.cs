@@ -1,5 +1,6 @@
 using System;
 using System.Buffers.Binary;
+using Virtio.Blk.Backends;
 using Virtio.Core.Threading;
 using Xunit;
 
@@ -69,6 +70,23 @@ public sealed class ProtocolTests
             ushort read = BlkServerRig.Post(frontEnd, q, 0, 64, readLength: 4096);
             Assert.Equal(data, BlkServerRig.Complete(frontEnd, q, read, 4096).Data);
         }
+    }
+
+    [Fact]
+    public void Cancel_WithAFrontEndConnectedAndARequestInFlight_StopsAndRemovesTheSocket()
+    {
+        var slow = new SlowBackend(new MemoryBlockBackend(8 << 20), TimeSpan.FromMilliseconds(300)); // the rig disposes it
+        using var rig = new BlkServerRig(backend: slow);
+        using TestFrontEnd frontEnd = rig.Connect();
+        frontEnd.Start(TestFrontEnd.CreateDrivers(rig.Memory, 1));
+        ushort head = BlkServerRig.Post(frontEnd, 0, 1, 0, writeData: new byte[4096]);
+        Assert.True(slow.WaitSubmitted(TimeSpan.FromSeconds(10)));
+
+        rig.Stop();
+
+        Assert.True(frontEnd.IsClosedByPeer());
+        Assert.True(frontEnd.Drivers[0].TryGetUsed(out ushort used, out _), "the request was not finished before the stop");
+        Assert.Equal(head, used);
     }
 
     [Fact]
