@@ -38,37 +38,15 @@ public sealed class FrontEndCrashTests(ITestOutputHelper output)
             using var backend = await VhostUserBackend.StartBlkAsync(kind, work, image, queues: 2, ct);
             output.WriteLine("back end: " + string.Join(' ', backend.Command));
 
-            var acked = new int[Writers];
-            Array.Fill(acked, -1);
-            int total = 0;
-            bool killed = false;
+            var acks = new AckTracker(Writers);
+            int killed = 0;
             QemuGuest? victim = null;
             void OnLine(string line)
             {
-                int at = line.IndexOf("VTEST-ACK ", StringComparison.Ordinal);
-                if (at < 0)
+                // kill -9 right here, on the console reader, while the writers are running.
+                if (acks.Add(line) >= AcksBeforeKill && Volatile.Read(ref victim) is { } v && Interlocked.Exchange(ref killed, 1) == 0)
                 {
-                    return;
-                }
-
-                // Four writers share the console: a line mangled by an interleaving is skipped (the
-                // writer's next acknowledgement covers it, each writer's blocks being sequential).
-                var f = GuestRun.Fields(line[at..]);
-                if (!f.TryGetValue("w", out string? ws) || !f.TryGetValue("seq", out string? seqs)
-                    || !int.TryParse(ws, out int w) || !int.TryParse(seqs, out int seq) || w < 0 || w >= Writers || seq % Writers != w)
-                {
-                    return;
-                }
-
-                lock (acked)
-                {
-                    acked[w] = Math.Max(acked[w], seq);
-                    // kill -9 right here, on the console reader, while the writers are running.
-                    if (++total >= AcksBeforeKill && !killed && victim is not null)
-                    {
-                        killed = true;
-                        victim.KillFrontEnd();
-                    }
+                    v.KillFrontEnd();
                 }
             }
 
@@ -77,25 +55,13 @@ public sealed class FrontEndCrashTests(ITestOutputHelper output)
                 new[] { $"vt_writers={Writers}", "vt_blocks=8192", $"vt_nonce={nonce}" },
                 BlkDevice(backend.SocketPath), TimeSpan.FromSeconds(180), OnLine))
             {
-                lock (acked)
-                {
-                    victim = writer;
-                }
-
+                Volatile.Write(ref victim, writer);
                 first = await writer.WaitAsync(TimeSpan.FromSeconds(180), ct);
-                lock (acked)
-                {
-                    Assert.True(killed, $"the writer guest ended before {AcksBeforeKill} acknowledged writes:\n{first.Summary}");
-                }
+                Assert.True(Volatile.Read(ref killed) == 1, $"the writer guest ended before {AcksBeforeKill} acknowledged writes:\n{first.Summary}");
             }
 
-            string ackList;
-            int ackCount;
-            lock (acked)
-            {
-                ackList = string.Join(',', acked);
-                ackCount = acked.Sum(a => a < 0 ? 0 : (a / Writers) + 1);
-            }
+            string ackList = acks.LastPerWriter;
+            int ackCount = acks.Count;
 
             output.WriteLine($"front end killed (exit {first.ExitCode}) after {ackCount} acknowledged writes, last per writer {ackList}");
             Assert.NotEqual(0, first.ExitCode);

@@ -30,7 +30,7 @@ internal sealed class VhostUserBackend : IDisposable
 
     /// <summary>Starts a blk back end over a raw image and waits until it listens.</summary>
     public static Task<VhostUserBackend> StartBlkAsync(BlkBackendKind kind, string workDir, string image, int queues,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, string logName = "backend.log")
     {
         string socket = Path.Combine(workDir, "vhost-blk.sock");
         string[] command = kind switch
@@ -45,7 +45,7 @@ internal sealed class VhostUserBackend : IDisposable
             },
             _ => throw new ArgumentOutOfRangeException(nameof(kind)),
         };
-        return StartAsync(command, socket, Path.Combine(workDir, "backend.log"), cancellationToken);
+        return StartAsync(command, socket, Path.Combine(workDir, logName), cancellationToken);
     }
 
     /// <summary>Starts our daemon as a net back end on tap <paramref name="tap"/> inside network
@@ -95,6 +95,9 @@ internal sealed class VhostUserBackend : IDisposable
             return null;
         }
     }
+
+    /// <summary>Sends <paramref name="signal"/> (TERM, KILL) to the back end itself.</summary>
+    public void Signal(string signal) => _process.Signal(signal);
 
     public void Dispose() => _process.Dispose();
 }
