@@ -15,8 +15,8 @@
 #   --socket PATH        vhost-user socket (default WORKDIR/vhost-net.sock)
 #   --backend-cmd CMD    started in the namespace before QEMU, "{sock}" replaced by the socket
 #                        path, "{tap}" by the tap name the back end should create or open;
-#                        killed at exit. Example, our daemon later:
-#                        --backend-cmd "dotnet Virtio.VhostUserDaemon.dll net --socket {sock} --tap {tap}"
+#                        killed at exit. Example, our daemon:
+#                        --backend-cmd "dotnet Virtio.VhostUserDaemon.dll --socket {sock} --net tap={tap}"
 #   --tap NAME           tap interface name (default vtap0)
 #   --guest-ip A/N       guest address (default 10.99.0.2/24)
 #   --peer-ip A/N        peer address in the namespace (default 10.99.0.1/24)
