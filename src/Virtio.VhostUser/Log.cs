@@ -38,4 +38,13 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4011, Level = LogLevel.Information, Message = "vhost-user: memory table has {Count} region(s), {Bytes} bytes")]
     public static partial void MemoryTable(ILogger logger, int count, ulong bytes);
+
+    [LoggerMessage(EventId = 4012, Level = LogLevel.Information, Message = "vhost-user: ring {Index}: resubmitting {Count} request(s) left in flight by an earlier back end (from used index {UsedIdx})")]
+    public static partial void Resubmitting(ILogger logger, ushort index, int count, ushort usedIdx);
+
+    [LoggerMessage(EventId = 4013, Level = LogLevel.Information, Message = "vhost-user: inflight region {How}: {QueueCount} queue(s) of {QueueSize} entries")]
+    public static partial void InflightRegion(ILogger logger, string how, ushort queueCount, ushort queueSize);
+
+    [LoggerMessage(EventId = 4014, Level = LogLevel.Warning, Message = "vhost-user: ring {Index} (size {Num}) does not fit the inflight region ({QueueCount} queues of {QueueSize}): its requests are not tracked")]
+    public static partial void RingNotTracked(ILogger logger, ushort index, ushort num, ushort queueCount, ushort queueSize);
 }

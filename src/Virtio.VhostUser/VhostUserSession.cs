@@ -39,6 +39,7 @@ internal sealed class VhostUserSession : IDisposable
     private const ulong VringNoFdFlag = 0x100;
     private const uint VringFlagLog = 0x1;
     private const ushort NetDeviceId = 1;
+    private const int InflightPayloadSize = 24;
 
     private static readonly TimeSpan s_drainTimeout = TimeSpan.FromSeconds(30);
 
@@ -50,6 +51,7 @@ internal sealed class VhostUserSession : IDisposable
     private readonly VhostUserVring[] _vrings;
     private readonly VhostUserMessage _message = new();
     private VhostUserProtocolFeatures _protocolFeatures;
+    private InflightRegion? _inflight;
     private bool _featuresAcked;
     private bool _protocolFeaturesBitAcked;
 
@@ -174,6 +176,13 @@ internal sealed class VhostUserSession : IDisposable
             case VhostUserRequest.SetVringEnable:
                 Expect(m, 8, 0);
                 SetVringEnable(Vring(m.ReadUInt32(0)), m.ReadUInt32(4));
+                break;
+            case VhostUserRequest.GetInflightFd:
+                GetInflightFd(m);
+                replied = true;
+                break;
+            case VhostUserRequest.SetInflightFd:
+                SetInflightFd(m);
                 break;
             case VhostUserRequest.GetConfig:
                 ConfigAccess(m, out int offset, out int size);
@@ -602,6 +611,89 @@ internal sealed class VhostUserSession : IDisposable
         }
     }
 
+    private void InflightGeometry(VhostUserMessage m, int fds, out ushort queueCount, out ushort queueSize)
+    {
+        if (m.Size is not (InflightPayloadSize or InflightPayloadSize - 4))
+        {
+            throw Error($"{m.Request}: payload of {m.Size} bytes, expected {InflightPayloadSize}");
+        }
+
+        ExpectFds(m, fds);
+        queueCount = BinaryPrimitives.ReadUInt16LittleEndian(m.Payload.AsSpan(16));
+        queueSize = BinaryPrimitives.ReadUInt16LittleEndian(m.Payload.AsSpan(18));
+        if (queueCount == 0 || queueCount > _vrings.Length)
+        {
+            throw Error($"{m.Request}: {queueCount} queues, the device has {_vrings.Length}");
+        }
+
+        if (queueSize == 0 || queueSize > SplitVirtqueue.MaxQueueSize || (queueSize & (queueSize - 1)) != 0)
+        {
+            throw Error($"{m.Request}: queue size {queueSize} is not a power of two up to {SplitVirtqueue.MaxQueueSize}");
+        }
+
+        foreach (VhostUserVring vring in _vrings)
+        {
+            RequireStopped(vring);
+        }
+
+        // The front end's queue_size is its configured ring size, but the driver may choose a
+        // larger ring (QEMU 7.2 with virtio-mmio: queue-size 128, rings of 1024). The region is
+        // ours to lay out: it has room for the largest ring the device accepts.
+        foreach (SplitVirtqueue queue in _device.Queues)
+        {
+            queueSize = Math.Max(queueSize, queue.MaxSize);
+        }
+    }
+
+    private void GetInflightFd(VhostUserMessage m)
+    {
+        InflightGeometry(m, 0, out ushort queueCount, out ushort queueSize);
+        InflightRegion region = InflightRegion.Create(queueCount, queueSize);
+        _inflight?.Dispose();
+        _inflight = region;
+        Log.InflightRegion(_logger, "created", queueCount, queueSize);
+        Span<byte> reply = stackalloc byte[InflightPayloadSize];
+        reply.Clear();
+        BinaryPrimitives.WriteUInt64LittleEndian(reply, region.Size);
+        BinaryPrimitives.WriteUInt16LittleEndian(reply[16..], queueCount);
+        BinaryPrimitives.WriteUInt16LittleEndian(reply[18..], queueSize);
+        _channel.SendReply(m.Request, reply, region.Fd);
+    }
+
+    private void SetInflightFd(VhostUserMessage m)
+    {
+        InflightGeometry(m, 1, out ushort queueCount, out ushort queueSize);
+        ulong size = m.ReadUInt64(0);
+        ulong offset = m.ReadUInt64(8);
+        ulong expected = InflightRegion.QueueRegionSize(queueSize) * queueCount;
+        if (size != expected || offset % (ulong)Environment.SystemPageSize != 0)
+        {
+            throw Error($"SET_INFLIGHT_FD: mmap size {size} at offset {offset}, expected {expected} bytes at a page-aligned offset");
+        }
+
+        SafeFileHandle fd = m.TakeFd(0);
+        long fileSize = FileSize(fd);
+        if (fileSize < 0 || (ulong)fileSize < offset + size)
+        {
+            fd.Dispose();
+            throw Error($"SET_INFLIGHT_FD: the file is {fileSize} bytes, shorter than offset + size");
+        }
+
+        InflightRegion region;
+        try
+        {
+            region = InflightRegion.Map(fd, offset, size, queueCount, queueSize);
+        }
+        catch (System.IO.IOException exception)
+        {
+            throw new VhostUserProtocolException($"SET_INFLIGHT_FD: {exception.Message}", exception);
+        }
+
+        _inflight?.Dispose();
+        _inflight = region;
+        Log.InflightRegion(_logger, "received", queueCount, queueSize);
+    }
+
     private static void ConfigAccess(VhostUserMessage m, out int offset, out int size)
     {
         ExpectFds(m, 0);
@@ -653,17 +745,45 @@ internal sealed class VhostUserSession : IDisposable
         }
 
         SplitVirtqueue queue = _device.Queues[vring.Index];
-        var state = new SplitVirtqueueState(vring.Num, new GuestAddress(vring.DescriptorTable), new GuestAddress(vring.AvailRing), new GuestAddress(vring.UsedRing), vring.Base, usedIdx, Ready: false, EventIdx: false, IndirectDescriptors: false);
+        ushort startAt = vring.Base;
+        int resubmit = 0;
+        InflightTracker? tracker = null;
+        InflightRegion? region = _inflight;
+        if (region is not null && (vring.Index >= region.QueueCount || vring.Num > region.QueueSize))
+        {
+            Log.RingNotTracked(_logger, vring.Index, vring.Num, region.QueueCount, region.QueueSize);
+        }
+        else if (region is not null)
+        {
+            tracker = new InflightTracker(region, vring.Index, queue, _memory, vring.AvailRing, vring.UsedRing, vring.Num);
+            resubmit = tracker.Recover(usedIdx);
+            if (resubmit > 0)
+            {
+                // A back end died with these popped and not completed: they go first, then the
+                // ring continues after them (used idx + in flight = where that back end was).
+                startAt = usedIdx;
+                Log.Resubmitting(_logger, vring.Index, resubmit, usedIdx);
+            }
+        }
+
+        var state = new SplitVirtqueueState(vring.Num, new GuestAddress(vring.DescriptorTable), new GuestAddress(vring.AvailRing), new GuestAddress(vring.UsedRing), startAt, usedIdx, Ready: false, EventIdx: false, IndirectDescriptors: false);
         if (!queue.TryRestoreState(state, out QueueError error) || !_device.ActivateQueue(vring.Index))
         {
             throw Error($"ring {vring.Index}: the device could not start it ({(error != QueueError.None ? error : queue.Error)})");
         }
 
-        vring.StartServing();
-        Log.RingStarted(_logger, vring.Index, vring.Num, vring.Base, usedIdx);
+        if (tracker is not null)
+        {
+            vring.Tracker = tracker;
+            _memory.AddTracker(tracker);
+        }
 
-        // A kick that came before we listened is still counted in the eventfd: the level-triggered
-        // loop sees it. Buffers made available without a kick are picked up by the first one.
+        vring.StartServing();
+        Log.RingStarted(_logger, vring.Index, vring.Num, startAt, usedIdx);
+
+        // Look at the ring once: resubmitted requests, and buffers the driver made available while
+        // no back end listened, get no kick of their own.
+        vring.Kick!.Signal();
     }
 
     private void RequireInMemory(VhostUserVring vring, string what, ulong guest, uint length)
@@ -700,6 +820,15 @@ internal sealed class VhostUserSession : IDisposable
 
         _device.DeactivateQueue(vring.Index);
         vring.Base = queue.NextAvail;
+        if (vring.Tracker is { } tracker)
+        {
+            _memory.RemoveTracker(tracker);
+            vring.Tracker = null;
+            if (queue.InFlightCount == 0 && _memory.TryReadUInt16(new GuestAddress(vring.UsedRing + 2), out ushort usedIdx))
+            {
+                tracker.Stopped(usedIdx);
+            }
+        }
         Log.RingStopped(_logger, vring.Index, vring.Base);
     }
 
@@ -727,6 +856,9 @@ internal sealed class VhostUserSession : IDisposable
         {
             region.Mapping.Dispose();
         }
+
+        _inflight?.Dispose();
+        _inflight = null;
 
         _message.ClearFds();
     }

@@ -25,7 +25,9 @@ internal sealed class BlkServerRig : IDisposable
     private readonly string _directory;
     private readonly Task _serving;
 
-    public BlkServerRig(int queues = 1, IBlockBackend? backend = null, IReadOnlyList<IoThread>? ioThreads = null)
+    private readonly bool _ownsMemory;
+
+    public BlkServerRig(int queues = 1, IBlockBackend? backend = null, IReadOnlyList<IoThread>? ioThreads = null, GuestMemory? memory = null)
     {
         _directory = Directory.CreateTempSubdirectory("vhost-user-tests-").FullName;
         SocketPath = Path.Combine(_directory, "blk.sock");
@@ -33,7 +35,8 @@ internal sealed class BlkServerRig : IDisposable
         Logger = new CapturingLogger();
         Server = new VhostUserServer(SocketPath, memory => new BlockDevice(memory, Backend, new BlockDeviceOptions { QueueCount = queues, QueueSize = 64, IoThreads = ioThreads }, Logger), Logger, ioThreads);
         _serving = Server.RunAsync(_stop.Token);
-        Memory = TestFrontEnd.CreateMemory();
+        _ownsMemory = memory is null;
+        Memory = memory ?? TestFrontEnd.CreateMemory();
     }
 
     public string SocketPath { get; }
@@ -132,7 +135,11 @@ internal sealed class BlkServerRig : IDisposable
 
         Stop();
         Server.Dispose();
-        Memory.Dispose();
+        if (_ownsMemory)
+        {
+            Memory.Dispose();
+        }
+
         (Backend as IDisposable)?.Dispose();
         Directory.Delete(_directory, recursive: true);
     }

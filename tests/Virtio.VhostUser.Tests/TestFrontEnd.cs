@@ -23,7 +23,7 @@ internal sealed unsafe class TestFrontEnd : IDisposable
 
     public const ulong ProtocolFeaturesBit = 1ul << 30;
     public const ulong ReplyAck = 1ul << 3;
-    public const ulong AllProtocolFeatures = (1ul << 0) | (1ul << 3) | (1ul << 9) | (1ul << 15);
+    public const ulong AllProtocolFeatures = (1ul << 0) | (1ul << 3) | (1ul << 9) | (1ul << 12) | (1ul << 15);
     public const ulong MemorySize = 16 << 20;
     private const ulong RingArea = 0x10000;
 
@@ -115,6 +115,46 @@ internal sealed unsafe class TestFrontEnd : IDisposable
         return ReadExactly((int)BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(8)));
     }
 
+    /// <summary>GET_INFLIGHT_FD for <paramref name="queues"/> queues of <paramref name="queueSize"/>: the region's size and fd.</summary>
+    public (ulong Size, int Fd) GetInflightFd(ushort queues, ushort queueSize)
+    {
+        byte[] payload = new byte[24];
+        BinaryPrimitives.WriteUInt16LittleEndian(payload.AsSpan(16), queues);
+        BinaryPrimitives.WriteUInt16LittleEndian(payload.AsSpan(18), queueSize);
+        Send(31, payload);
+        byte[] reply = new byte[12 + 24];
+        byte* control = stackalloc byte[64];
+        int fd = -1;
+        fixed (byte* data = reply)
+        {
+            iovec iov = default;
+            iov.iov_base = data;
+            iov.iov_len = (size_t)reply.Length;
+            msghdr header = default;
+            header.msg_iov = &iov;
+            header.msg_iovlen = 1;
+            header.msg_control = control;
+            header.msg_controllen = (socklen_t)64;
+            long got = LibC.recvmsg((int)_socket.Handle, &header, LibC.MSG_CMSG_CLOEXEC | LibC.MSG_WAITALL);
+            Assert.Equal(reply.Length, got);
+            cmsghdr* cmsg = LibC.CMSG_FIRSTHDR(&header);
+            Assert.True(cmsg != null, "no fd in the GET_INFLIGHT_FD reply");
+            fd = *(int*)LibC.CMSG_DATA(cmsg);
+        }
+
+        Assert.Equal(31u, BinaryPrimitives.ReadUInt32LittleEndian(reply));
+        return (BinaryPrimitives.ReadUInt64LittleEndian(reply.AsSpan(12)), fd);
+    }
+
+    public void SetInflightFd(ulong size, int fd, ushort queues, ushort queueSize)
+    {
+        byte[] payload = new byte[24];
+        BinaryPrimitives.WriteUInt64LittleEndian(payload, size);
+        BinaryPrimitives.WriteUInt16LittleEndian(payload.AsSpan(16), queues);
+        BinaryPrimitives.WriteUInt16LittleEndian(payload.AsSpan(18), queueSize);
+        Send(32, payload, [fd]);
+    }
+
     public ulong Call64(uint request)
     {
         Send(request, []);
@@ -150,7 +190,7 @@ internal sealed unsafe class TestFrontEnd : IDisposable
     /// The start-up sequence QEMU sends: features, protocol features, owner, memory table, and for
     /// each ring num, base, addresses, kick, call, enable.
     /// </summary>
-    public ulong Start(List<GuestDriver> drivers, ulong featureMask = ulong.MaxValue, ushort[]? bases = null, bool addMemReg = false)
+    public ulong Start(List<GuestDriver> drivers, ulong featureMask = ulong.MaxValue, ushort[]? bases = null, bool addMemReg = false, Action? beforeRings = null)
     {
         ulong offered = Call64(1);
         Assert.NotEqual(0ul, offered & ProtocolFeaturesBit);
@@ -167,6 +207,8 @@ internal sealed unsafe class TestFrontEnd : IDisposable
         {
             SetMemTable();
         }
+
+        beforeRings?.Invoke();
 
         for (int i = 0; i < drivers.Count; i++)
         {

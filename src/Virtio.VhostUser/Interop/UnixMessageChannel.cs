@@ -95,12 +95,77 @@ internal sealed unsafe class UnixMessageChannel
         }
     }
 
+    /// <summary>Sends a reply with one file descriptor in SCM_RIGHTS (GET_INFLIGHT_FD).</summary>
+    public void SendReply(VhostUserRequest request, ReadOnlySpan<byte> payload, SafeFileHandle fd)
+    {
+        byte[] frame = new byte[VhostUserMessage.HeaderSize + payload.Length];
+        BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)request);
+        BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(4), VhostUserMessage.Version | VhostUserMessage.ReplyFlag);
+        BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(8), (uint)payload.Length);
+        payload.CopyTo(frame.AsSpan(VhostUserMessage.HeaderSize));
+        int controlSize = (int)LibC.CMSG_SPACE(sizeof(int));
+        byte* control = stackalloc byte[controlSize];
+        new Span<byte>(control, controlSize).Clear();
+        bool addedFd = false;
+        bool addedSocket = false;
+        SafeSocketHandle socket = _socket.SafeHandle;
+        try
+        {
+            fd.DangerousAddRef(ref addedFd);
+            socket.DangerousAddRef(ref addedSocket);
+            fixed (byte* data = frame)
+            {
+                iovec iov = default;
+                msghdr header = MessageHeader(&iov, data, frame.Length, control, controlSize);
+                cmsghdr* cmsg = LibC.CMSG_FIRSTHDR(&header);
+                cmsg->cmsg_level = LibC.SOL_SOCKET;
+                cmsg->cmsg_type = LibC.SCM_RIGHTS;
+                // Tmds.LibC 0.5.0's CMSG_LEN rounds up like CMSG_SPACE: compute the exact length.
+                cmsg->cmsg_len = (socklen_t)(sizeof(cmsghdr) + sizeof(int));
+                *(int*)LibC.CMSG_DATA(cmsg) = (int)fd.DangerousGetHandle();
+
+                // SAFETY: the frame is pinned, the control buffer is on the stack and sized with
+                // CMSG_SPACE, and both handles are kept open by the references taken above.
+                long sent = LibC.sendmsg((int)socket.DangerousGetHandle(), &header, LibC.MSG_NOSIGNAL);
+                if (sent != frame.Length)
+                {
+                    throw new IOException($"sendmsg of a {frame.Length}-byte reply returned {sent} (errno {LibC.errno}).");
+                }
+            }
+        }
+        finally
+        {
+            if (addedSocket)
+            {
+                socket.DangerousRelease();
+            }
+
+            if (addedFd)
+            {
+                fd.DangerousRelease();
+            }
+        }
+    }
+
     /// <summary>Sends a reply whose payload is one u64.</summary>
     public void SendReply(VhostUserRequest request, ulong value)
     {
         Span<byte> payload = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64LittleEndian(payload, value);
         SendReply(request, payload);
+    }
+
+    /// <summary>A msghdr for one buffer and one control buffer; <paramref name="iov"/> must outlive its use.</summary>
+    private static msghdr MessageHeader(iovec* iov, byte* data, int length, byte* control, int controlLength)
+    {
+        iov->iov_base = data;
+        iov->iov_len = (size_t)length;
+        msghdr header = default;
+        header.msg_iov = iov;
+        header.msg_iovlen = 1;
+        header.msg_control = control;
+        header.msg_controllen = (socklen_t)controlLength;
+        return header;
     }
 
     private int ReceiveWithFds(Span<byte> into, VhostUserMessage message)
@@ -110,13 +175,7 @@ internal sealed unsafe class UnixMessageChannel
         fixed (byte* data = into)
         {
             iovec iov = default;
-            iov.iov_base = data;
-            iov.iov_len = (size_t)into.Length;
-            msghdr header = default;
-            header.msg_iov = &iov;
-            header.msg_iovlen = 1;
-            header.msg_control = control;
-            header.msg_controllen = (socklen_t)ControlSize;
+            msghdr header = MessageHeader(&iov, data, into.Length, control, ControlSize);
 
             long received;
             SafeSocketHandle handle = _socket.SafeHandle;
