@@ -124,6 +124,18 @@ public sealed class BadMessageTests
     }
 
     [Fact]
+    public void InflightFdOfTheWrongSize_ClosesTheConnection()
+    {
+        AssertRejected(frontEnd => frontEnd.SetInflightFd(4096, (int)frontEnd.Region.FileDescriptor!.DangerousGetHandle(), 1, 64), "SET_INFLIGHT_FD: mmap size 4096");
+    }
+
+    [Fact]
+    public void InflightForMoreQueuesThanTheDevice_ClosesTheConnection()
+    {
+        AssertRejected(frontEnd => frontEnd.Send(31, new byte[] { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 64, 0, 0, 0, 0, 0 }), "9 queues, the device has 1");
+    }
+
+    [Fact]
     public void UnknownRequest_ClosesTheConnection()
     {
         AssertRejected(frontEnd => frontEnd.Send(99, []), "unsupported request 99");
