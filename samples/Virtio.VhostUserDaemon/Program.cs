@@ -30,7 +30,19 @@ internal static class Program
         {
             socket, blk, net, verbose,
         };
-        root.SetAction(result => Run(result.GetValue(socket)!, result.GetValue(blk), result.GetValue(net), result.GetValue(verbose)));
+        root.SetAction(result =>
+        {
+            try
+            {
+                return Run(result.GetValue(socket)!, result.GetValue(blk), result.GetValue(net), result.GetValue(verbose));
+            }
+            catch (Exception exception) when (exception is System.IO.IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
+            {
+                // A missing image, a tap we may not create, a socket path we cannot bind.
+                Console.Error.WriteLine($"vhost-user daemon: {exception.Message}");
+                return 1;
+            }
+        });
         return root.Parse(args).Invoke();
     }
 
