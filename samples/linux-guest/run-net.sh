@@ -91,7 +91,10 @@ configure_peer() {
     nsx ip link set "$TAP" up
     echo "run-net.sh: peer $PEER_IP on $TAP in netns $NS" >&2
 }
-nsx "${IPERF[@]}" -s > "$WORK/iperf3-server.log" 2>&1 &
+# Background processes are started with "ip netns exec" itself, not through the nsx function: a
+# backgrounded function runs in a subshell, so $! would be that subshell, and killing it at exit
+# left the iperf3 server and the back end running.
+ip netns exec "$NS" "${IPERF[@]}" -s > "$WORK/iperf3-server.log" 2>&1 &
 PIDS+=($!)
 
 case $BACKEND in
@@ -102,7 +105,7 @@ case $BACKEND in
         if [ -n "$BACKEND_CMD" ]; then
             cmd=${BACKEND_CMD//\{sock\}/$SOCK}; cmd=${cmd//\{tap\}/$TAP}
             echo "run-net.sh: back end: $cmd" | tee "$WORK/backend.cmd" >&2
-            nsx bash -c "exec $cmd" > "$WORK/backend.log" 2>&1 &
+            ip netns exec "$NS" bash -c "exec $cmd" > "$WORK/backend.log" 2>&1 &
             PIDS+=($!)
             for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
         fi
