@@ -3,8 +3,9 @@
 #
 # The kernel hands every unknown "name=value" boot parameter to init as an environment variable
 # (quotes stripped), so the test and its knobs come from the kernel command line:
-#   vtest=NAME        blk-all | fio-verify | fio-perf | flush | discard | write-zeroes
-#                     | net | shell | none           (default none: just report and power off)
+#   vtest=NAME        blk-all | blk-check | fio-verify | fio-perf | flush | discard
+#                     | write-zeroes | crash-write | crash-verify | net | shell | none
+#                     (default none: just report and power off; blk-check = blk-all less fio-perf)
 #   vt_dev=/dev/vda   block device under test
 #   vt_size=32M       bytes per fio job (jobs use disjoint regions: offset_increment=vt_size)
 #   vt_runtime=10     seconds per fio run
@@ -15,6 +16,10 @@
 #   vt_backlog=64     fio verify_backlog (verify reads interleaved with the writes); 0 = off
 #   vt_fio_extra=""   more fio options, appended to every run
 #   vt_ip=10.99.0.2/24 vt_peer=10.99.0.1 vt_iperf_time=5   for vtest=net
+#   vt_writers=4 vt_blocks=100000 vt_nonce=0   for vtest=crash-write: vt_writers parallel writers,
+#                     writer w writes 4 KiB block w, w+W, w+2W, ... (W = vt_writers), each with
+#                     O_DIRECT + fsync, and prints VTEST-ACK w=W seq=N after the write returned
+#   vt_acked=a,b,c,d  for vtest=crash-verify: the last acknowledged seq of each writer (-1: none)
 #
 # Output lines for the host to parse (one line each, fields space-separated key=value):
 #   VTEST-INIT uptime=S kernel=...
@@ -22,6 +27,7 @@
 #   FIO-TERSE name=... <fio terse v3 line>
 #   VTEST-DMESG <line>            virtio lines of dmesg, and any error/warning lines
 #   VTEST-DONE status=pass|fail passed=N failed=N skipped=N uptime=S
+#   VTEST-ACK w=W seq=N           crash-write: block N of writer W is acknowledged (durable)
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -192,6 +198,58 @@ t_write_zeroes() {
     else result write-zeroes fail "content_mismatch write_zeroes_max_bytes=$zmax"; fi
 }
 
+# ---- front-end crash: acknowledged writes must survive a kill -9 of QEMU ------------------------
+# Block N holds the line "vtest-block <N as %08d> <nonce>" and zeroes.
+t_crash_write() {
+    : "${vt_writers:=4}" "${vt_blocks:=100000}" "${vt_nonce:=0}"
+    echo "VTEST-CRASH-WRITE writers=$vt_writers nonce=$vt_nonce"
+    w=0
+    while [ $w -lt $vt_writers ]; do
+        (
+            i=$w
+            while [ $i -lt $vt_blocks ]; do
+                printf 'vtest-block %08d %s\n' $i "$vt_nonce" \
+                    | dd of="$vt_dev" bs=4096 seek=$i count=1 conv=sync,fsync,notrunc oflag=direct 2>/tmp/dd.$w.err \
+                    || { echo "VTEST-CRASH-ERR w=$w seq=$i $(tr '\n' ' ' < /tmp/dd.$w.err)"; exit 1; }
+                echo "VTEST-ACK w=$w seq=$i"
+                i=$((i + vt_writers))
+            done
+        ) &
+        w=$((w + 1))
+    done
+    wait
+    result crash-write pass "blocks=$vt_blocks"
+}
+
+t_crash_verify() {
+    : "${vt_acked:?}" "${vt_nonce:=0}"
+    W=$(echo "$vt_acked" | tr ',' '\n' | wc -l)
+    # Blocks up to the highest acknowledged one, read in one pass with O_DIRECT; with the zero
+    # padding stripped each written block is one line, and every acknowledged one must be there.
+    max=$(echo "$vt_acked" | tr ',' '\n' | sort -n | tail -1)
+    n=$((max + 1))
+    [ $n -lt 1 ] && n=1
+    out=$(dd if="$vt_dev" bs=4096 count=$n iflag=direct 2>/dev/null | tr -d '\000' | awk -v W="$W" -v acked="$vt_acked" -v nonce="$vt_nonce" '
+        BEGIN { split(acked, a, ",") }
+        { got[$0] = 1 }
+        END {
+            checked = 0; bad = 0
+            for (w = 0; w < W; w++) {
+                for (i = w; i <= a[w + 1]; i += W) {
+                    checked++
+                    want = sprintf("vtest-block %08d %s", i, nonce)
+                    if (!(want in got)) { bad++; if (bad <= 10) printf "VTEST-CRASH-MISSING w=%d seq=%d\n", w, i }
+                }
+            }
+            printf "SUMMARY %d %d\n", checked, bad
+        }')
+    echo "$out" | grep '^VTEST-' || true
+    set -- $(echo "$out" | grep '^SUMMARY')
+    checked=${2:-0} bad=${3:-1}
+    if [ "$bad" = 0 ] && [ "$checked" -gt 0 ]; then result crash-verify pass "checked=$checked acked=$vt_acked"
+    else result crash-verify fail "checked=$checked missing=$bad acked=$vt_acked"; fi
+}
+
 t_net() {
     if ! wait_for /sys/class/net/eth0 10; then result net-probe fail reason=no_eth0; return; fi
     ip link set lo up
@@ -223,6 +281,9 @@ case $vtest in
     discard) blk_ready && t_discard ;;
     write-zeroes) blk_ready && t_write_zeroes ;;
     blk-all) blk_ready && { t_fio_verify; t_flush; t_discard; t_write_zeroes; t_fio_perf; } ;;
+    blk-check) blk_ready && { t_fio_verify; t_flush; t_discard; t_write_zeroes; } ;;
+    crash-write) blk_ready && t_crash_write ;;
+    crash-verify) blk_ready && t_crash_verify ;;
     net) t_net ;;
     *) result "$vtest" fail reason=unknown_test ;;
 esac

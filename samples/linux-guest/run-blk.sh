@@ -11,8 +11,8 @@
 #                       cmd: start --backend-cmd, wait for it to listen on --socket, kill it
 #                       at exit.
 #   --backend-cmd CMD   for --backend cmd; "{sock}", "{image}" and "{queues}" are replaced,
-#                       e.g. (our daemon, later):
-#                       --backend-cmd "dotnet Virtio.VhostUserDaemon.dll blk --socket {sock} --image {image}"
+#                       e.g. our daemon:
+#                       --backend-cmd "dotnet Virtio.VhostUserDaemon.dll --socket {sock} --blk {image},queues={queues}"
 #   --socket PATH       vhost-user socket (default: WORKDIR/vhost-blk.sock)
 #   --image PATH        raw image for qsd (default: WORKDIR/disk.img, created sparse)
 #   --image-size SIZE   size of a created image (default 256M)

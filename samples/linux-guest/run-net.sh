@@ -15,8 +15,8 @@
 #   --socket PATH        vhost-user socket (default WORKDIR/vhost-net.sock)
 #   --backend-cmd CMD    started in the namespace before QEMU, "{sock}" replaced by the socket
 #                        path, "{tap}" by the tap name the back end should create or open;
-#                        killed at exit. Example, our daemon later:
-#                        --backend-cmd "dotnet Virtio.VhostUserDaemon.dll net --socket {sock} --tap {tap}"
+#                        killed at exit. Example, our daemon:
+#                        --backend-cmd "dotnet Virtio.VhostUserDaemon.dll --socket {sock} --net tap={tap}"
 #   --tap NAME           tap interface name (default vtap0)
 #   --guest-ip A/N       guest address (default 10.99.0.2/24)
 #   --peer-ip A/N        peer address in the namespace (default 10.99.0.1/24)
@@ -91,7 +91,10 @@ configure_peer() {
     nsx ip link set "$TAP" up
     echo "run-net.sh: peer $PEER_IP on $TAP in netns $NS" >&2
 }
-nsx "${IPERF[@]}" -s > "$WORK/iperf3-server.log" 2>&1 &
+# Background processes are started with "ip netns exec" itself, not through the nsx function: a
+# backgrounded function runs in a subshell, so $! would be that subshell, and killing it at exit
+# left the iperf3 server and the back end running.
+ip netns exec "$NS" "${IPERF[@]}" -s > "$WORK/iperf3-server.log" 2>&1 &
 PIDS+=($!)
 
 case $BACKEND in
@@ -102,7 +105,7 @@ case $BACKEND in
         if [ -n "$BACKEND_CMD" ]; then
             cmd=${BACKEND_CMD//\{sock\}/$SOCK}; cmd=${cmd//\{tap\}/$TAP}
             echo "run-net.sh: back end: $cmd" | tee "$WORK/backend.cmd" >&2
-            nsx bash -c "exec $cmd" > "$WORK/backend.log" 2>&1 &
+            ip netns exec "$NS" bash -c "exec $cmd" > "$WORK/backend.log" 2>&1 &
             PIDS+=($!)
             for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
         fi

@@ -1,0 +1,132 @@
+using System;
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using System.Threading;
+using System.Threading.Tasks;
+using Microsoft.Extensions.Logging;
+using Virtio.Blk;
+using Virtio.Blk.Backends;
+using Virtio.Core.Devices;
+using Virtio.Core.Memory;
+using Virtio.Core.Threading;
+using Virtio.Net;
+using Virtio.Net.Backends;
+using Virtio.VhostUser;
+
+namespace Virtio.VhostUserDaemon;
+
+/// <summary>Serves one virtio device over vhost-user until SIGINT or SIGTERM.</summary>
+internal static class Program
+{
+    private const ushort MaxRingSize = 1024;
+
+    public static int Main(string[] args)
+    {
+        var socket = new Option<string>("--socket") { Description = "Path of the vhost-user Unix socket to listen on (replaced if it exists, removed on exit).", Required = true };
+        var blk = new Option<string?>("--blk") { Description = "Serve a virtio-blk disk: FILE[,readonly][,queues=N] (raw image or block device; N queues, default 4)." };
+        var net = new Option<string?>("--net") { Description = "Serve a virtio-net device bridged to a tap: tap=NAME (created if missing)." };
+        var verbose = new Option<bool>("--verbose") { Description = "Log every vhost-user message (debug level)." };
+        var root = new RootCommand("vhost-user back end for Virtio for .NET devices: exactly one of --blk or --net. Serves one front end at a time and accepts the next when it disconnects.")
+        {
+            socket, blk, net, verbose,
+        };
+        root.SetAction(result =>
+        {
+            try
+            {
+                return Run(result.GetValue(socket)!, result.GetValue(blk), result.GetValue(net), result.GetValue(verbose));
+            }
+            catch (Exception exception) when (exception is System.IO.IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
+            {
+                // A missing image, a tap we may not create, a socket path we cannot bind.
+                Console.Error.WriteLine($"vhost-user daemon: {exception.Message}");
+                return 1;
+            }
+        });
+        return root.Parse(args).Invoke();
+    }
+
+    private static int Run(string socketPath, string? blkText, string? netText, bool verbose)
+    {
+        if ((blkText is null) == (netText is null))
+        {
+            Console.Error.WriteLine("Give exactly one of --blk or --net.");
+            return 2;
+        }
+
+        using ILoggerFactory loggers = LoggerFactory.Create(builder => builder
+            .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })
+            .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information));
+        ILogger logger = loggers.CreateLogger("vhost-user-daemon");
+
+        Func<IGuestMemory, VirtioDevice> createDevice;
+        IDisposable? owned;
+        IoThread[] ioThreads;
+        if (blkText is not null)
+        {
+            if (!BlkSpec.TryParse(blkText, out BlkSpec? spec, out string? error))
+            {
+                Console.Error.WriteLine(error);
+                return 2;
+            }
+
+            var backend = new FileBlockBackend(spec!.Path, spec.ReadOnly, logger: loggers.CreateLogger("blk-backend"));
+
+            // Ring i and its completions run on ioThreads[i % n]: one call-fd write per wake-up.
+            ioThreads = StartIoThreads(Math.Min(spec.Queues, Environment.ProcessorCount), logger);
+            owned = new Owned([backend, .. ioThreads]);
+            // Ring sizes are the front end's choice (QEMU's queue-size, up to 1024): offer that much.
+            var options = new BlockDeviceOptions { QueueCount = spec.Queues, QueueSize = MaxRingSize, ReadOnly = spec.ReadOnly, IoThreads = ioThreads };
+            createDevice = memory => new BlockDevice(memory, backend, options, loggers.CreateLogger("virtio-blk"));
+            logger.LogInformation("virtio-blk on {Path} ({Capacity} bytes, {Queues} queue(s){ReadOnly})", spec.Path, backend.Capacity, spec.Queues, spec.ReadOnly ? ", read-only" : "");
+        }
+        else
+        {
+            if (!netText!.StartsWith("tap=", StringComparison.Ordinal) || netText.Length == 4)
+            {
+                Console.Error.WriteLine("--net expects tap=NAME.");
+                return 2;
+            }
+
+            var tap = TapNetBackend.Create(netText[4..]);
+            ioThreads = StartIoThreads(1, logger);
+            owned = new Owned(tap, ioThreads[0]);
+            // The front end runs the control queue itself: the back end serves the rx/tx pair only.
+            var options = new NetDeviceOptions { ControlQueue = false, QueueSize = MaxRingSize, IoThreads = ioThreads };
+            createDevice = memory => new NetDevice(memory, [tap], options, loggers.CreateLogger("virtio-net"));
+            logger.LogInformation("virtio-net on tap {Tap}", netText[4..]);
+        }
+
+        using (owned)
+        using (var server = new VhostUserServer(socketPath, createDevice, logger, ioThreads))
+        using (var stop = new CancellationTokenSource())
+        {
+            Action<PosixSignalContext> onSignal = context =>
+            {
+                context.Cancel = true;
+                logger.LogInformation("{Signal}: stopping", context.Signal);
+                stop.Cancel();
+            };
+            using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, onSignal);
+            using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, onSignal);
+            Task serving = server.RunAsync(stop.Token);
+            serving.GetAwaiter().GetResult();
+            (server.Device as IDisposable)?.Dispose();
+        }
+
+        logger.LogInformation("stopped; socket {Socket} removed", socketPath);
+        return 0;
+    }
+
+    private static IoThread[] StartIoThreads(int count, ILogger logger)
+    {
+        var threads = new IoThread[Math.Max(1, count)];
+        for (int i = 0; i < threads.Length; i++)
+        {
+            threads[i] = new IoThread($"vhost-io-{i}", logger);
+            threads[i].Start();
+        }
+
+        return threads;
+    }
+}

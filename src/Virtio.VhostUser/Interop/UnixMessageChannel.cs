@@ -1,0 +1,248 @@
+using System;
+using System.Buffers.Binary;
+using System.IO;
+using System.Net.Sockets;
+using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
+using Virtio.VhostUser.Protocol;
+
+namespace Virtio.VhostUser.Interop;
+
+/// <summary>
+/// Reads vhost-user messages with their SCM_RIGHTS file descriptors from a connected Unix stream
+/// socket and writes replies. One thread uses it at a time (the connection's thread).
+/// </summary>
+internal sealed unsafe class UnixMessageChannel
+{
+    private readonly Socket _socket;
+    private readonly byte[] _header = new byte[VhostUserMessage.HeaderSize];
+
+    public UnixMessageChannel(Socket socket) => _socket = socket;
+
+    /// <summary>
+    /// Reads the next message into <paramref name="message"/>. Returns false on a clean end of
+    /// stream before any byte of a message; throws <see cref="VhostUserProtocolException"/> for a
+    /// truncated or malformed frame (the header is checked here, the payload by the caller).
+    /// </summary>
+    public bool TryReceive(VhostUserMessage message)
+    {
+        message.ClearFds();
+        int got = ReceiveWithFds(_header, message);
+        if (got == 0)
+        {
+            return false;
+        }
+
+        while (got < VhostUserMessage.HeaderSize)
+        {
+            int more = ReceiveWithFds(_header.AsSpan(got), message);
+            if (more == 0)
+            {
+                throw new VhostUserProtocolException($"short header: {got} of {VhostUserMessage.HeaderSize} bytes before the end of the stream");
+            }
+
+            got += more;
+        }
+
+        uint request = BinaryPrimitives.ReadUInt32LittleEndian(_header);
+        uint flags = BinaryPrimitives.ReadUInt32LittleEndian(_header.AsSpan(4));
+        uint size = BinaryPrimitives.ReadUInt32LittleEndian(_header.AsSpan(8));
+        message.Request = (VhostUserRequest)request;
+        message.Flags = flags;
+        if ((flags & VhostUserMessage.VersionMask) != VhostUserMessage.Version)
+        {
+            throw new VhostUserProtocolException($"request {request}: header version {flags & VhostUserMessage.VersionMask}, expected {VhostUserMessage.Version}");
+        }
+
+        if ((flags & ~(VhostUserMessage.VersionMask | VhostUserMessage.NeedReplyFlag)) != 0)
+        {
+            throw new VhostUserProtocolException($"request {request}: unknown or reply flags 0x{flags:x} in a front-end message");
+        }
+
+        if (size > VhostUserMessage.MaxPayloadSize)
+        {
+            throw new VhostUserProtocolException($"request {request}: payload of {size} bytes is over the {VhostUserMessage.MaxPayloadSize}-byte limit");
+        }
+
+        message.Size = (int)size;
+        int read = 0;
+        while (read < message.Size)
+        {
+            int more = ReceiveWithFds(message.Payload.AsSpan(read, message.Size - read), message);
+            if (more == 0)
+            {
+                throw new VhostUserProtocolException($"request {request}: the stream ended after {read} of {size} payload bytes");
+            }
+
+            read += more;
+        }
+
+        return true;
+    }
+
+    /// <summary>Sends a reply: header with the reply flag, then <paramref name="payload"/>.</summary>
+    public void SendReply(VhostUserRequest request, ReadOnlySpan<byte> payload)
+    {
+        Span<byte> frame = stackalloc byte[VhostUserMessage.HeaderSize + payload.Length];
+        BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)request);
+        BinaryPrimitives.WriteUInt32LittleEndian(frame[4..], VhostUserMessage.Version | VhostUserMessage.ReplyFlag);
+        BinaryPrimitives.WriteUInt32LittleEndian(frame[8..], (uint)payload.Length);
+        payload.CopyTo(frame[VhostUserMessage.HeaderSize..]);
+        while (!frame.IsEmpty)
+        {
+            int sent = _socket.Send(frame, SocketFlags.None);
+            frame = frame[sent..];
+        }
+    }
+
+    /// <summary>Sends a reply with one file descriptor in SCM_RIGHTS (GET_INFLIGHT_FD).</summary>
+    public void SendReply(VhostUserRequest request, ReadOnlySpan<byte> payload, SafeFileHandle fd)
+    {
+        byte[] frame = new byte[VhostUserMessage.HeaderSize + payload.Length];
+        BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)request);
+        BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(4), VhostUserMessage.Version | VhostUserMessage.ReplyFlag);
+        BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(8), (uint)payload.Length);
+        payload.CopyTo(frame.AsSpan(VhostUserMessage.HeaderSize));
+        int controlSize = (int)LibC.CMSG_SPACE(sizeof(int));
+        byte* control = stackalloc byte[controlSize];
+        new Span<byte>(control, controlSize).Clear();
+        bool addedFd = false;
+        bool addedSocket = false;
+        SafeSocketHandle socket = _socket.SafeHandle;
+        try
+        {
+            fd.DangerousAddRef(ref addedFd);
+            socket.DangerousAddRef(ref addedSocket);
+            fixed (byte* data = frame)
+            {
+                iovec iov = default;
+                msghdr header = MessageHeader(&iov, data, frame.Length, control, controlSize);
+                cmsghdr* cmsg = LibC.CMSG_FIRSTHDR(&header);
+                cmsg->cmsg_level = LibC.SOL_SOCKET;
+                cmsg->cmsg_type = LibC.SCM_RIGHTS;
+                // Tmds.LibC 0.5.0's CMSG_LEN rounds up like CMSG_SPACE: compute the exact length.
+                cmsg->cmsg_len = (socklen_t)(sizeof(cmsghdr) + sizeof(int));
+                *(int*)LibC.CMSG_DATA(cmsg) = (int)fd.DangerousGetHandle();
+
+                // SAFETY: the frame is pinned, the control buffer is on the stack and sized with
+                // CMSG_SPACE, and both handles are kept open by the references taken above.
+                long sent = LibC.sendmsg((int)socket.DangerousGetHandle(), &header, LibC.MSG_NOSIGNAL);
+                if (sent != frame.Length)
+                {
+                    throw new IOException($"sendmsg of a {frame.Length}-byte reply returned {sent} (errno {LibC.errno}).");
+                }
+            }
+        }
+        finally
+        {
+            if (addedSocket)
+            {
+                socket.DangerousRelease();
+            }
+
+            if (addedFd)
+            {
+                fd.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>Sends a reply whose payload is one u64.</summary>
+    public void SendReply(VhostUserRequest request, ulong value)
+    {
+        Span<byte> payload = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(payload, value);
+        SendReply(request, payload);
+    }
+
+    /// <summary>A msghdr for one buffer and one control buffer; <paramref name="iov"/> must outlive its use.</summary>
+    private static msghdr MessageHeader(iovec* iov, byte* data, int length, byte* control, int controlLength)
+    {
+        iov->iov_base = data;
+        iov->iov_len = (size_t)length;
+        msghdr header = default;
+        header.msg_iov = iov;
+        header.msg_iovlen = 1;
+        header.msg_control = control;
+        header.msg_controllen = (socklen_t)controlLength;
+        return header;
+    }
+
+    private int ReceiveWithFds(Span<byte> into, VhostUserMessage message)
+    {
+        const int ControlSize = 256; // CMSG_SPACE(8 * sizeof(int)) is 48; room for a second header
+        byte* control = stackalloc byte[ControlSize];
+        fixed (byte* data = into)
+        {
+            iovec iov = default;
+            msghdr header = MessageHeader(&iov, data, into.Length, control, ControlSize);
+
+            long received;
+            SafeSocketHandle handle = _socket.SafeHandle;
+            bool added = false;
+            try
+            {
+                handle.DangerousAddRef(ref added);
+                do
+                {
+                    // SAFETY: iov points at the pinned destination span, control at a stack buffer of
+                    // ControlSize bytes; the kernel writes within the lengths given; the socket is
+                    // kept open by the reference taken above.
+                    received = LibC.recvmsg((int)handle.DangerousGetHandle(), &header, LibC.MSG_CMSG_CLOEXEC);
+                }
+                while (received < 0 && LibC.errno == LibC.EINTR);
+            }
+            finally
+            {
+                if (added)
+                {
+                    handle.DangerousRelease();
+                }
+            }
+
+            if (received < 0)
+            {
+                int errno = LibC.errno;
+                if (errno == LibC.ECONNRESET)
+                {
+                    return 0;
+                }
+
+                throw new IOException($"recvmsg failed (errno {errno}).");
+            }
+
+            // Take ownership of every fd first, so none leaks whatever is wrong with the message.
+            bool extraFds = false;
+            for (cmsghdr* cmsg = LibC.CMSG_FIRSTHDR(&header); cmsg != null; cmsg = LibC.CMSG_NXTHDR(&header, cmsg))
+            {
+                if (cmsg->cmsg_level != LibC.SOL_SOCKET || cmsg->cmsg_type != LibC.SCM_RIGHTS)
+                {
+                    continue;
+                }
+
+                int count = (int)(((uint)cmsg->cmsg_len - (uint)LibC.CMSG_LEN(0)) / sizeof(int));
+                int* fds = (int*)LibC.CMSG_DATA(cmsg);
+                for (int i = 0; i < count; i++)
+                {
+                    var fd = new SafeFileHandle(fds[i], ownsHandle: true);
+                    if (message.FdCount < VhostUserMessage.MaxFds)
+                    {
+                        message.AddFd(fd);
+                    }
+                    else
+                    {
+                        fd.Dispose();
+                        extraFds = true;
+                    }
+                }
+            }
+
+            if (extraFds || (header.msg_flags & LibC.MSG_CTRUNC) != 0)
+            {
+                throw new VhostUserProtocolException($"more than {VhostUserMessage.MaxFds} file descriptors in one message");
+            }
+
+            return (int)received;
+        }
+    }
+}

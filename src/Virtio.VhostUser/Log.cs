@@ -1,0 +1,50 @@
+using System;
+using Microsoft.Extensions.Logging;
+
+namespace Virtio.VhostUser;
+
+/// <summary>Virtio.VhostUser's log messages (compile-time generated).</summary>
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "vhost-user: listening on {SocketPath} for a {DeviceId} device with {QueueCount} queue(s)")]
+    public static partial void Listening(ILogger logger, string socketPath, ushort deviceId, int queueCount);
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Information, Message = "vhost-user: front end {Connection} connected")]
+    public static partial void Connected(ILogger logger, int connection);
+
+    [LoggerMessage(EventId = 4003, Level = LogLevel.Information, Message = "vhost-user: front end {Connection} disconnected; rings stopped, device state kept for a reconnect")]
+    public static partial void Disconnected(ILogger logger, int connection);
+
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "vhost-user: closing connection {Connection}: {Reason}")]
+    public static partial void ProtocolError(ILogger logger, int connection, string reason);
+
+    [LoggerMessage(EventId = 4005, Level = LogLevel.Debug, Message = "vhost-user: {Request} size {Size} fds {FdCount} flags 0x{Flags:x}")]
+    public static partial void Request(ILogger logger, Protocol.VhostUserRequest request, int size, int fdCount, uint flags);
+
+    [LoggerMessage(EventId = 4006, Level = LogLevel.Debug, Message = "vhost-user: ring {Index} started (size {Size}, avail {NextAvail}, used {NextUsed})")]
+    public static partial void RingStarted(ILogger logger, ushort index, ushort size, ushort nextAvail, ushort nextUsed);
+
+    [LoggerMessage(EventId = 4007, Level = LogLevel.Debug, Message = "vhost-user: ring {Index} stopped at avail {NextAvail}")]
+    public static partial void RingStopped(ILogger logger, ushort index, ushort nextAvail);
+
+    [LoggerMessage(EventId = 4008, Level = LogLevel.Error, Message = "vhost-user: ring {Index} still has {InFlight} request(s) in flight after {Timeout}; stopping it anyway")]
+    public static partial void StopTimedOut(ILogger logger, ushort index, int inFlight, TimeSpan timeout);
+
+    [LoggerMessage(EventId = 4009, Level = LogLevel.Error, Message = "vhost-user: connection {Connection} failed")]
+    public static partial void ConnectionFailed(ILogger logger, int connection, Exception exception);
+
+    [LoggerMessage(EventId = 4010, Level = LogLevel.Information, Message = "vhost-user: features 0x{Features:x} negotiated (protocol features 0x{ProtocolFeatures:x})")]
+    public static partial void FeaturesNegotiated(ILogger logger, ulong features, ulong protocolFeatures);
+
+    [LoggerMessage(EventId = 4011, Level = LogLevel.Information, Message = "vhost-user: memory table has {Count} region(s), {Bytes} bytes")]
+    public static partial void MemoryTable(ILogger logger, int count, ulong bytes);
+
+    [LoggerMessage(EventId = 4012, Level = LogLevel.Information, Message = "vhost-user: ring {Index}: resubmitting {Count} request(s) left in flight by an earlier back end (from used index {UsedIdx})")]
+    public static partial void Resubmitting(ILogger logger, ushort index, int count, ushort usedIdx);
+
+    [LoggerMessage(EventId = 4013, Level = LogLevel.Information, Message = "vhost-user: inflight region {How}: {QueueCount} queue(s) of {QueueSize} entries")]
+    public static partial void InflightRegion(ILogger logger, string how, ushort queueCount, ushort queueSize);
+
+    [LoggerMessage(EventId = 4014, Level = LogLevel.Warning, Message = "vhost-user: ring {Index} (size {Num}) does not fit the inflight region ({QueueCount} queues of {QueueSize}): its requests are not tracked")]
+    public static partial void RingNotTracked(ILogger logger, ushort index, ushort num, ushort queueCount, ushort queueSize);
+}

@@ -1,0 +1,28 @@
+using System;
+
+namespace Virtio.VhostUser.Protocol;
+
+/// <summary>Protocol feature bits (GET/SET_PROTOCOL_FEATURES) this back end knows.</summary>
+[Flags]
+internal enum VhostUserProtocolFeatures : ulong
+{
+    None = 0,
+
+    /// <summary>VHOST_USER_PROTOCOL_F_MQ (bit 0): GET_QUEUE_NUM answers how many queues the device has.</summary>
+    MultiQueue = 1ul << 0,
+
+    /// <summary>VHOST_USER_PROTOCOL_F_REPLY_ACK (bit 3): need_reply asks for a u64 status reply.</summary>
+    ReplyAck = 1ul << 3,
+
+    /// <summary>VHOST_USER_PROTOCOL_F_CONFIG (bit 9): GET_CONFIG / SET_CONFIG reach the device configuration.</summary>
+    Config = 1ul << 9,
+
+    /// <summary>VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD (bit 12): GET/SET_INFLIGHT_FD share the inflight region.</summary>
+    InflightSharedMemory = 1ul << 12,
+
+    /// <summary>VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS (bit 15): GET_MAX_MEM_SLOTS, ADD_MEM_REG, REM_MEM_REG.</summary>
+    ConfigureMemSlots = 1ul << 15,
+
+    /// <summary>What this back end offers.</summary>
+    Supported = MultiQueue | ReplyAck | Config | InflightSharedMemory | ConfigureMemSlots,
+}

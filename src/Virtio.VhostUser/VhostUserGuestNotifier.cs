@@ -1,0 +1,30 @@
+using System.Threading;
+using Virtio.Core.Notifications;
+
+namespace Virtio.VhostUser;
+
+/// <summary>
+/// The served device's <see cref="IGuestNotifier"/>: a used-buffer notification of queue i is a
+/// write to the call fd the front end gave for ring i (<see cref="EventFdGuestNotifier"/>, which
+/// defers the write to the end of the current deferred-call section, so one wake-up of an I/O
+/// thread makes one write). Without a call fd the notification is dropped, as the protocol says.
+/// </summary>
+internal sealed class VhostUserGuestNotifier : IGuestNotifier
+{
+    private readonly EventFdGuestNotifier?[] _calls;
+
+    public VhostUserGuestNotifier(int queueCount) => _calls = new EventFdGuestNotifier?[queueCount];
+
+    /// <summary>Sets or clears the call fd of ring <paramref name="queueIndex"/>. The connection's thread.</summary>
+    public void SetCall(ushort queueIndex, EventFdGuestNotifier? call) => Volatile.Write(ref _calls[queueIndex], call);
+
+    public void Notify(InterruptReason reason, ushort queueIndex)
+    {
+        // A configuration change would need the back-end request channel (BACKEND_REQ), which is
+        // not offered: the front end reads the configuration with GET_CONFIG when it needs it.
+        if (reason == InterruptReason.UsedBuffer && queueIndex < _calls.Length)
+        {
+            Volatile.Read(ref _calls[queueIndex])?.Notify(reason, queueIndex);
+        }
+    }
+}

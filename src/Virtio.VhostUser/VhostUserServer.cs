@@ -1,0 +1,233 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Net.Sockets;
+using System.Threading;
+using System.Threading.Tasks;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Virtio.Core.Devices;
+using Virtio.Core.Memory;
+using Virtio.Core.Threading;
+using Virtio.VhostUser.Interop;
+using Virtio.VhostUser.Memory;
+using Virtio.VhostUser.Protocol;
+
+namespace Virtio.VhostUser;
+
+/// <summary>
+/// Serves one virtio device to a vhost-user front end (QEMU, Cloud Hypervisor, crosvm, ...) over a
+/// Unix socket: the front end shares guest memory and per-ring kick/call eventfds, the device
+/// processes its rings on I/O threads of this server. One front end is served at a time; when it
+/// disconnects the rings stop (in-flight requests finish first), the device keeps its state, and
+/// the next connection is accepted. A front end that breaks the protocol is disconnected with a
+/// logged reason.
+/// </summary>
+/// <example>
+/// <code>
+/// using var server = new VhostUserServer("/run/disk.sock",
+///     memory => new BlockDevice(memory, new FileBlockBackend("disk.img")), logger);
+/// await server.RunAsync(cancellationToken);
+/// </code>
+/// </example>
+public sealed class VhostUserServer : IDisposable
+{
+    private readonly VhostUserMemory _memory = new();
+    private readonly VhostUserGuestNotifier _notifier;
+    private readonly IoThread[] _ioThreads;
+    private readonly bool _ownsIoThreads;
+    private readonly ILogger _logger;
+    private readonly Lock _gate = new();
+    private Socket? _listener;
+    private Socket? _connection;
+    private int _connections;
+    private bool _disposed;
+
+    /// <summary>
+    /// Creates the device over the memory the front ends will share, and the I/O threads its rings
+    /// run on. Nothing listens until <see cref="RunAsync"/>. Any thread.
+    /// </summary>
+    /// <param name="socketPath">Where to listen; an existing socket file there is replaced.</param>
+    /// <param name="createDevice">Builds the device on the given guest memory (which is empty until a front end connects). Called once, here.</param>
+    /// <param name="logger">Where connections, protocol errors and ring events are logged; none by default.</param>
+    /// <param name="ioThreads">
+    /// The started I/O threads ring i is served on: <c>ioThreads[i % Count]</c>, the rule of
+    /// <c>BlockDeviceOptions.IoThreads</c> and <see cref="Virtio.Core.Notifications.HostNotifierController"/>.
+    /// Give the device the same list so its completions are pushed on the ring's own thread and
+    /// batched into one call-fd write per wake-up. The caller keeps ownership. When null the
+    /// server starts and owns one thread per ring, up to the processor count.
+    /// </param>
+    /// <exception cref="ArgumentException"><paramref name="socketPath"/> is empty, <paramref name="ioThreads"/> is empty, or the factory returned a device not built on the given memory.</exception>
+    public VhostUserServer(string socketPath, Func<IGuestMemory, VirtioDevice> createDevice, ILogger? logger = null, IReadOnlyList<IoThread>? ioThreads = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(socketPath);
+        ArgumentNullException.ThrowIfNull(createDevice);
+        SocketPath = socketPath;
+        _logger = logger ?? NullLogger.Instance;
+        Device = createDevice(_memory);
+        if (!ReferenceEquals(Device.Memory, _memory))
+        {
+            throw new ArgumentException("The device must be created on the memory passed to the factory.", nameof(createDevice));
+        }
+
+        _notifier = new VhostUserGuestNotifier(Device.Queues.Count);
+        Device.GuestNotifier = _notifier;
+        if (ioThreads is not null)
+        {
+            if (ioThreads.Count == 0)
+            {
+                throw new ArgumentException("Give at least one I/O thread, or null.", nameof(ioThreads));
+            }
+
+            _ioThreads = [.. ioThreads];
+            return;
+        }
+
+        _ownsIoThreads = true;
+        _ioThreads = new IoThread[Math.Clamp(Device.Queues.Count, 1, Math.Max(1, Environment.ProcessorCount))];
+        for (int i = 0; i < _ioThreads.Length; i++)
+        {
+            _ioThreads[i] = new IoThread($"vhost-user-{i}", _logger);
+            _ioThreads[i].Start();
+        }
+    }
+
+    /// <summary>The served device.</summary>
+    public VirtioDevice Device { get; }
+
+    /// <summary>The socket path the server listens on.</summary>
+    public string SocketPath { get; }
+
+    /// <summary>
+    /// Listens on <see cref="SocketPath"/> and serves front ends one after the other until
+    /// <paramref name="cancellationToken"/> is cancelled; then stops the rings of the current
+    /// connection, closes it and removes the socket file. Call once.
+    /// </summary>
+    /// <param name="cancellationToken">Stops serving.</param>
+    /// <returns>Completes when the server has stopped.</returns>
+    public Task RunAsync(CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (File.Exists(SocketPath))
+        {
+            File.Delete(SocketPath);
+        }
+
+        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(SocketPath));
+        listener.Listen(1);
+        _listener = listener;
+        Log.Listening(_logger, SocketPath, Device.DeviceId, Device.Queues.Count);
+        return Task.Factory.StartNew(() => AcceptLoop(listener, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
+
+    private void AcceptLoop(Socket listener, CancellationToken cancellationToken)
+    {
+        using CancellationTokenRegistration stop = cancellationToken.Register(static state => ((VhostUserServer)state!).Interrupt(), this);
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                Socket connection;
+                try
+                {
+                    connection = listener.Accept();
+                }
+                catch (Exception exception) when (exception is SocketException or ObjectDisposedException)
+                {
+                    if (cancellationToken.IsCancellationRequested)
+                    {
+                        break;
+                    }
+
+                    throw;
+                }
+
+                lock (_gate)
+                {
+                    _connection = connection;
+                }
+
+                Serve(connection, ++_connections);
+                lock (_gate)
+                {
+                    _connection = null;
+                }
+            }
+        }
+        finally
+        {
+            listener.Dispose();
+            try
+            {
+                File.Delete(SocketPath);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    private void Serve(Socket connection, int id)
+    {
+        Log.Connected(_logger, id);
+        try
+        {
+            using (connection)
+            using (var session = new VhostUserSession(Device, _memory, _notifier, _ioThreads, new UnixMessageChannel(connection), _logger))
+            {
+                try
+                {
+                    session.Run();
+                }
+                catch (VhostUserProtocolException exception)
+                {
+                    Log.ProtocolError(_logger, id, exception.Message);
+                    return;
+                }
+            }
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            // Whatever one front end did (or failed to do), the next one is served.
+            Log.ConnectionFailed(_logger, id, exception);
+            return;
+        }
+
+        Log.Disconnected(_logger, id);
+    }
+
+    private void Interrupt()
+    {
+        lock (_gate)
+        {
+            _listener?.Dispose();
+            try
+            {
+                _connection?.Shutdown(SocketShutdown.Both);
+            }
+            catch (Exception exception) when (exception is SocketException or ObjectDisposedException)
+            {
+            }
+        }
+    }
+
+    /// <summary>Stops the I/O threads the server started. Call after the task of <see cref="RunAsync"/> completed.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        Interrupt();
+        if (_ownsIoThreads)
+        {
+            foreach (IoThread thread in _ioThreads)
+            {
+                thread.Dispose();
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+using System;
+using System.Threading;
+using Virtio.Blk.Backends;
+using Virtio.Core.Notifications;
+using Virtio.Testing;
+using Xunit;
+
+namespace Virtio.VhostUser.Tests;
+
+/// <summary>
+/// VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD: a back end that dies with requests in flight (completed
+/// out of order) leaves them in the shared inflight region, and the next back end, given the same
+/// region, runs exactly those again before new work: none lost, none done twice.
+/// </summary>
+public sealed class InflightTests
+{
+    private const ushort QueueSize = 64;
+
+    [Fact]
+    public void BackEndDiesWithRequestsInFlight_TheNextOneResubmitsExactlyThem()
+    {
+        var disk = new MemoryBlockBackend(8 << 20);
+        var holding = new HoldingBackend(disk);
+        using var first = new BlkServerRig(backend: holding);
+        var drivers = TestFrontEnd.CreateDrivers(first.Memory, 1, QueueSize);
+        byte[][] data = [BlkServerRig.Pattern(4096, 1), BlkServerRig.Pattern(4096, 2), BlkServerRig.Pattern(4096, 3)];
+        ulong size = 0;
+        int inflightFd = -1;
+        var dying = first.Connect();
+        try
+        {
+            dying.Start(drivers, beforeRings: () =>
+            {
+                (size, inflightFd) = dying.GetInflightFd(1, QueueSize);
+                dying.SetInflightFd(size, inflightFd, 1, QueueSize);
+            });
+            for (int i = 0; i < 3; i++)
+            {
+                BlkServerRig.Post(dying, 0, 1, (ulong)(i * 8), writeData: data[i]);
+            }
+
+            Assert.True(SpinWait.SpinUntil(() => holding.HeldCount == 3, TimeSpan.FromSeconds(10)));
+
+            // The middle one completes first; then the back end "dies": it never touches the
+            // ring again (its held requests stay held until the end of the test).
+            holding.Release(8 * 512);
+            (ushort completed, _) = dying.WaitUsed(0);
+            Assert.Equal(1, drivers[0].LastUsedIndex);
+
+            var counting = new CountingBackend(disk);
+            using var second = new BlkServerRig(backend: counting, memory: first.Memory);
+            using TestFrontEnd restarted = second.Connect();
+            restarted.Start(drivers, bases: [drivers[0].LastUsedIndex], beforeRings: () => restarted.SetInflightFd(size, inflightFd, 1, QueueSize));
+
+            var done = new System.Collections.Generic.HashSet<ushort> { completed };
+            for (int i = 0; i < 2; i++)
+            {
+                done.Add(restarted.WaitUsed(0).Head);
+            }
+
+            Assert.Equal(3, done.Count);
+            Assert.Equal(2, counting.Writes);
+            Assert.True(second.WaitForLog(4012, "resubmitting 2 request(s)"));
+
+            // New work continues after them, and every write is on the disk.
+            for (int i = 0; i < 3; i++)
+            {
+                ushort read = BlkServerRig.Post(restarted, 0, 0, (ulong)(i * 8), readLength: 4096);
+                Assert.Equal(data[i], BlkServerRig.Complete(restarted, 0, read, 4096).Data);
+            }
+        }
+        finally
+        {
+            holding.Release();
+            dying.Dispose();
+            if (inflightFd >= 0)
+            {
+                _ = Tmds.Linux.LibC.close(inflightFd);
+            }
+        }
+
+    }
+
+    /// <summary>Counts writes on their way to the real backend.</summary>
+    private sealed class CountingBackend(IBlockBackend inner) : IBlockBackend
+    {
+        private int _writes;
+
+        public int Writes => Volatile.Read(ref _writes);
+
+        public ulong Capacity => inner.Capacity;
+
+        public bool IsReadOnly => inner.IsReadOnly;
+
+        public BlockBackendCapabilities Capabilities => inner.Capabilities;
+
+        public void Submit(BlockIo io)
+        {
+            if (io.Operation == BlockOperation.Write)
+            {
+                Interlocked.Increment(ref _writes);
+            }
+
+            inner.Submit(io);
+        }
+    }
+}
