@@ -202,9 +202,22 @@ public sealed class BlockDevice : VirtioDevice
         lock (_drainGate)
         {
             _resetWaiting = true;
-            long deadline = Environment.TickCount64 + (long)_options.ResetTimeout.TotalMilliseconds;
+
+            // Store-load pair with Release (decrement, then read _resetWaiting): without this fence the
+            // read of _inFlight below could pass the store above, and a last completion could see no
+            // waiter while this thread still saw it in flight, and nobody would pulse.
+            Interlocked.MemoryBarrier();
+            bool forever = _options.ResetTimeout == Timeout.InfiniteTimeSpan;
+            long deadline = forever ? long.MaxValue : Environment.TickCount64 + (long)_options.ResetTimeout.TotalMilliseconds;
             while (Volatile.Read(ref _inFlight) > 0)
             {
+                if (forever)
+                {
+                    // Every completion that drops _inFlight pulses _drainGate.
+                    Monitor.Wait(_drainGate);
+                    continue;
+                }
+
                 long remaining = deadline - Environment.TickCount64;
                 if (remaining <= 0 || !Monitor.Wait(_drainGate, TimeSpan.FromMilliseconds(remaining)))
                 {

@@ -77,6 +77,12 @@ public sealed class BlockDeviceOptions
     /// </summary>
     public IReadOnlyList<IoThread>? IoThreads { get; init; }
 
-    /// <summary>How long a reset waits for in-flight requests before giving up on them (their late completions are dropped). Default 30 s.</summary>
+    /// <summary>
+    /// How long a reset waits for in-flight requests before giving up on them (their late completions are
+    /// dropped, and backends skip transfers they have not started). Default 30 s.
+    /// <see cref="System.Threading.Timeout.InfiniteTimeSpan"/> waits for every request: then no backend
+    /// transfer can touch guest memory after the reset returns, at the price of a reset that hangs with a
+    /// hung backend.
+    /// </summary>
     public TimeSpan ResetTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }

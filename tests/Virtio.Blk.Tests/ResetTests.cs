@@ -98,6 +98,36 @@ public sealed class ResetTests
         Assert.Equal(BlkRig.Pattern(512, 4), rig.Read(0, 512).Data);
     }
 
+    [Fact]
+    public void InfiniteResetTimeout_WaitsForAHeldRequest_LongerThanAnyTimeout_AndAbandonsNothing()
+    {
+        var faulty = new FaultInjectingBlockBackend(new MemoryBlockBackend(1 << 20));
+        var options = new BlockDeviceOptions { QueueSize = 64, ResetTimeout = Timeout.InfiniteTimeSpan };
+        using var rig = new BlkRig(faulty, options);
+        faulty.Rule = _ => Fault.Hold;
+        rig.Post(0, (uint)BlockRequestType.In, 0, inLength: 512);
+        faulty.WaitHeld(1);
+
+        using var resetDone = new ManualResetEventSlim();
+        var reset = new Thread(() =>
+        {
+            rig.Reset();
+            resetDone.Set();
+        });
+        reset.Start();
+
+        // An infinite timeout must not be read as "already expired" (-1 ms).
+        Assert.False(resetDone.Wait(TimeSpan.FromMilliseconds(300), TestContext.Current.CancellationToken));
+        faulty.Rule = null;
+        Assert.Equal(1, faulty.ReleaseHeld());
+        Assert.True(resetDone.Wait(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+        reset.Join();
+
+        Assert.Equal(0, rig.Device.InFlight);
+        Assert.Equal(0, UsedIdx(rig));
+        Assert.DoesNotContain(rig.Logger.Entries, e => e.Message.Contains("still in flight", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData(BlockRequestType.In)]
     [InlineData(BlockRequestType.Out)]
