@@ -17,6 +17,9 @@ namespace Virtio.Blk.Backends;
 /// fallocate(ZERO_RANGE) for write-zeroes (writing zeroes where unsupported). Blocking calls run on
 /// worker threads started on demand: a request submitted while every worker is busy starts another,
 /// up to the limit, so a guest's queue depth (fio iodepth=32: 32 requests) reaches the file at once.
+/// The thread pool starts them, never the submitting thread: <c>Thread.Start</c> waits until the new
+/// thread runs, which on a loaded host took up to 150 ms, and the device submits while it holds back
+/// the completions of the same wake-up (docs/kvm.md, "The test guest").
 /// </summary>
 /// <remarks>
 /// <see cref="Submit"/> only queues (any thread); workers complete requests on their own threads.
@@ -30,12 +33,15 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
     private const int ZeroBufferSize = 64 << 10;
     private static readonly byte[] s_zeroes = GC.AllocateArray<byte>(ZeroBufferSize, pinned: true);
 
+    private static readonly Action<(FileBlockBackend Backend, int Index)> s_startWorker = static state => state.Backend.StartWorker(state.Index);
+
     private readonly SafeFileHandle _handle;
     private readonly ILogger _logger;
     private readonly Thread[] _workers;
     private readonly Queue<BlockIo> _pending = new();
     private readonly object _gate = new();
     private int _started;
+    private int _starting;
     private int _idle;
     private bool _stopping;
 
@@ -80,6 +86,9 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
     /// <summary>Worker threads started so far (at most the constructor's limit). Any thread.</summary>
     internal int WorkerCount => Volatile.Read(ref _started);
 
+    /// <summary>Test seam: runs on the thread that starts a worker, just before it creates the thread.</summary>
+    internal Action? BeforeWorkerStart { get; set; }
+
     /// <summary>Test seam: runs on a worker just before it issues a request's system calls.</summary>
     internal Action<BlockIo>? BeforeExecute { get; set; }
 
@@ -103,15 +112,16 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
             if (!_stopping)
             {
                 _pending.Enqueue(io);
-                if (_idle >= _pending.Count || _started == _workers.Length)
+                if (_idle + _starting < _pending.Count && _started < _workers.Length)
                 {
-                    Monitor.Pulse(_gate);
-                }
-                else
-                {
-                    StartWorker(); // every worker is busy: one more keeps this request off the queue
+                    // Every worker is busy (or already promised to a request): one more keeps this
+                    // request off the queue. The thread pool starts it, so this call never waits.
+                    _started++;
+                    _starting++;
+                    ThreadPool.UnsafeQueueUserWorkItem(s_startWorker, (this, _started - 1), preferLocal: false);
                 }
 
+                Monitor.Pulse(_gate);
                 return;
             }
         }
@@ -131,6 +141,10 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
 
             _stopping = true;
             Monitor.PulseAll(_gate);
+            while (_starting > 0)
+            {
+                Monitor.Wait(_gate); // a worker being started still drains what is queued, then stops
+            }
         }
 
         for (int i = 0; i < Volatile.Read(ref _started); i++)
@@ -144,6 +158,15 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
     private void Work()
     {
         FileInterop.IoVec[] vectors = GC.AllocateArray<FileInterop.IoVec>(FileInterop.IovMax, pinned: true);
+        lock (_gate)
+        {
+            _starting--;
+            if (_stopping)
+            {
+                Monitor.PulseAll(_gate); // Dispose waits for the workers being started
+            }
+        }
+
         while (true)
         {
             BlockIo io;
@@ -179,17 +202,20 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
         }
     }
 
-    /// <summary>Starts one more worker (under <see cref="_gate"/>); allocates only while the pool grows.</summary>
-    private void StartWorker()
+    /// <summary>Starts worker <paramref name="index"/>, reserved by <see cref="Submit"/> (a thread-pool thread); allocates only while the pool grows.</summary>
+    private void StartWorker(int index)
     {
-        int index = _started;
+        BeforeWorkerStart?.Invoke();
         var worker = new Thread(static self => ((FileBlockBackend)self!).Work())
         {
             IsBackground = true,
             Name = $"blk-file-{index}",
         };
-        _workers[index] = worker;
-        Volatile.Write(ref _started, index + 1);
+        lock (_gate)
+        {
+            _workers[index] = worker;
+        }
+
         worker.Start(this);
     }
 
