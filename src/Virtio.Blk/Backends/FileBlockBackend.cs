@@ -17,9 +17,10 @@ namespace Virtio.Blk.Backends;
 /// fallocate(ZERO_RANGE) for write-zeroes (writing zeroes where unsupported). Blocking calls run on
 /// worker threads started on demand: a request submitted while every worker is busy starts another,
 /// up to the limit, so a guest's queue depth (fio iodepth=32: 32 requests) reaches the file at once.
-/// The thread pool starts them, never the submitting thread: <c>Thread.Start</c> waits until the new
-/// thread runs, which on a loaded host took up to 150 ms, and the device submits while it holds back
-/// the completions of the same wake-up (docs/kvm.md, "The test guest").
+/// A starter thread, started with the backend, starts them, never the submitting thread:
+/// <c>Thread.Start</c> waits until the new thread runs, which on a loaded host took up to 150 ms, and
+/// the device submits while it holds back the completions of the same wake-up (docs/kvm.md, "The test
+/// guest"). The thread pool would not do: its first work items start its own threads the same way.
 /// </summary>
 /// <remarks>
 /// <see cref="Submit"/> only queues (any thread); workers complete requests on their own threads.
@@ -33,19 +34,20 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
     private const int ZeroBufferSize = 64 << 10;
     private static readonly byte[] s_zeroes = GC.AllocateArray<byte>(ZeroBufferSize, pinned: true);
 
-    private static readonly Action<(FileBlockBackend Backend, int Index)> s_startWorker = static state => state.Backend.StartWorker(state.Index);
-
     private readonly SafeFileHandle _handle;
     private readonly ILogger _logger;
     private readonly Thread[] _workers;
     private readonly Queue<BlockIo> _pending = new();
     private readonly object _gate = new();
+    private readonly object _starterGate = new();
+    private readonly Thread _starter;
     private int _started;
     private int _starting;
+    private int _toStart;
     private int _idle;
     private bool _stopping;
 
-    /// <summary>Opens <paramref name="path"/> and starts the workers. Any thread.</summary>
+    /// <summary>Opens <paramref name="path"/> and starts the thread that starts workers on demand. Any thread.</summary>
     /// <param name="path">A regular file or a block device; its size is the capacity (rounded down to 512).</param>
     /// <param name="readOnly">Open read-only; the device then offers VIRTIO_BLK_F_RO.</param>
     /// <param name="direct">Open with O_DIRECT (bypass the host page cache).</param>
@@ -81,6 +83,12 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
         Capacity = (ulong)size / BlockDevice.SectorSize * BlockDevice.SectorSize;
         IsReadOnly = readOnly;
         _workers = new Thread[workers];
+        _starter = new Thread(static self => ((FileBlockBackend)self!).RunStarter())
+        {
+            IsBackground = true,
+            Name = "blk-file-starter",
+        };
+        _starter.Start(this);
     }
 
     /// <summary>Worker threads started so far (at most the constructor's limit). Any thread.</summary>
@@ -115,10 +123,14 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
                 if (_idle + _starting < _pending.Count && _started < _workers.Length)
                 {
                     // Every worker is busy (or already promised to a request): one more keeps this
-                    // request off the queue. The thread pool starts it, so this call never waits.
+                    // request off the queue. The starter thread starts it, so this call never waits.
                     _started++;
                     _starting++;
-                    ThreadPool.UnsafeQueueUserWorkItem(s_startWorker, (this, _started - 1), preferLocal: false);
+                    lock (_starterGate)
+                    {
+                        _toStart++;
+                        Monitor.Pulse(_starterGate);
+                    }
                 }
 
                 Monitor.Pulse(_gate);
@@ -141,11 +153,14 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
 
             _stopping = true;
             Monitor.PulseAll(_gate);
-            while (_starting > 0)
-            {
-                Monitor.Wait(_gate); // a worker being started still drains what is queued, then stops
-            }
         }
+
+        lock (_starterGate)
+        {
+            Monitor.PulseAll(_starterGate);
+        }
+
+        _starter.Join(); // after it starts the workers still owed: they drain what is queued, then stop
 
         for (int i = 0; i < Volatile.Read(ref _started); i++)
         {
@@ -161,10 +176,6 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
         lock (_gate)
         {
             _starting--;
-            if (_stopping)
-            {
-                Monitor.PulseAll(_gate); // Dispose waits for the workers being started
-            }
         }
 
         while (true)
@@ -202,7 +213,32 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
         }
     }
 
-    /// <summary>Starts worker <paramref name="index"/>, reserved by <see cref="Submit"/> (a thread-pool thread); allocates only while the pool grows.</summary>
+    /// <summary>The starter thread: starts, in order, each worker <see cref="Submit"/> reserved; returns once stopping and none is owed.</summary>
+    private void RunStarter()
+    {
+        int next = 0;
+        while (true)
+        {
+            lock (_starterGate)
+            {
+                while (_toStart == 0)
+                {
+                    if (Volatile.Read(ref _stopping))
+                    {
+                        return;
+                    }
+
+                    Monitor.Wait(_starterGate);
+                }
+
+                _toStart--;
+            }
+
+            StartWorker(next++);
+        }
+    }
+
+    /// <summary>Starts worker <paramref name="index"/> (the starter thread); allocates only while the pool grows.</summary>
     private void StartWorker(int index)
     {
         BeforeWorkerStart?.Invoke();
@@ -211,11 +247,7 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
             IsBackground = true,
             Name = $"blk-file-{index}",
         };
-        lock (_gate)
-        {
-            _workers[index] = worker;
-        }
-
+        _workers[index] = worker; // Dispose reads it after joining the starter
         worker.Start(this);
     }
 
