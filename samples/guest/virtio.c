@@ -152,10 +152,10 @@ bool virtq_setup(struct virtio_dev *d, struct virtq *q, u16 index, u16 max_size,
     q->free_head = 0;
     q->num_free = size;
     q->last_used = q->avail_idx = q->kicked_idx = 0;
-    /* Polled completion asks for no interrupts (the flag, or an event index the device has passed);
-       completion by interrupt asks for one at the next used element. */
-    q->avail->flags = irq_enabled ? 0 : VRING_AVAIL_F_NO_INTERRUPT;
-    *used_event(q) = irq_enabled ? 0 : 0xffff;
+    /* Interrupts start off (the flag, or an event index the device has passed): polled completion never
+       asks for one, and completion by interrupt asks only in virtq_idle, just before it sleeps. */
+    q->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
+    *used_event(q) = 0xffff;
 
     wr(d, VIRTIO_MMIO_QUEUE_NUM, size);
     wr(d, VIRTIO_MMIO_QUEUE_DESC_LOW, (u32)(u64)q->desc);
@@ -279,8 +279,8 @@ int virtq_poll(struct virtq *q, u32 *len)
     compiler_barrier();
     struct vring_used_elem e = q->used->ring[q->last_used & (q->size - 1)];
     q->last_used++;
-    if (q->event_idx) /* the next one, or one already passed to keep interrupts off */
-        *used_event(q) = irq_enabled ? q->last_used : (u16)(q->last_used - 1);
+    if (q->event_idx) /* one already passed: no interrupt while we are awake to poll (virtq_idle re-arms) */
+        *used_event(q) = (u16)(q->last_used - 1);
     if (e.id >= q->size || q->chain_len[e.id] == 0)
         return VQ_BAD_ID;
     u32 writable = q->writable[e.id];
@@ -311,12 +311,24 @@ void virtq_idle(struct virtq *q)
 {
     if (!irq_enabled)
         return;
-    /* Interrupts off between the check and hlt: `sti; hlt` sleeps before a pending interrupt is taken, so a
-       completion that lands after the check still wakes us. The watchdog timer bounds the sleep. */
+    /* Ask for an interrupt only now, about to sleep (Linux's virtqueue_enable_cb_prepare): one the device
+       sends while we are awake and reaping costs a handler and two MMIO exits (InterruptStatus,
+       InterruptACK) for nothing. Arm, then re-check the ring: a completion published before the arm
+       was visible is seen here and we do not sleep. Interrupts off between the check and hlt: `sti; hlt`
+       sleeps before a pending interrupt is taken, so a completion that lands after the check still wakes
+       us. The watchdog timer bounds the sleep. */
     __asm__ volatile("cli" ::: "memory");
-    full_barrier(); /* used_event (written by virtq_poll) is visible before we read used->idx */
+    if (q->event_idx)
+        *used_event(q) = q->last_used;
+    else
+        q->avail->flags = 0;
+    full_barrier(); /* the arm is visible before we read used->idx (store-load) */
     if (*(volatile u16 *)&q->used->idx == q->last_used)
         __asm__ volatile("sti; hlt" ::: "memory");
     else
         __asm__ volatile("sti" ::: "memory");
+    /* Awake again: off until the next sleep. With EVENT_IDX the armed index is passed by the next used
+       element, after which the device stays quiet; virtq_poll keeps it one behind. */
+    if (!q->event_idx)
+        q->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
 }

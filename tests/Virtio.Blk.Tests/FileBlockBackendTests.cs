@@ -175,6 +175,30 @@ public sealed class FileBlockBackendTests : IDisposable
     }
 
     [Fact]
+    public async System.Threading.Tasks.Task StartingAWorker_DoesNotHoldUpTheKick()
+    {
+        // Thread.Start waits until the new thread runs: on a loaded 2-CPU host that took up to
+        // 150 ms, and the device submits while it holds back the completions of the same wake-up.
+        // Here a worker start is held at the seam; the kick that needs the worker must still
+        // return, and the request completes once the start goes on.
+        string path = NewImage(1 << 20, fill: 0x42);
+        using var backend = new FileBlockBackend(path);
+        using var release = new System.Threading.ManualResetEventSlim();
+        backend.BeforeWorkerStart = () => release.Wait(TimeSpan.FromSeconds(10));
+        using var rig = new BlkRig(backend, new BlockDeviceOptions { QueueSize = 64 });
+        Pending request = rig.Post(0, (uint)BlockRequestType.In, 0, inLength: 4096, kick: false);
+
+        var kick = System.Threading.Tasks.Task.Run(() => rig.Kick(0), TestContext.Current.CancellationToken);
+        bool returned = await System.Threading.Tasks.Task.WhenAny(kick, System.Threading.Tasks.Task.Delay(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken)) == kick;
+        release.Set();
+        await kick;
+        Completion done = rig.Wait(request);
+        Assert.True(returned, "the kick waited for a worker thread to start");
+        Assert.Equal(BlockStatus.Ok, done.BlockStatus);
+        Assert.True(done.Data.AsSpan().IndexOfAnyExcept((byte)0x42) < 0);
+    }
+
+    [Fact]
     public void ResetGaveUpOnARequestNotYetStarted_TheWorkerSkipsItsRead()
     {
         string path = NewImage(1 << 20, fill: 0x42);
