@@ -1,5 +1,6 @@
 using System;
 using Microsoft.Extensions.Logging;
+using Virtio.Core.Queues;
 
 namespace Virtio.VhostUser;
 
@@ -47,4 +48,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4014, Level = LogLevel.Warning, Message = "vhost-user: ring {Index} (size {Num}) does not fit the inflight region ({QueueCount} queues of {QueueSize}): its requests are not tracked")]
     public static partial void RingNotTracked(ILogger logger, ushort index, ushort num, ushort queueCount, ushort queueSize);
+
+    [LoggerMessage(EventId = 4015, Level = LogLevel.Error, Message = "vhost-user: ring {Index}: the inflight region's heads were refused ({Error}); the device needs a reset")]
+    public static partial void ResubmitRefused(ILogger logger, ushort index, QueueError error);
 }

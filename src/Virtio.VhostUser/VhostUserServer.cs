@@ -204,7 +204,12 @@ public sealed class VhostUserServer : IDisposable
             _listener?.Dispose();
             try
             {
-                _connection?.Shutdown(SocketShutdown.Both);
+                // Receive only: the session's read returns end of stream and it stops (drains) its
+                // rings while the front end still sees the connection; the hang-up comes when the
+                // session closes the socket after the drain. A front end that restarts its rings at
+                // used->idx when it sees the hang-up (QEMU, whose GET_VRING_BASE fails then) must
+                // read it after the last completion, or the next back end would run those again.
+                _connection?.Shutdown(SocketShutdown.Receive);
             }
             catch (Exception exception) when (exception is SocketException or ObjectDisposedException)
             {

@@ -746,7 +746,7 @@ internal sealed class VhostUserSession : IDisposable
 
         SplitVirtqueue queue = _device.Queues[vring.Index];
         ushort startAt = vring.Base;
-        int resubmit = 0;
+        ushort[] resubmit = [];
         InflightTracker? tracker = null;
         InflightRegion? region = _inflight;
         if (region is not null && (vring.Index >= region.QueueCount || vring.Num > region.QueueSize))
@@ -755,14 +755,14 @@ internal sealed class VhostUserSession : IDisposable
         }
         else if (region is not null)
         {
-            tracker = new InflightTracker(region, vring.Index, queue, _memory, vring.AvailRing, vring.UsedRing, vring.Num);
+            tracker = new InflightTracker(region, vring.Index);
             resubmit = tracker.Recover(usedIdx);
-            if (resubmit > 0)
+            if (resubmit.Length > 0)
             {
                 // A back end died with these popped and not completed: they go first, then the
                 // ring continues after them (used idx + in flight = where that back end was).
-                startAt = usedIdx;
-                Log.Resubmitting(_logger, vring.Index, resubmit, usedIdx);
+                startAt = (ushort)(usedIdx + resubmit.Length);
+                Log.Resubmitting(_logger, vring.Index, resubmit.Length, usedIdx);
             }
         }
 
@@ -772,10 +772,12 @@ internal sealed class VhostUserSession : IDisposable
             throw Error($"ring {vring.Index}: the device could not start it ({(error != QueueError.None ? error : queue.Error)})");
         }
 
-        if (tracker is not null)
+        // Nothing processes the ring until StartServing: the tracker and the resubmitted heads are in
+        // place before its first pop. Heads the region names wrongly break the queue (DEVICE_NEEDS_RESET).
+        queue.InFlightTracker = tracker;
+        if (resubmit.Length > 0 && !queue.TryResubmit(resubmit, out QueueError resubmitError))
         {
-            vring.Tracker = tracker;
-            _memory.AddTracker(tracker);
+            Log.ResubmitRefused(_logger, vring.Index, resubmitError);
         }
 
         vring.StartServing();
@@ -820,10 +822,9 @@ internal sealed class VhostUserSession : IDisposable
 
         _device.DeactivateQueue(vring.Index);
         vring.Base = queue.NextAvail;
-        if (vring.Tracker is { } tracker)
+        if (queue.InFlightTracker is InflightTracker tracker)
         {
-            _memory.RemoveTracker(tracker);
-            vring.Tracker = null;
+            queue.InFlightTracker = null;
             if (queue.InFlightCount == 0 && _memory.TryReadUInt16(new GuestAddress(vring.UsedRing + 2), out ushort usedIdx))
             {
                 tracker.Stopped(usedIdx);

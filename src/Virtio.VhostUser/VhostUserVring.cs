@@ -69,9 +69,6 @@ internal sealed class VhostUserVring
 
     public bool Enabled { get; set; }
 
-    /// <summary>The ring's inflight tracking while it runs with an inflight region.</summary>
-    public Memory.InflightTracker? Tracker { get; set; }
-
     public bool Started => _registration is not null;
 
     private IDisposable? _registration;

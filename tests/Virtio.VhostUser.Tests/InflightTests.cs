@@ -1,8 +1,10 @@
 using System;
 using System.Threading;
+using Microsoft.Win32.SafeHandles;
 using Virtio.Blk.Backends;
 using Virtio.Core.Notifications;
 using Virtio.Testing;
+using Virtio.VhostUser.Memory;
 using Xunit;
 
 namespace Virtio.VhostUser.Tests;
@@ -79,6 +81,43 @@ public sealed class InflightTests
             }
         }
 
+    }
+
+    [Fact]
+    public void RegionNamingAHeadOutsideTheRing_BreaksThatRing_TheConnectionLives()
+    {
+        // The region is the front end's memory: a head it marks in flight is untrusted. Rings of 32
+        // in a region of 64 entries per queue (the device's largest ring), head 40 marked.
+        using var rig = new BlkServerRig();
+        var drivers = TestFrontEnd.CreateDrivers(rig.Memory, 1, 32);
+        int inflightFd = -1;
+        using TestFrontEnd frontEnd = rig.Connect();
+        try
+        {
+            frontEnd.Start(drivers, beforeRings: () =>
+            {
+                (ulong size, inflightFd) = frontEnd.GetInflightFd(1, 32);
+                using (InflightRegion region = InflightRegion.Map(new SafeFileHandle(Tmds.Linux.LibC.dup(inflightFd), ownsHandle: true), 0, size, 1, QueueSize))
+                {
+                    Span<byte> entry = region.QueueSpan(0).Slice(InflightRegion.HeaderSize + (InflightRegion.EntrySize * 40), InflightRegion.EntrySize);
+                    entry[0] = 1;
+                    entry[8] = 1;
+                }
+
+                frontEnd.SetInflightFd(size, inflightFd, 1, 32);
+            });
+
+            Assert.True(rig.WaitForLog(4015, "InvalidHeadIndex"));
+            Assert.Equal(Virtio.Core.Queues.QueueError.InvalidHeadIndex, rig.Server.Device.Queues[0].Error);
+            Assert.True((rig.Server.Device.Status & Virtio.Core.Devices.DeviceStatus.DeviceNeedsReset) != 0, "DEVICE_NEEDS_RESET must be set");
+        }
+        finally
+        {
+            if (inflightFd >= 0)
+            {
+                _ = Tmds.Linux.LibC.close(inflightFd);
+            }
+        }
     }
 
     /// <summary>Counts writes on their way to the real backend.</summary>

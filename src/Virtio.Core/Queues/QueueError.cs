@@ -59,4 +59,10 @@ public enum QueueError : byte
 
     /// <summary>A device-readable descriptor follows a device-writable one (virtio 1.2 §2.7.4.2).</summary>
     ReadableAfterWritable,
+
+    /// <summary>
+    /// More chains were handed back for resubmission than the queue has heads (the list comes from
+    /// memory the other side controls: see <see cref="SplitVirtqueue.TryResubmit"/>).
+    /// </summary>
+    InvalidResubmission,
 }

@@ -33,6 +33,10 @@ public sealed class SplitVirtqueue
     private readonly ILogger _logger;
     private readonly bool[] _inFlight;
     private readonly uint[] _writableCapacity;
+    private ushort[]? _resubmit;
+    private int _resubmitNext;
+    private int _resubmitCount;
+    private IInFlightTracker? _inFlightTracker;
 
     private ushort _size;
     private ushort _nextAvail;
@@ -118,6 +122,20 @@ public sealed class SplitVirtqueue
     public int InFlightCount => _inFlightCount;
 
     /// <summary>
+    /// Told when chains are taken, used and published (see <see cref="IInFlightTracker"/>); none by
+    /// default, and then the queue makes no call. Set only while no thread processes the queue;
+    /// kept across <see cref="Reset"/> and <see cref="TryRestoreState"/>.
+    /// </summary>
+    public IInFlightTracker? InFlightTracker
+    {
+        get => _inFlightTracker;
+        set => _inFlightTracker = value;
+    }
+
+    /// <summary>How many chains handed to <see cref="TryResubmit"/> the device has not popped yet.</summary>
+    public int ResubmitPending => _resubmitCount - _resubmitNext;
+
+    /// <summary>
     /// Checks the size and ring addresses (virtio 1.2 §2.7: alignment 16 / 2 / 4, every byte in
     /// guest memory) and makes the queue live. On failure the queue stays down and
     /// <paramref name="error"/> says why; nothing is raised (the caller decides).
@@ -185,11 +203,84 @@ public sealed class SplitVirtqueue
         Array.Clear(_inFlight);
         Array.Clear(_writableCapacity);
         _inFlightCount = 0;
+        _resubmitNext = 0;
+        _resubmitCount = 0;
     }
 
     /// <summary>Whether the driver has made buffers available that the device has not popped.</summary>
     /// <returns>False also when the queue is not live or the ring is malformed (which breaks it).</returns>
-    public bool HasAvailable() => _ready && _error == QueueError.None && TryReadAvailIdx(out ushort availIdx) && availIdx != _nextAvail;
+    public bool HasAvailable() =>
+        _ready && _error == QueueError.None && (_resubmitNext != _resubmitCount || (TryReadAvailIdx(out ushort availIdx) && availIdx != _nextAvail));
+
+    /// <summary>
+    /// Hands the queue chains to deliver again before any new available-ring entry: chains an earlier
+    /// device took and never returned (a vhost-user back end restarted with INFLIGHT_SHMFD). They are
+    /// popped in the order given, validated like any head on the available ring, and do not move
+    /// <see cref="NextAvail"/>: restore the queue with its next available index past them. Call once
+    /// the queue is live and before any thread processes it.
+    /// </summary>
+    /// <param name="heads">Head indices, oldest first. Untrusted: a list longer than <see cref="Size"/>,
+    /// a head not below it, or one given twice or already in flight breaks the queue
+    /// (<see cref="Broken"/> is raised on the calling thread) and nothing is resubmitted.</param>
+    /// <param name="error">Why the list was refused.</param>
+    /// <returns>True when every head will be delivered; false when the queue broke or is not live.</returns>
+    public bool TryResubmit(ReadOnlySpan<ushort> heads, out QueueError error)
+    {
+        error = _error;
+        if (!_ready || _error != QueueError.None)
+        {
+            return false;
+        }
+
+        error = heads.Length > _size ? QueueError.InvalidResubmission : ValidateResubmission(heads);
+        if (error != QueueError.None)
+        {
+            MarkBroken(error);
+            return false;
+        }
+
+        _resubmit ??= new ushort[MaxSize];
+        heads.CopyTo(_resubmit.AsSpan(_resubmitCount));
+        _resubmitCount += heads.Length;
+        return true;
+    }
+
+    private QueueError ValidateResubmission(ReadOnlySpan<ushort> heads)
+    {
+        // The same rules as a head on the available ring; duplicates are found by marking each head
+        // in flight for the moment of the check (no allocation), then unmarking the ones marked here.
+        QueueError error = QueueError.None;
+        int marked = 0;
+        for (; marked < heads.Length; marked++)
+        {
+            ushort head = heads[marked];
+            if (head >= _size)
+            {
+                error = QueueError.InvalidHeadIndex;
+                break;
+            }
+
+            if (_inFlight[head])
+            {
+                error = QueueError.HeadAlreadyInFlight;
+                break;
+            }
+
+            _inFlight[head] = true;
+        }
+
+        for (int i = 0; i < marked; i++)
+        {
+            _inFlight[heads[i]] = false;
+        }
+
+        if (error == QueueError.None && _resubmitCount - _resubmitNext + heads.Length > _size)
+        {
+            error = QueueError.InvalidResubmission;
+        }
+
+        return error;
+    }
 
     /// <summary>
     /// Pops the next available descriptor chain. Returns false when there is none, when the queue
@@ -200,7 +291,56 @@ public sealed class SplitVirtqueue
     public bool TryPopChain(out DescriptorChain chain)
     {
         chain = default;
-        if (!_ready || _error != QueueError.None || !TryReadAvailIdx(out ushort availIdx))
+        if (!_ready || _error != QueueError.None)
+        {
+            return false;
+        }
+
+        ushort head;
+        bool resubmitted = _resubmitNext != _resubmitCount;
+        if (resubmitted)
+        {
+            head = _resubmit![_resubmitNext];
+        }
+        else if (!TryReadAvailHead(out head))
+        {
+            return false;
+        }
+
+        if (head >= _size)
+        {
+            MarkBroken(QueueError.InvalidHeadIndex);
+            return false;
+        }
+
+        if (_inFlight[head])
+        {
+            MarkBroken(QueueError.HeadAlreadyInFlight);
+            return false;
+        }
+
+        _inFlight[head] = true;
+        _writableCapacity[head] = 0;
+        _inFlightCount++;
+        if (resubmitted)
+        {
+            _resubmitNext++;
+        }
+        else
+        {
+            _nextAvail++;
+        }
+
+        // The queue owns the head before the tracker hears of it, and both before the device does.
+        _inFlightTracker?.ChainTaken(head);
+        chain = new DescriptorChain(this, head);
+        return true;
+    }
+
+    private bool TryReadAvailHead(out ushort head)
+    {
+        head = 0;
+        if (!TryReadAvailIdx(out ushort availIdx))
         {
             return false;
         }
@@ -228,24 +368,7 @@ public sealed class SplitVirtqueue
             return false;
         }
 
-        ushort head = BinaryPrimitives.ReadUInt16LittleEndian(slot);
-        if (head >= _size)
-        {
-            MarkBroken(QueueError.InvalidHeadIndex);
-            return false;
-        }
-
-        if (_inFlight[head])
-        {
-            MarkBroken(QueueError.HeadAlreadyInFlight);
-            return false;
-        }
-
-        _inFlight[head] = true;
-        _writableCapacity[head] = 0;
-        _inFlightCount++;
-        _nextAvail++;
-        chain = new DescriptorChain(this, head);
+        head = BinaryPrimitives.ReadUInt16LittleEndian(slot);
         return true;
     }
 
@@ -282,6 +405,7 @@ public sealed class SplitVirtqueue
         _inFlight[headIndex] = false;
         _inFlightCount--;
         _nextUsed++;
+        _inFlightTracker?.ChainUsed(headIndex);
         return true;
     }
 
@@ -314,6 +438,7 @@ public sealed class SplitVirtqueue
         // virtio 1.2 §2.7.8: the used elements are visible before used->idx moves (release store).
         RingAccess.WriteUInt16Release(usedIdx, newIdx);
         _lastNotifyDecisionUsed = newIdx;
+        _inFlightTracker?.UsedPublished(newIdx);
 
         // virtio 1.2 §2.7.10: our idx store must be visible before we read the driver's
         // used_event or flags, or a driver that re-armed meanwhile could miss its interrupt (full fence).

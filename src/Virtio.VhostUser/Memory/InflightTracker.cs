@@ -1,64 +1,53 @@
 using System;
-using System.Buffers.Binary;
 using System.Collections.Generic;
 using System.Runtime.CompilerServices;
 using System.Threading;
-using Virtio.Core.Memory;
 using Virtio.Core.Queues;
 
 namespace Virtio.VhostUser.Memory;
 
 /// <summary>
-/// Keeps one ring's part of the <see cref="InflightRegion"/> up to date and resubmits what a dead
-/// back end left in it. It sees the device's pops through the guest memory the device reads: the
-/// split ring pops a chain by reading its avail-ring entry, so a 2-byte read inside the entry array
-/// is a pop of the head stored there (marked in flight, with an increasing counter, before the
-/// device can act on it). Completions are cleared from the used ring up to the used index the
-/// driver can see, at every pop and when the ring stops. On a restart, the heads still marked are
-/// handed to the device again by answering its reads of the next avail entries from a private
-/// copy, oldest first, before the ring continues with the driver's own entries.
+/// Keeps one ring's part of the <see cref="InflightRegion"/> as vhost-user.rst ("Inflight I/O
+/// tracking", split virtqueue) describes, told by the queue through <see cref="IInFlightTracker"/>:
+/// a head taken gets the next counter and its inflight flag; a head used is linked into the batch
+/// list (its <c>next</c> is the previous <c>last_batch_head</c>, and it becomes <c>last_batch_head</c>);
+/// once used->idx moves, the batch's flags are cleared and the region's <c>used_idx</c> follows. On a
+/// restart, <see cref="Recover"/> finishes a batch the dead back end published but did not clear and
+/// returns the heads still marked, oldest counter first, for <see cref="SplitVirtqueue.TryResubmit"/>.
 /// </summary>
-/// <remarks>Called on the thread that processes the ring (under the device's per-queue lock).</remarks>
-internal sealed unsafe class InflightTracker
+/// <remarks>
+/// The <see cref="IInFlightTracker"/> calls come on the thread that processes the ring (under the
+/// device's per-queue lock); <see cref="Recover"/> and <see cref="Stopped"/> on the connection's
+/// thread while the ring is not served. The region is shared with the front end: every value read
+/// from it is bounded before use.
+/// </remarks>
+internal sealed unsafe class InflightTracker : IInFlightTracker
 {
     private const int VersionOffset = 8;
     private const int DescNumOffset = 10;
+    private const int LastBatchHeadOffset = 12;
     private const int UsedIdxOffset = 14;
+    private const int NextOffset = 6;
+    private const int CounterOffset = 8;
 
     private readonly byte* _region;
     private readonly ushort _descNum;
-    private readonly SplitVirtqueue _queue;
-    private readonly IGuestMemory _memory;
-    private readonly ulong _entries;
-    private readonly ulong _entriesLength;
-    private readonly ulong _usedRing;
-    private readonly ushort _num;
     private ulong _counter;
-    private byte[]? _resubmit;
-    private ushort _resubmitStart;
-    private int _resubmitCount;
 
-    public InflightTracker(InflightRegion region, int queueIndex, SplitVirtqueue queue, IGuestMemory memory, ulong availRing, ulong usedRing, ushort num)
+    public InflightTracker(InflightRegion region, int queueIndex)
     {
         _region = region.QueuePointer(queueIndex);
         _descNum = region.QueueSize;
-        _queue = queue;
-        _memory = memory;
-        _entries = availRing + 4;
-        _entriesLength = 2ul * num;
-        _usedRing = usedRing;
-        _num = num;
     }
 
-    /// <summary>Requests handed to the device again after a restart (0 when none).</summary>
-    public int Resubmitted { get; private set; }
-
     /// <summary>
-    /// Reads the region left by an earlier back end: clears what the used ring shows completed up
-    /// to <paramref name="usedIdx"/>, and queues every head still in flight for resubmission.
-    /// Returns how many; the ring must then start at <paramref name="usedIdx"/>.
+    /// Reads the region left by an earlier back end. When its <c>used_idx</c> is behind the ring's
+    /// <paramref name="usedIdx"/>, that back end published a batch and died before clearing it: the
+    /// batch list from <c>last_batch_head</c> is cleared. Returns the heads still in flight, oldest
+    /// first (unchecked against the ring: the queue validates them), and leaves <c>used_idx</c> at
+    /// <paramref name="usedIdx"/>.
     /// </summary>
-    public int Recover(ushort usedIdx)
+    public ushort[] Recover(ushort usedIdx)
     {
         if (ReadUInt16(VersionOffset) != 1 || ReadUInt16(DescNumOffset) != _descNum)
         {
@@ -67,138 +56,89 @@ internal sealed unsafe class InflightTracker
             WriteUInt16(VersionOffset, 1);
             WriteUInt16(DescNumOffset, _descNum);
             WriteUInt16(UsedIdxOffset, usedIdx);
-            return 0;
+            return [];
         }
 
-        ClearCompleted(_memory, usedIdx);
+        ushort unsynced = (ushort)(usedIdx - ReadUInt16(UsedIdxOffset));
+        if (unsynced <= _descNum)
+        {
+            ClearBatch(unsynced);
+        }
+
+        WriteUInt16(UsedIdxOffset, usedIdx);
         var pending = new List<(ulong Counter, ushort Head)>();
         for (int head = 0; head < _descNum; head++)
         {
             byte* entry = Entry(head);
             if (entry[0] != 0)
             {
-                ulong counter = Unsafe.ReadUnaligned<ulong>(entry + 8);
+                ulong counter = Unsafe.ReadUnaligned<ulong>(entry + CounterOffset);
                 _counter = Math.Max(_counter, counter);
-                if (head < _num)
-                {
-                    pending.Add((counter, (ushort)head));
-                }
-                else
-                {
-                    entry[0] = 0;
-                }
+                pending.Add((counter, (ushort)head));
             }
-        }
-
-        if (pending.Count > _num)
-        {
-            ClearAll(usedIdx);
-            return 0;
         }
 
         pending.Sort(static (a, b) => a.Counter.CompareTo(b.Counter));
-        _resubmit = new byte[2 * pending.Count];
-        for (int i = 0; i < pending.Count; i++)
+        ushort[] heads = new ushort[pending.Count];
+        for (int i = 0; i < heads.Length; i++)
         {
-            BinaryPrimitives.WriteUInt16LittleEndian(_resubmit.AsSpan(2 * i), pending[i].Head);
+            heads[i] = pending[i].Head;
         }
 
-        _resubmitStart = usedIdx;
-        _resubmitCount = pending.Count;
-        Resubmitted = pending.Count;
-        return pending.Count;
-    }
-
-    /// <summary>
-    /// Called for every guest-memory access of the device: handles a read of this ring's avail
-    /// entries (a pop) and returns true with the span to give the device; false for anything else.
-    /// </summary>
-    public bool TryInterceptPop(GuestAddress address, int length, IGuestMemory inner, out Span<byte> span, out bool found)
-    {
-        ulong offset = address.Value - _entries;
-        if (length != 2 || offset >= _entriesLength)
-        {
-            span = default;
-            found = false;
-            return false;
-        }
-
-        int resubmitIndex = (ushort)(_queue.NextAvail - _resubmitStart);
-        if (_resubmit is not null && resubmitIndex < _resubmitCount)
-        {
-            span = _resubmit.AsSpan(2 * resubmitIndex, 2);
-            found = true;
-        }
-        else
-        {
-            _resubmit = null;
-            found = inner.TryGetSpan(address, length, out span);
-        }
-
-        if (found)
-        {
-            if (inner.TryGetSpan(new GuestAddress(_usedRing + 2), 2, out Span<byte> usedIdx))
-            {
-                ClearCompleted(inner, Volatile.Read(ref Unsafe.As<byte, ushort>(ref usedIdx[0])));
-            }
-
-            MarkInFlight(BinaryPrimitives.ReadUInt16LittleEndian(span));
-        }
-
-        return true;
+        return heads;
     }
 
     /// <summary>The ring stopped with nothing in flight: the region says so.</summary>
-    public void Stopped(ushort usedIdx) => ClearAll(usedIdx);
-
-    private void MarkInFlight(ushort head)
-    {
-        if (head >= _descNum)
-        {
-            return; // the device rejects it as well
-        }
-
-        byte* entry = Entry(head);
-        Unsafe.WriteUnaligned(entry + 8, ++_counter);
-        Volatile.Write(ref *entry, (byte)1);
-    }
-
-    /// <summary>Clears the heads the used ring shows in [region used_idx, <paramref name="published"/>).</summary>
-    private void ClearCompleted(IGuestMemory memory, ushort published)
-    {
-        ushort synced = ReadUInt16(UsedIdxOffset);
-        ushort count = (ushort)(published - synced);
-        if (count > _num)
-        {
-            WriteUInt16(UsedIdxOffset, published);
-            return;
-        }
-
-        for (ushort k = 0; k < count; k++)
-        {
-            ushort position = (ushort)(synced + k);
-            if (memory.TryGetSpan(new GuestAddress(_usedRing + 4 + (8ul * (uint)(position & (_num - 1)))), 4, out Span<byte> element))
-            {
-                uint head = BinaryPrimitives.ReadUInt32LittleEndian(element);
-                if (head < _descNum)
-                {
-                    Volatile.Write(ref *Entry((int)head), (byte)0);
-                }
-            }
-        }
-
-        WriteUInt16(UsedIdxOffset, published);
-    }
-
-    private void ClearAll(ushort usedIdx)
+    public void Stopped(ushort usedIdx)
     {
         for (int head = 0; head < _descNum; head++)
         {
             Entry(head)[0] = 0;
         }
 
-        _resubmit = null;
         WriteUInt16(UsedIdxOffset, usedIdx);
+    }
+
+    public void ChainTaken(ushort head)
+    {
+        if (head >= _descNum)
+        {
+            return; // the ring is no larger than the region (checked when it started)
+        }
+
+        // Counter first, flag second: a flag is never seen with a stale counter.
+        byte* entry = Entry(head);
+        Unsafe.WriteUnaligned(entry + CounterOffset, ++_counter);
+        Volatile.Write(ref *entry, (byte)1);
+    }
+
+    public void ChainUsed(ushort head)
+    {
+        if (head >= _descNum)
+        {
+            return;
+        }
+
+        Unsafe.WriteUnaligned(Entry(head) + NextOffset, ReadUInt16(LastBatchHeadOffset));
+        WriteUInt16(LastBatchHeadOffset, head);
+    }
+
+    public void UsedPublished(ushort usedIdx)
+    {
+        ClearBatch((ushort)(usedIdx - ReadUInt16(UsedIdxOffset)));
+        WriteUInt16(UsedIdxOffset, usedIdx);
+    }
+
+    /// <summary>Clears the flags of the last <paramref name="count"/> heads used, newest first along the batch list.</summary>
+    private void ClearBatch(ushort count)
+    {
+        ushort head = ReadUInt16(LastBatchHeadOffset);
+        for (int k = 0; k < count && head < _descNum; k++)
+        {
+            byte* entry = Entry(head);
+            Volatile.Write(ref *entry, (byte)0);
+            head = Unsafe.ReadUnaligned<ushort>(entry + NextOffset);
+        }
     }
 
     private byte* Entry(int head) => _region + InflightRegion.HeaderSize + (InflightRegion.EntrySize * head);

@@ -14,11 +14,8 @@ internal sealed class VhostUserMemory : IGuestMemory
 {
     private static readonly VhostUserMemoryRegion[] s_none = [];
 
-    private static readonly InflightTracker[] s_noTrackers = [];
-
     private GuestMemory? _current;
     private VhostUserMemoryRegion[] _regions = s_none;
-    private InflightTracker[] _trackers = s_noTrackers;
 
     /// <summary>The regions of the current table, sorted by guest address.</summary>
     public IReadOnlyList<VhostUserMemoryRegion> Regions => Volatile.Read(ref _regions);
@@ -32,33 +29,7 @@ internal sealed class VhostUserMemory : IGuestMemory
             return false;
         }
 
-        // Rings with inflight tracking watch their avail-entry reads (pops); a few compares each.
-        foreach (InflightTracker tracker in Volatile.Read(ref _trackers))
-        {
-            if (tracker.TryInterceptPop(address, length, memory, out span, out bool found))
-            {
-                return found;
-            }
-        }
-
         return memory.TryGetSpan(address, length, out span);
-    }
-
-    /// <summary>Starts watching a ring's pops. The connection's thread, before the ring is served.</summary>
-    public void AddTracker(InflightTracker tracker) => Volatile.Write(ref _trackers, [.. Volatile.Read(ref _trackers), tracker]);
-
-    /// <summary>Stops watching a ring. The connection's thread, after the ring stopped being served.</summary>
-    public void RemoveTracker(InflightTracker tracker)
-    {
-        InflightTracker[] current = Volatile.Read(ref _trackers);
-        int index = Array.IndexOf(current, tracker);
-        if (index >= 0)
-        {
-            InflightTracker[] shrunk = new InflightTracker[current.Length - 1];
-            Array.Copy(current, 0, shrunk, 0, index);
-            Array.Copy(current, index + 1, shrunk, index, current.Length - index - 1);
-            Volatile.Write(ref _trackers, shrunk);
-        }
     }
 
     /// <summary>
