@@ -810,12 +810,16 @@ internal sealed class VhostUserSession : IDisposable
         vring.StopServing();
         SplitVirtqueue queue = _device.Queues[vring.Index];
         long deadline = Environment.TickCount64 + (long)s_drainTimeout.TotalMilliseconds;
-        while (queue.InFlightCount > 0 && Environment.TickCount64 < deadline)
+        // Wait until every request is returned AND published: a completion leaves InFlightCount at
+        // AddUsed, but used->idx moves only at the end of the deferred-call section it ran in (on the
+        // I/O thread or a backend thread). Deactivating in between would refuse that publish, and the
+        // request would be neither in flight nor visible to the driver: lost across the reconnect.
+        while (!IsDrained(queue) && Environment.TickCount64 < deadline)
         {
             Thread.Sleep(1);
         }
 
-        if (queue.InFlightCount > 0)
+        if (!IsDrained(queue))
         {
             Log.StopTimedOut(_logger, vring.Index, queue.InFlightCount, s_drainTimeout);
         }
@@ -832,6 +836,9 @@ internal sealed class VhostUserSession : IDisposable
         }
         Log.RingStopped(_logger, vring.Index, vring.Base);
     }
+
+    private static bool IsDrained(SplitVirtqueue queue) =>
+        queue.Error != QueueError.None || (queue.InFlightCount == 0 && queue.PublishedUsed == queue.NextUsed);
 
     private void StopAllRings()
     {

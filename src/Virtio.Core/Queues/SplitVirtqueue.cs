@@ -122,6 +122,13 @@ public sealed class SplitVirtqueue
     public int InFlightCount => _inFlightCount;
 
     /// <summary>
+    /// The used index last published to the driver (the value of used->idx we stored). It lags
+    /// <see cref="NextUsed"/> while returned chains wait for <see cref="PublishUsed"/>: a chain that
+    /// left <see cref="InFlightCount"/> is visible to the driver only once the two are equal.
+    /// </summary>
+    public ushort PublishedUsed => _lastNotifyDecisionUsed;
+
+    /// <summary>
     /// Told when chains are taken, used and published (see <see cref="IInFlightTracker"/>); none by
     /// default, and then the queue makes no call. Set only while no thread processes the queue;
     /// kept across <see cref="Reset"/> and <see cref="TryRestoreState"/>.

@@ -40,6 +40,30 @@ public sealed class SplitVirtqueueTests
     }
 
     [Fact]
+    public void PublishedUsed_LagsNextUsed_FromAddUsedUntilPublish()
+    {
+        // A returned chain leaves InFlightCount at AddUsed but reaches the driver only at PublishUsed;
+        // whoever stops a ring (vhost-user GET_VRING_BASE) must wait for both.
+        using var driver = new GuestDriver(16);
+        SplitVirtqueue queue = driver.CreateDeviceQueue();
+        ushort head = driver.AddChain(BufferSpec.Write(8));
+        driver.Kick();
+        Assert.True(queue.TryPopChain(out DescriptorChain chain));
+        Assert.Equal(head, chain.HeadIndex);
+
+        Assert.True(queue.AddUsed(head, 8));
+        Assert.Equal(0, queue.InFlightCount);
+        Assert.Equal(0, queue.PublishedUsed);
+        Assert.Equal(1, queue.NextUsed);
+        Assert.False(driver.TryGetUsed(out _, out _));
+
+        queue.PublishUsed();
+        Assert.Equal(queue.NextUsed, queue.PublishedUsed);
+        Assert.True(driver.TryGetUsed(out ushort used, out _));
+        Assert.Equal(head, used);
+    }
+
+    [Fact]
     public void IndirectChain_IsWalkedThroughItsTable()
     {
         using var driver = new GuestDriver(16, indirect: true);
