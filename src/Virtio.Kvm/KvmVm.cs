@@ -16,6 +16,9 @@ namespace Virtio.Kvm;
 /// </remarks>
 public sealed unsafe class KvmVm : IDisposable
 {
+    /// <summary>The most GSI routing entries x86 KVM accepts in one table (KVM_MAX_IRQ_ROUTES).</summary>
+    public const int MaxGsiRoutes = 4096;
+
     private readonly KvmFdHandle _fd;
     private readonly int _vcpuMmapSize;
     private readonly Lock _gate = new();
@@ -132,6 +135,59 @@ public sealed unsafe class KvmVm : IDisposable
         var level = new KvmIrqLevel { Irq = irq, Level = high ? 1u : 0u };
         // SAFETY: `level` is a local of the 8 bytes the request encodes.
         KvmCall.IoctlOrThrow(_fd, KvmIoctl.IrqLine, &level, "KVM_IRQ_LINE");
+    }
+
+    /// <summary>
+    /// Replaces the VM's whole GSI routing table (KVM_SET_GSI_ROUTING) with <paramref name="routes"/>:
+    /// from then on an irqfd or <see cref="SetIrqLine"/> on a GSI raises what its entries say (a GSI may
+    /// have several irqchip entries; one MSI entry). Routes KVM_CREATE_IRQCHIP made and that are not in
+    /// the list are gone: start from <see cref="KvmIrqRoute.StandardIrqChipRoutes"/> to keep them.
+    /// </summary>
+    /// <param name="routes">The new table, at most <see cref="MaxGsiRoutes"/> entries.</param>
+    /// <exception cref="ArgumentException">More than <see cref="MaxGsiRoutes"/> entries.</exception>
+    /// <exception cref="KvmException">The ioctl failed (EINVAL without an in-kernel irqchip or for an entry the kernel refuses).</exception>
+    public void SetGsiRouting(IReadOnlyList<KvmIrqRoute> routes)
+    {
+        ArgumentNullException.ThrowIfNull(routes);
+        if (routes.Count > MaxGsiRoutes)
+        {
+            throw new ArgumentException($"{routes.Count} routes; KVM takes at most {MaxGsiRoutes}", nameof(routes));
+        }
+
+        KvmCall.ThrowIfClosed(_fd, this);
+        int size = 8 + (routes.Count * sizeof(KvmIrqRoutingEntry));
+        byte* table = (byte*)System.Runtime.InteropServices.NativeMemory.AllocZeroed((nuint)size);
+        try
+        {
+            // struct kvm_irq_routing: nr, flags, then the entries.
+            *(uint*)table = (uint)routes.Count;
+            var entries = (KvmIrqRoutingEntry*)(table + 8);
+            for (int i = 0; i < routes.Count; i++)
+            {
+                KvmIrqRoute route = routes[i];
+                entries[i].Gsi = route.Gsi;
+                entries[i].Type = (uint)route.Kind;
+                if (route.Kind == KvmIrqRouteKind.Msi)
+                {
+                    entries[i].Word0 = (uint)route.MsiAddress;
+                    entries[i].Word1 = (uint)(route.MsiAddress >> 32);
+                    entries[i].Word2 = route.MsiData;
+                }
+                else
+                {
+                    entries[i].Word0 = (uint)route.Chip;
+                    entries[i].Word1 = route.Pin;
+                }
+            }
+
+            // SAFETY: `table` holds the 8-byte header and routes.Count 48-byte entries the header counts,
+            // all initialized; the kernel copies them during the call.
+            KvmCall.IoctlOrThrow(_fd, KvmIoctl.SetGsiRouting, table, "KVM_SET_GSI_ROUTING");
+        }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.Free(table);
+        }
     }
 
     /// <summary>Creates vCPU <paramref name="id"/> and maps its kvm_run area.</summary>

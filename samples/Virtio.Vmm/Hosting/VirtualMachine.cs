@@ -127,6 +127,7 @@ internal sealed class VirtualMachine
         try
         {
             AddDevices(vm, bus, memory, slots, namespaces);
+            RouteDeviceInterrupts(vm, slots);
             var table = new List<BootDevice>();
             foreach (MmioDeviceSlot slot in slots)
             {
@@ -153,6 +154,31 @@ internal sealed class VirtualMachine
                 ns.Dispose();
             }
         }
+    }
+
+    /// <summary>
+    /// Installs the GSI routing table: KVM's standard routes, except that each device's GSI reaches
+    /// only its IOAPIC pin (the boot contract: IOAPIC pin, edge), not also the 8259 pin of the same
+    /// number, which the guest keeps masked.
+    /// </summary>
+    private static void RouteDeviceInterrupts(KvmVm vm, List<MmioDeviceSlot> slots)
+    {
+        var deviceGsis = new HashSet<uint>();
+        foreach (MmioDeviceSlot slot in slots)
+        {
+            deviceGsis.Add(slot.Gsi);
+        }
+
+        var routes = new List<KvmIrqRoute>();
+        foreach (KvmIrqRoute route in KvmIrqRoute.StandardIrqChipRoutes())
+        {
+            if (route.Chip == KvmIrqChip.IoApic || !deviceGsis.Contains(route.Gsi))
+            {
+                routes.Add(route);
+            }
+        }
+
+        vm.SetGsiRouting(routes);
     }
 
     private void AddDevices(KvmVm vm, KvmBus bus, GuestMemory memory, List<MmioDeviceSlot> slots, List<NetworkNamespace> namespaces)

@@ -16,6 +16,7 @@ internal static class KvmIoctl
     public const int SetTssAddr = 0xAE47;
     public const int CreateIrqChip = 0xAE60;
     public const int IrqLine = 0x4008AE61;
+    public const int SetGsiRouting = 0x4008AE6A;
     public const int IrqFd = 0x4020AE76;
     public const int IoEventFd = 0x4040AE79;
     public const int Run = 0xAE80;
