@@ -51,4 +51,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4015, Level = LogLevel.Error, Message = "vhost-user: ring {Index}: the inflight region's heads were refused ({Error}); the device needs a reset")]
     public static partial void ResubmitRefused(ILogger logger, ushort index, QueueError error);
+
+    [LoggerMessage(EventId = 4016, Level = LogLevel.Information, Message = "vhost-user: {SocketPath} now belongs to another server; left in place")]
+    public static partial void SocketReplaced(ILogger logger, string socketPath);
 }

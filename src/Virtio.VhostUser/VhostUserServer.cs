@@ -6,6 +6,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Tmds.Linux;
 using Virtio.Core.Devices;
 using Virtio.Core.Memory;
 using Virtio.Core.Threading;
@@ -42,6 +43,7 @@ public sealed class VhostUserServer : IDisposable
     private Socket? _connection;
     private int _connections;
     private bool _disposed;
+    private (ulong Device, ulong Inode, long ChangeSeconds, long ChangeNanoseconds)? _socketFile;
 
     /// <summary>
     /// Creates the device over the memory the front ends will share, and the I/O threads its rings
@@ -113,9 +115,8 @@ public sealed class VhostUserServer : IDisposable
             File.Delete(SocketPath);
         }
 
-        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        listener.Bind(new UnixDomainSocketEndPoint(SocketPath));
-        listener.Listen(1);
+        Socket listener = Listen(SocketPath);
+        _socketFile = FileIdentity(SocketPath);
         _listener = listener;
         Log.Listening(_logger, SocketPath, Device.DeviceId, Device.Queues.Count);
         return Task.Factory.StartNew(() => AcceptLoop(listener, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
@@ -158,13 +159,83 @@ public sealed class VhostUserServer : IDisposable
         finally
         {
             listener.Dispose();
-            try
-            {
-                File.Delete(SocketPath);
-            }
-            catch (IOException)
-            {
-            }
+            RemoveSocketFileIfOurs();
+        }
+    }
+
+    /// <summary>
+    /// A listening Unix socket bound to <paramref name="path"/> through libc: a Socket bound to a
+    /// UnixDomainSocketEndPoint unlinks its path when disposed, whoever owns the file by then.
+    /// </summary>
+    private static unsafe Socket Listen(string path)
+    {
+        var address = default(sockaddr_un);
+        int length = System.Text.Encoding.UTF8.GetByteCount(path);
+        if (length >= 108)
+        {
+            throw new ArgumentException($"The socket path is {length} bytes; a Unix socket path has at most 107.", nameof(path));
+        }
+
+        address.sun_family = (ushort)LibC.AF_UNIX;
+        System.Text.Encoding.UTF8.GetBytes(path, new Span<byte>(address.sun_path, 108));
+        // SAFETY: plain system calls on a descriptor owned here; address is a local.
+        int fd = LibC.socket(LibC.AF_UNIX, LibC.SOCK_STREAM | LibC.SOCK_CLOEXEC, 0);
+        if (fd < 0)
+        {
+            throw new IOException($"socket(AF_UNIX) failed: errno {LibC.errno}");
+        }
+
+        var handle = new SafeSocketHandle(fd, ownsHandle: true);
+        if (LibC.bind(fd, (sockaddr*)&address, (uint)sizeof(sockaddr_un)) != 0 || LibC.listen(fd, 1) != 0)
+        {
+            int errno = LibC.errno;
+            handle.Dispose();
+            throw new IOException($"binding {path} failed: errno {errno}");
+        }
+
+        return new Socket(handle);
+    }
+
+    /// <summary>
+    /// Removes the socket file unless another server has bound the path since (a restarted daemon
+    /// starting while this one still drains its rings): unlinking that file would leave the front
+    /// end nothing to reconnect to.
+    /// </summary>
+    private void RemoveSocketFileIfOurs()
+    {
+        var now = FileIdentity(SocketPath);
+        if (now is null)
+        {
+            return;
+        }
+
+        if (now != _socketFile)
+        {
+            Log.SocketReplaced(_logger, SocketPath);
+            return;
+        }
+
+        try
+        {
+            File.Delete(SocketPath);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    /// <summary>Which file is at <paramref name="path"/> now: device and inode, plus its change time,
+    /// since a file system hands a freed inode number to the next file at once.</summary>
+    private static unsafe (ulong Device, ulong Inode, long ChangeSeconds, long ChangeNanoseconds)? FileIdentity(string path)
+    {
+        int length = System.Text.Encoding.UTF8.GetMaxByteCount(path.Length) + 1;
+        Span<byte> name = length <= 1024 ? stackalloc byte[length] : new byte[length];
+        name[System.Text.Encoding.UTF8.GetBytes(path, name)] = 0;
+        stat st;
+        fixed (byte* p = name)
+        {
+            // SAFETY: p is a NUL-terminated copy of the path; st is a local the kernel fills.
+            return LibC.lstat(p, &st) == 0 ? ((ulong)st.st_dev, (ulong)st.st_ino, (long)st.st_ctim.tv_sec, (long)st.st_ctim.tv_nsec) : null;
         }
     }
 

@@ -47,11 +47,17 @@ public sealed class BackEndRestartTests(ITestOutputHelper output)
                 if (acks.Add(line) == AcksBeforeKill)
                 {
                     // On the console reader, at once: the writers are mid-dd. The new back end is
-                    // started a second later, off this thread.
+                    // started off this thread once the old one has exited (as a supervisor
+                    // restarts a daemon), and at least a second later. Both back ends unlink
+                    // their socket file on exit; qemu-storage-daemon does so whoever owns it by
+                    // then, so starting the new one while the old one still drains under a slow
+                    // machine would leave QEMU nothing to reconnect to.
                     first.Signal(signal);
                     restart = Task.Run(async () =>
                     {
-                        await Task.Delay(1000, ct).ConfigureAwait(false);
+                        var delay = Task.Delay(1000, ct);
+                        await first.WaitForExitAsync(TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
+                        await delay.ConfigureAwait(false);
                         return await VhostUserBackend.StartBlkAsync(kind, work, image, queues: 2, ct, "backend-2.log").ConfigureAwait(false);
                     }, ct);
                 }

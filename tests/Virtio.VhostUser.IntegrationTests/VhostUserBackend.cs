@@ -96,6 +96,11 @@ internal sealed class VhostUserBackend : IDisposable
         }
     }
 
+    /// <summary>Waits until the process has exited; returns its exit status.</summary>
+    /// <exception cref="TimeoutException">It still runs after <paramref name="limit"/>.</exception>
+    public Task<int> WaitForExitAsync(TimeSpan limit, CancellationToken cancellationToken) =>
+        _process.WaitAsync(limit, cancellationToken);
+
     /// <summary>Sends <paramref name="signal"/> (TERM, KILL) to the back end itself.</summary>
     public void Signal(string signal) => _process.Signal(signal);
 
