@@ -38,4 +38,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 9017, Level = LogLevel.Warning, Message = "{Message}")]
     public static partial void Caution(ILogger logger, string message);
+
+    [LoggerMessage(EventId = 9018, Level = LogLevel.Information, Message = "{Name}: level-triggered line raised again {Count} time(s) after an end of interrupt")]
+    public static partial void LineReasserted(ILogger logger, string name, long count);
 }

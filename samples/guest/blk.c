@@ -1,4 +1,5 @@
 /* virtio-blk workloads (virtio 1.2 section 5.2): verify, random I/O, flush, discard / write zeroes. */
+#include "irq.h"
 #include "workloads.h"
 
 #define VIRTIO_BLK_F_SIZE_MAX (1ul << 1)
@@ -408,6 +409,39 @@ bool blk_flush(struct blk_disk *b)
         return false;
     print("result blk-flush dev=%d write_us=%lu flush_us=%lu\n", b->dev.index, ticks_to_us(write_ticks),
           ticks_to_us(flush_ticks));
+    return true;
+}
+
+/* Level-triggered interrupts (completion=irq on a VMM run with --irq-level): the handler leaves the first
+   interrupt of one read unacknowledged, so InterruptStatus stays set across its EOI. A level line must then
+   interrupt again: KVM lowers the line at the EOI, and the VMM raises it again from the resample fd while
+   the status is set. On an edge-triggered line no second interrupt comes and the workload fails. */
+bool blk_irq_level(struct blk_disk *b)
+{
+    if (!irq_enabled)
+        return fail("irq-level", b->dev.index, "needs-completion-irq");
+    u32 i = (u32)b->dev.index;
+    u64 before = irq_count[i];
+    irq_hold_ack[i] = 1;
+    virtq_arm(&b->q); /* this completion interrupts even if it is seen before the guest would sleep */
+    if (!run_one(b, "irq-level", VIRTIO_BLK_T_IN, 0, b->slots[MAX_SLOTS - 1].data, SECTOR, NULL)) {
+        irq_hold_ack[i] = 0;
+        return false;
+    }
+    /* The completion was seen in the used ring; give the second interrupt half a second (timer ticks). */
+    u64 start = timer_ticks;
+    while (irq_count[i] - before < 2 && timer_ticks - start < 50)
+        __asm__ volatile("hlt");
+    if (!b->q.event_idx)
+        b->q.avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
+    u64 interrupts = irq_count[i] - before;
+    bool held = irq_hold_ack[i] == 0;
+    irq_hold_ack[i] = 0;
+    print("result irq-level dev=%d interrupts=%lu held=%d\n", b->dev.index, interrupts, held);
+    if (!held)
+        return fail("irq-level", b->dev.index, "no-interrupt");
+    if (interrupts < 2)
+        return fail("irq-level", b->dev.index, "not-reasserted");
     return true;
 }
 

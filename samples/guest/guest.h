@@ -16,6 +16,7 @@ typedef _Bool bool;
 #define BOOT_INFO_MAGIC 0x54524956u
 #define BOOT_FLAG_IRQ_WIRED 1u
 #define BOOT_FLAG_IOEVENTFD 2u
+#define BOOT_FLAG_IRQ_LEVEL 4u /* device lines are level-triggered (irqfd with resample) */
 #define BOOT_MAX_DEVICES 16
 
 struct boot_device {

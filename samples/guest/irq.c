@@ -40,6 +40,7 @@ extern char isr_stubs[];
 bool irq_enabled;
 volatile u64 irq_count[BOOT_MAX_DEVICES];
 volatile u64 timer_ticks;
+volatile u32 irq_hold_ack[BOOT_MAX_DEVICES];
 static u64 device_base[BOOT_MAX_DEVICES];
 
 static void ioapic_write(u32 reg, u32 v)
@@ -65,7 +66,9 @@ void irq_dispatch(u64 vector, u64 *frame)
         if (device_base[i]) {
             /* Section 4.2.2: read which events happened, acknowledge exactly those. */
             u32 status = mmio_read32(device_base[i] + 0x060);
-            if (status)
+            if (irq_hold_ack[i])
+                irq_hold_ack[i]--;
+            else if (status)
                 mmio_write32(device_base[i] + 0x064, status);
         }
         irq_count[i]++;
@@ -97,12 +100,14 @@ void irq_init(void)
 void irq_start(const struct boot_info *bi)
 {
     u32 count = bi->device_count > BOOT_MAX_DEVICES ? BOOT_MAX_DEVICES : bi->device_count;
+    u32 trigger = (bi->flags & BOOT_FLAG_IRQ_LEVEL) ? 1u << 15 : 0;
     for (u32 d = 0; d < count; d++) {
         u32 gsi = bi->devices[d].gsi;
         if (gsi >= 24)
             continue;
         device_base[d] = bi->devices[d].mmio_base;
-        ioapic_write(0x10 + 2 * gsi, VECTOR_DEVICE0 + d); /* fixed, physical, edge, active high, unmasked */
+        /* fixed, physical, active high, unmasked; edge unless the boot info says level */
+        ioapic_write(0x10 + 2 * gsi, trigger | (VECTOR_DEVICE0 + d));
         ioapic_write(0x11 + 2 * gsi, 0);                 /* to local APIC 0 */
     }
     /* A periodic timer bounds every hlt: KVM's local APIC counts at 1 GHz, divide by 1, so about 10 ms. */

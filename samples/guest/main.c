@@ -114,6 +114,8 @@ static bool run_workload(const char *name)
         return run_blk(name, blk_flush);
     if (streq(name, "blk-discard"))
         return run_blk(name, blk_discard);
+    if (streq(name, "irq-level"))
+        return run_blk(name, blk_irq_level);
     if (streq(name, "net-ping"))
         return run_net(name);
     if (streq(name, "doorbell"))

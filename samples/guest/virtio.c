@@ -307,6 +307,15 @@ int virtq_wait(struct virtq *q, u32 *len, u64 timeout_us)
     }
 }
 
+void virtq_arm(struct virtq *q)
+{
+    if (q->event_idx)
+        *used_event(q) = q->last_used;
+    else
+        q->avail->flags = 0;
+    full_barrier();
+}
+
 void virtq_idle(struct virtq *q)
 {
     if (!irq_enabled)
@@ -318,11 +327,7 @@ void virtq_idle(struct virtq *q)
        sleeps before a pending interrupt is taken, so a completion that lands after the check still wakes
        us. The watchdog timer bounds the sleep. */
     __asm__ volatile("cli" ::: "memory");
-    if (q->event_idx)
-        *used_event(q) = q->last_used;
-    else
-        q->avail->flags = 0;
-    full_barrier(); /* the arm is visible before we read used->idx (store-load) */
+    virtq_arm(q); /* the arm is visible before we read used->idx (store-load) */
     if (*(volatile u16 *)&q->used->idx == q->last_used)
         __asm__ volatile("sti; hlt" ::: "memory");
     else

@@ -146,5 +146,7 @@ void virtq_kick(struct virtq *q);
 int virtq_poll(struct virtq *q, u32 *len);
 /* Sleeps until an interrupt when completion is by interrupt and nothing is used yet; returns at once when polling. */
 void virtq_idle(struct virtq *q);
+/* Asks for an interrupt on the next completion (used_event, or clears NO_INTERRUPT), with a full barrier. */
+void virtq_arm(struct virtq *q);
 /* virtq_poll until something is used or timeout_us passes (VQ_TIMEOUT). */
 int virtq_wait(struct virtq *q, u32 *len, u64 timeout_us);

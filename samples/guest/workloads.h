@@ -30,6 +30,8 @@ bool blk_verify(struct blk_disk *b);
 bool blk_rand(struct blk_disk *b);
 bool blk_flush(struct blk_disk *b);
 bool blk_discard(struct blk_disk *b);
+/* One read whose first interrupt is left unacknowledged: passes when the line interrupts again. */
+bool blk_irq_level(struct blk_disk *b);
 
 struct net_dev {
     struct virtio_dev dev;

@@ -59,6 +59,37 @@ public sealed class BootTests : IDisposable
     }
 
     [Fact]
+    public async Task Boot_IrqLevel_InterruptLeftUnacknowledged_ComesAgainAfterEndOfInterrupt()
+    {
+        // The guest takes one completion's interrupt without acknowledging InterruptStatus and sends
+        // EOI: KVM lowers the level-triggered line and signals the resample fd, and the VMM must raise
+        // the line again because the status is still set, as a level line would stay high.
+        VmmProcess.SkipUnlessKvm();
+        VmmResult run = await VmmProcess.RunAsync("--guest", Guest(), "--disk", _disk, "--workload", "irq-level,blk-verify",
+            "--guest-args", "completion=irq", "--irq-level");
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Matches(@"result irq-level dev=0 interrupts=[2-9]", run.Serial);
+        Assert.Contains("ok blk-verify dev=0", run.Serial, StringComparison.Ordinal);
+        Assert.Contains("level-triggered", run.Log, StringComparison.Ordinal);
+        Assert.Matches(@"disk0: level-triggered line raised again [1-9]", run.Log);
+    }
+
+    [Fact]
+    public async Task Boot_IrqEdge_InterruptLeftUnacknowledged_DoesNotComeAgain()
+    {
+        // The control for the test above: on an edge-triggered line the same guest sees one interrupt
+        // only, so its irq-level check tells the two apart.
+        VmmProcess.SkipUnlessKvm();
+        VmmResult run = await VmmProcess.RunAsync("--guest", Guest(), "--disk", _disk, "--workload", "irq-level",
+            "--guest-args", "completion=irq");
+
+        Assert.True(run.ExitCode != 0, run.ToString());
+        Assert.Contains("result irq-level dev=0 interrupts=1 held=1", run.Serial, StringComparison.Ordinal);
+        Assert.Contains("fail irq-level dev=0 reason=not-reasserted", run.Serial, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Boot_NetPing_ReachesTheTapAddressInANamespace()
     {
         VmmProcess.SkipUnlessKvm();

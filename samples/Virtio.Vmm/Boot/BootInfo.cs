@@ -30,6 +30,9 @@ internal static class BootInfo
     /// <summary>Flag bit 1: queue notifies go through ioeventfds.</summary>
     public const uint FlagIoEventFd = 2;
 
+    /// <summary>Flag bit 2: device interrupt lines are level-triggered (irqfds with a resample fd).</summary>
+    public const uint FlagLevelInterrupts = 4;
+
     private const int Size = 4096;
     private const int CommandLineOffset = 32;
     private const int CommandLineSize = 256;

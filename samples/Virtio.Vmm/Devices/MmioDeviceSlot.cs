@@ -7,6 +7,7 @@ using Virtio.Core.Transport;
 using Virtio.Kvm;
 using Virtio.Kvm.Bus;
 using Virtio.Kvm.Notifications;
+using Virtio.Vmm.Hosting;
 
 namespace Virtio.Vmm.Devices;
 
@@ -28,12 +29,14 @@ internal sealed class MmioDeviceSlot : IDisposable
 
     private readonly IoThread _ioThread;
     private readonly KvmIrqFdNotifier _irq;
+    private readonly IDisposable? _resample;
     private readonly HostNotifierController? _controller;
     private readonly IDisposable? _owned;
     private readonly ILogger _logger;
 
-    private MmioDeviceSlot(int index, string name, VirtioDevice device, IoThread ioThread, KvmIrqFdNotifier irq, HostNotifierController? controller, IDisposable? owned, ILogger logger)
+    private MmioDeviceSlot(int index, string name, VirtioDevice device, IoThread ioThread, KvmIrqFdNotifier irq, IDisposable? resample, HostNotifierController? controller, IDisposable? owned, ILogger logger)
     {
+        _resample = resample;
         Index = index;
         Name = name;
         Device = device;
@@ -61,17 +64,18 @@ internal sealed class MmioDeviceSlot : IDisposable
 
     /// <summary>
     /// Wires a device: creates its irqfd and transport, puts the window on <paramref name="bus"/>, and
-    /// (with <paramref name="ioEventFd"/>) a host-notifier controller whose binding is a KVM ioeventfd on
-    /// QueueNotify. <paramref name="createDevice"/> gets the started I/O thread; <paramref name="owned"/>
-    /// is closed with the slot.
+    /// (with <see cref="VmmOptions.IoEventFd"/>) a host-notifier controller whose binding is a KVM ioeventfd on
+    /// QueueNotify. With <see cref="VmmOptions.IrqLevel"/> the irqfd is level-triggered and its resample
+    /// fd is served on the device's I/O thread, raising the line again while InterruptStatus is set.
+    /// <paramref name="createDevice"/> gets the started I/O thread; <paramref name="owned"/> is closed
+    /// with the slot.
     /// </summary>
     public static MmioDeviceSlot Create(
         int index,
         string name,
         KvmVm vm,
         KvmBus bus,
-        bool ioEventFd,
-        bool irqBatching,
+        VmmOptions options,
         Func<IoThread, VirtioDevice> createDevice,
         IDisposable? owned,
         ILoggerFactory loggers)
@@ -79,24 +83,32 @@ internal sealed class MmioDeviceSlot : IDisposable
         ILogger logger = loggers.CreateLogger("Virtio.Vmm." + name);
         var ioThread = new IoThread("vmm-" + name, logger);
         KvmIrqFdNotifier? irq = null;
+        IDisposable? resample = null;
         try
         {
             ioThread.Start();
             uint gsi = FirstGsi + (uint)index;
             ulong mmioBase = FirstWindow + ((ulong)index * WindowSize);
-            irq = KvmIrqFdNotifier.Create(vm, gsi);
+            irq = KvmIrqFdNotifier.Create(vm, gsi, levelTriggered: options.IrqLevel);
             VirtioDevice device = createDevice(ioThread);
-            IGuestNotifier line = irqBatching ? irq : new UnbatchedIrqNotifier(irq.EventFd);
+            IGuestNotifier line = options.IrqBatching ? irq : new UnbatchedIrqNotifier(irq.EventFd);
             var transport = new VirtioMmioTransport(device, line, logger);
+            if (options.IrqLevel)
+            {
+                resample = irq.WatchResample(ioThread, () => transport.InterruptStatus != 0);
+            }
+
             bus.Add(KvmIoSpace.Mmio, mmioBase, WindowSize, new VirtioMmioIoHandler(transport));
-            HostNotifierController? controller = ioEventFd
+            HostNotifierController? controller = options.IoEventFd
                 ? new HostNotifierController(device, KvmIoEventFdBinding.ForVirtioMmio(vm, mmioBase), [ioThread], logger)
                 : null;
-            Log.DeviceWired(logger, name, mmioBase, gsi, ioEventFd ? "ioeventfd" : "MMIO exit", irqBatching ? "batched" : "one per completion");
-            return new MmioDeviceSlot(index, name, device, ioThread, irq, controller, owned, logger);
+            Log.DeviceWired(logger, name, mmioBase, gsi, options.IoEventFd ? "ioeventfd" : "MMIO exit",
+                (options.IrqBatching ? "batched" : "one per completion") + (options.IrqLevel ? ", level-triggered" : ", edge-triggered"));
+            return new MmioDeviceSlot(index, name, device, ioThread, irq, resample, controller, owned, logger);
         }
         catch
         {
+            resample?.Dispose();
             irq?.Dispose();
             ioThread.Dispose();
             owned?.Dispose();
@@ -124,6 +136,12 @@ internal sealed class MmioDeviceSlot : IDisposable
         _ioThread.Stop();
         _ioThread.Dispose();
         (Device as IDisposable)?.Dispose();
+        if (_resample is not null)
+        {
+            _resample.Dispose();
+            Log.LineReasserted(_logger, Name, _irq.Reassertions);
+        }
+
         _irq.Dispose();
         _owned?.Dispose();
         Log.DeviceClosed(_logger, Name);

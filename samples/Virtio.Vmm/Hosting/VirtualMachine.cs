@@ -135,7 +135,7 @@ internal sealed class VirtualMachine
             }
 
             string commandLine = ("workload=" + _options.Workload + " " + _options.GuestArguments).Trim();
-            uint flags = BootInfo.FlagInterrupts | (_options.IoEventFd ? BootInfo.FlagIoEventFd : 0);
+            uint flags = BootInfo.FlagInterrupts | (_options.IoEventFd ? BootInfo.FlagIoEventFd : 0) | (_options.IrqLevel ? BootInfo.FlagLevelInterrupts : 0);
             BootInfo.Write(memory, memorySize, tscKhz, flags, commandLine, table);
             LongModeSetup.Apply(vcpu, memory, entry, BootInfo.Address);
             Log.Booting(_logger, _options.GuestPath, entry, (ulong)_options.MemoryMiB, slots.Count, tscKhz, commandLine);
@@ -192,8 +192,7 @@ internal sealed class VirtualMachine
                 "disk" + d,
                 vm,
                 bus,
-                _options.IoEventFd,
-                _options.IrqBatching,
+                _options,
                 io => new BlockDevice(memory, backend, new BlockDeviceOptions { QueueCount = disk.Queues, ReadOnly = disk.ReadOnly, Serial = disk.Serial, IoThreads = [io] }, _loggers.CreateLogger("Virtio.Vmm.disk" + d)),
                 backend,
                 _loggers));
@@ -221,8 +220,7 @@ internal sealed class VirtualMachine
                 "net" + n,
                 vm,
                 bus,
-                _options.IoEventFd,
-                _options.IrqBatching,
+                _options,
                 io => new NetDevice(memory, [tap], new NetDeviceOptions { MacAddress = net.Mac, IoThreads = [io] }, _loggers.CreateLogger("Virtio.Vmm.net" + n)),
                 tap,
                 _loggers));

@@ -11,6 +11,7 @@ namespace Virtio.Vmm.Hosting;
 /// <param name="GuestArguments">Extra key=value words for the guest's command line.</param>
 /// <param name="IoEventFd">Put QueueNotify on ioeventfds (false: every notify exits to the VMM).</param>
 /// <param name="IrqBatching">Coalesce a burst of completions into one interrupt (false: one per completion).</param>
+/// <param name="IrqLevel">Level-triggered device lines: irqfds with a resample fd, raised again while a device's InterruptStatus is set.</param>
 internal sealed record VmmOptions(
     string GuestPath,
     int MemoryMiB,
@@ -19,4 +20,5 @@ internal sealed record VmmOptions(
     string Workload,
     string GuestArguments,
     bool IoEventFd,
-    bool IrqBatching);
+    bool IrqBatching,
+    bool IrqLevel);

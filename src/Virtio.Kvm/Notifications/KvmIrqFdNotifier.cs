@@ -1,5 +1,7 @@
 using System;
+using System.Threading;
 using Virtio.Core.Notifications;
+using Virtio.Core.Threading;
 using Virtio.Kvm.Interop;
 
 namespace Virtio.Kvm.Notifications;
@@ -12,8 +14,9 @@ namespace Virtio.Kvm.Notifications;
 /// <remarks>
 /// Thread-safe. Owns its eventfds: <see cref="Dispose"/> deassigns the irqfd, then closes them. For a
 /// level-triggered line (<see cref="Create"/> with resample), KVM lowers the line when the guest
-/// acknowledges the interrupt and signals <see cref="ResampleFd"/>; the embedder re-signals if the
-/// device still has the interrupt pending.
+/// signals end of interrupt and then signals <see cref="ResampleFd"/>; <see cref="WatchResample"/>
+/// raises the line again while the device still has an interrupt pending, as a level line would stay
+/// high.
 /// </remarks>
 public sealed class KvmIrqFdNotifier : IGuestNotifier, IDisposable
 {
@@ -21,6 +24,7 @@ public sealed class KvmIrqFdNotifier : IGuestNotifier, IDisposable
     private readonly EventFdGuestNotifier _notifier;
     private readonly object _gate = new();
     private bool _disposed;
+    private long _reassertions;
 
     private KvmIrqFdNotifier(KvmVm vm, uint gsi, EventFd eventFd, EventFd? resampleFd)
     {
@@ -74,6 +78,37 @@ public sealed class KvmIrqFdNotifier : IGuestNotifier, IDisposable
             eventFd.Dispose();
             throw;
         }
+    }
+
+    /// <summary>How often <see cref="WatchResample"/> raised the line again after an end of interrupt.</summary>
+    public long Reassertions => Interlocked.Read(ref _reassertions);
+
+    /// <summary>
+    /// Serves <see cref="ResampleFd"/> on <paramref name="ioThread"/>: each time KVM reports the
+    /// guest's end of interrupt (and has lowered the line), the line is raised again if
+    /// <paramref name="isPending"/> says the device still has an interrupt pending. For a virtio-mmio
+    /// device that is <c>transport.InterruptStatus != 0</c>: an interrupt the guest did not
+    /// acknowledge, or one that arrived between its InterruptStatus read and its end of interrupt, is
+    /// delivered instead of lost.
+    /// </summary>
+    /// <param name="ioThread">A started I/O thread; <paramref name="isPending"/> runs there.</param>
+    /// <param name="isPending">Whether the device's interrupt is still pending.</param>
+    /// <returns>Disposing it stops the watch; dispose it before this notifier.</returns>
+    /// <exception cref="InvalidOperationException">The line is edge-triggered: there is no resample fd.</exception>
+    public IDisposable WatchResample(IoThread ioThread, Func<bool> isPending)
+    {
+        ArgumentNullException.ThrowIfNull(ioThread);
+        ArgumentNullException.ThrowIfNull(isPending);
+        EventFd resample = ResampleFd ?? throw new InvalidOperationException($"GSI {Gsi} is edge-triggered; create it with levelTriggered: true.");
+        return ioThread.Register(resample, static state =>
+        {
+            var (self, pending) = ((KvmIrqFdNotifier, Func<bool>))state!;
+            if (self.ResampleFd!.TryConsume(out _) && pending())
+            {
+                Interlocked.Increment(ref self._reassertions);
+                self.EventFd.Signal();
+            }
+        }, (this, isPending));
     }
 
     /// <inheritdoc />

@@ -1,4 +1,7 @@
+using System;
+using System.Threading;
 using Virtio.Core.Notifications;
+using Virtio.Core.Threading;
 using Virtio.Kvm.Notifications;
 using Xunit;
 
@@ -46,6 +49,54 @@ public sealed class KvmIrqFdNotifierTests
 
         Assert.NotNull(irq.ResampleFd);
         irq.EventFd.Signal();
+    }
+
+    [Fact]
+    public void WatchResample_RaisesTheLineAgainOnlyWhileTheDeviceHasAnInterruptPending()
+    {
+        // KVM signals the resample fd at the guest's end of interrupt; here the test signals it, as
+        // the fd is an ordinary eventfd. (The boot test Boot_IrqLevel_* drives it from a real EOI.)
+        using RealModeGuest guest = RealModeGuest.Create(GuestCode.Hlt, irqChip: true);
+        if (guest.Vm.CheckExtension(KvmCapability.IrqFdResample) == 0)
+        {
+            Assert.Skip("KVM_CAP_IRQFD_RESAMPLE is not reported");
+        }
+
+        using var ioThread = new IoThread("resample-test");
+        ioThread.Start();
+        using KvmIrqFdNotifier irq = KvmIrqFdNotifier.Create(guest.Vm, gsi: 10, levelTriggered: true);
+        int pending = 1;
+        int asked = 0;
+        using (irq.WatchResample(ioThread, () =>
+        {
+            Interlocked.Increment(ref asked);
+            return Volatile.Read(ref pending) != 0;
+        }))
+        {
+            irq.ResampleFd!.Signal();
+            Assert.True(SpinWait.SpinUntil(() => irq.Reassertions == 1, TimeSpan.FromSeconds(10)), "the line was not raised again");
+
+            Volatile.Write(ref pending, 0);
+            irq.ResampleFd.Signal();
+            Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref asked) == 2, TimeSpan.FromSeconds(10)), "the second end of interrupt was not seen");
+            Assert.Equal(1, irq.Reassertions);
+        }
+
+        // Watch stopped: a later resample is left alone.
+        irq.ResampleFd.Signal();
+        Thread.Sleep(50);
+        Assert.Equal(2, Volatile.Read(ref asked));
+        ioThread.Stop();
+    }
+
+    [Fact]
+    public void WatchResample_OnAnEdgeTriggeredLine_Throws()
+    {
+        using RealModeGuest guest = RealModeGuest.Create(GuestCode.Hlt, irqChip: true);
+        using var ioThread = new IoThread("resample-test");
+        using KvmIrqFdNotifier irq = KvmIrqFdNotifier.Create(guest.Vm, gsi: 5);
+
+        Assert.Throws<InvalidOperationException>(() => irq.WatchResample(ioThread, () => true));
     }
 
     [Fact]
