@@ -23,4 +23,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 2101, Level = LogLevel.Debug, Message = "File backend: {Operation} at {Offset} failed with errno {Errno}")]
     public static partial void FileIoFailed(ILogger logger, Backends.BlockOperation operation, ulong offset, int errno);
+
+    [LoggerMessage(EventId = 2102, Level = LogLevel.Warning, Message = "io_uring backend: io_uring_enter failed with errno {Errno}")]
+    public static partial void IoUringEnterFailed(ILogger logger, int errno);
 }

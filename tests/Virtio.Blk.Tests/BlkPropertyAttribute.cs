@@ -9,7 +9,7 @@ namespace Virtio.Blk.Tests;
 /// "(seed,gamma)" pair that a failure printed to replay it.
 /// </summary>
 #pragma warning disable xUnit3003 // FsCheck's PropertyAttribute has no source-information constructor to forward to.
-public sealed class BlkPropertyAttribute : PropertyAttribute
+public class BlkPropertyAttribute : PropertyAttribute
 #pragma warning restore xUnit3003
 {
     /// <summary>The seed CI uses.</summary>

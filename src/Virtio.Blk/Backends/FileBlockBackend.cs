@@ -63,24 +63,8 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentOutOfRangeException.ThrowIfLessThan(workers, 1);
         _logger = logger ?? NullLogger.Instance;
-        int flags = (readOnly ? FileInterop.O_RDONLY : FileInterop.O_RDWR) | FileInterop.O_CLOEXEC | (direct ? FileInterop.O_DIRECT : 0);
-        int fd = FileInterop.Open(path, flags, 0);
-        if (fd < 0)
-        {
-            int errno = Marshal.GetLastPInvokeError();
-            throw new IOException($"open({path}) failed with errno {errno}.", errno);
-        }
-
-        _handle = new SafeFileHandle(fd, ownsHandle: true);
-        long size = LibC.lseek(fd, 0, LibC.SEEK_END);
-        if (size < 0)
-        {
-            int errno = LibC.errno;
-            _handle.Dispose();
-            throw new IOException($"lseek({path}) failed with errno {errno}.", errno);
-        }
-
-        Capacity = (ulong)size / BlockDevice.SectorSize * BlockDevice.SectorSize;
+        _handle = FileInterop.OpenImage(path, readOnly, direct, out ulong capacity);
+        Capacity = capacity;
         IsReadOnly = readOnly;
         _workers = new Thread[workers];
         _starter = new Thread(static self => ((FileBlockBackend)self!).RunStarter())

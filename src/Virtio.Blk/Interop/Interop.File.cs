@@ -1,4 +1,7 @@
+using System.IO;
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
 
 namespace Virtio.Blk.Interop;
 
@@ -38,4 +41,28 @@ internal static unsafe partial class FileInterop
     [LibraryImport("libc", EntryPoint = "fallocate", SetLastError = true)]
     public static partial int FAllocate(int fd, int mode, long offset, long length);
 
+    /// <summary>Opens a disk image or block device; its capacity is its size rounded down to 512 bytes.</summary>
+    /// <exception cref="IOException">open or lseek failed; the message holds the errno.</exception>
+    public static SafeFileHandle OpenImage(string path, bool readOnly, bool direct, out ulong capacity)
+    {
+        int flags = (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0);
+        int fd = Open(path, flags, 0);
+        if (fd < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            throw new IOException($"open({path}) failed with errno {errno}.", errno);
+        }
+
+        var handle = new SafeFileHandle(fd, ownsHandle: true);
+        long size = LibC.lseek(fd, 0, LibC.SEEK_END);
+        if (size < 0)
+        {
+            int errno = LibC.errno;
+            handle.Dispose();
+            throw new IOException($"lseek({path}) failed with errno {errno}.", errno);
+        }
+
+        capacity = (ulong)size / 512 * 512;
+        return handle;
+    }
 }
