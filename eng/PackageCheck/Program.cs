@@ -1,0 +1,52 @@
+using System;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+
+namespace PackageCheck;
+
+/// <summary>
+/// PackageCheck DIR [--self-test]: checks the .nupkg files of DIR (see <see cref="Checker"/>),
+/// one line per problem; exits 1 when there is one. With --self-test, instead checks that broken
+/// copies of DIR's packages are reported.
+/// </summary>
+internal static class Program
+{
+    private static int Main(string[] args)
+    {
+        var selfTest = args.Contains("--self-test");
+        var rest = args.Where(a => a != "--self-test").ToArray();
+        if (rest.Length != 1 || !Directory.Exists(rest[0]))
+        {
+            Console.Error.WriteLine("usage: PackageCheck PACKAGES_DIR [--self-test]");
+            return 2;
+        }
+        var globalPackages = GlobalPackagesFolder();
+        if (selfTest)
+        {
+            return SelfTest.Run(rest[0], globalPackages);
+        }
+        var (problems, count) = Checker.CheckDirectory(rest[0], globalPackages);
+        foreach (var problem in problems)
+        {
+            Console.WriteLine(problem);
+        }
+        Console.WriteLine($"{count} package(s) checked, {problems.Count} problem(s)");
+        return problems.Count == 0 ? 0 : 1;
+    }
+
+    /// <summary>`dotnet nuget locals global-packages --list`: "global-packages: /root/.nuget/packages/".</summary>
+    private static string GlobalPackagesFolder()
+    {
+        var start = new ProcessStartInfo("dotnet", "nuget locals global-packages --list") { RedirectStandardOutput = true };
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("global-packages:", StringComparison.Ordinal));
+        if (process.ExitCode != 0 || line == null)
+        {
+            throw new InvalidOperationException($"dotnet nuget locals global-packages --list exited {process.ExitCode}: {output}");
+        }
+        return line["global-packages:".Length..].Trim();
+    }
+}
