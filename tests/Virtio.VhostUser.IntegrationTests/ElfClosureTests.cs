@@ -85,6 +85,29 @@ public sealed class ElfClosureTests
     }
 
     [Fact]
+    public void Rpath_OfAnObjectThatAlsoHasRunpath_IsNotInherited()
+    {
+        // app has RPATH and RUNPATH $ORIGIN/../r; alpha (neither) needs beta in r. app's RUNPATH is
+        // app's own, and its RPATH does not count for alpha because app has a RUNPATH.
+        var stage = FakeStage.Create("elf-rpath-and-runpath");
+        stage.Library("/opt/app/r/libbeta.so.1", "libbeta.so.1");
+        stage.Library("/opt/app/r/libalpha.so.1", "libalpha.so.1", "/opt/app/r/libbeta.so.1");
+        stage.Executable("/opt/app/bin/app", "/opt/app/r/libalpha.so.1", Rpath, "-Wl,-rpath,$ORIGIN/../r");
+        string beta = "libbeta.so.1\t/opt/app/bin/../r/libbeta.so.1\t/opt/app/r/libbeta.so.1";
+        Assert.Contains(beta, Resolved(stage.Resolve("/opt/app/bin/app"))); // the control: RPATH alone
+        Assert.Contains($"libbeta.so.1 => {stage.Root}/opt/app/bin/../r/libbeta.so.1 ", string.Join('\n', ListOnHost(stage).Out), StringComparison.Ordinal);
+
+        stage.AddRunpathEqualToRpath("/opt/app/bin/app");
+        var (exit, found, err) = stage.Resolve("/opt/app/bin/app");
+
+        Assert.Equal(1, exit);
+        Assert.Contains("libalpha.so.1\t/opt/app/bin/../r/libalpha.so.1\t/opt/app/r/libalpha.so.1", found);
+        Assert.DoesNotContain(beta, found);
+        Assert.StartsWith($"elf-closure: /opt/app/bin/../r/libalpha.so.1 needs libbeta.so.1: not found in {Default}; ", Assert.Single(err));
+        Assert.Contains("libbeta.so.1: cannot open shared object file", string.Join('\n', ListOnHost(stage).Err), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Runpath_Absolute_IsResolvedInsideTheRoot()
     {
         // The librados case: RUNPATH /usr/lib/x86_64-linux-gnu/ceph, a directory only the stage has.

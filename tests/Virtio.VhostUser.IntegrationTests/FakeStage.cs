@@ -57,6 +57,26 @@ internal sealed class FakeStage
     /// <summary>An executable at <paramref name="guest"/>; inputs as for <see cref="Library"/>.</summary>
     public void Executable(string guest, params string[] inputs) => Gcc(guest, inputs);
 
+    /// <summary>Gives the executable at <paramref name="guest"/> a DT_RUNPATH equal to its DT_RPATH
+    /// by turning its DT_DEBUG entry into one (GNU ld writes only one of the two).</summary>
+    public void AddRunpathEqualToRpath(string guest)
+    {
+        const long DtRpath = 15, DtDebug = 21, DtRunpath = 29, PtDynamic = 2;
+        string path = HostPath(guest);
+        byte[] elf = File.ReadAllBytes(path);
+        long phoff = BitConverter.ToInt64(elf, 32);
+        int phentsize = BitConverter.ToUInt16(elf, 54), phnum = BitConverter.ToUInt16(elf, 56);
+        int ph = Enumerable.Range(0, phnum).Select(i => (int)phoff + (i * phentsize))
+            .Single(p => BitConverter.ToUInt32(elf, p) == PtDynamic);
+        int start = (int)BitConverter.ToInt64(elf, ph + 8), size = (int)BitConverter.ToInt64(elf, ph + 32);
+        int[] entries = Enumerable.Range(0, size / 16).Select(i => start + (i * 16)).ToArray();
+        int rpath = entries.Single(e => BitConverter.ToInt64(elf, e) == DtRpath);
+        int debug = entries.Single(e => BitConverter.ToInt64(elf, e) == DtDebug);
+        BitConverter.GetBytes(DtRunpath).CopyTo(elf, debug);
+        Array.Copy(elf, rpath + 8, elf, debug + 8, 8); // the same string
+        File.WriteAllBytes(path, elf);
+    }
+
     public void Symlink(string guest, string target) => File.CreateSymbolicLink(HostPath(guest), target);
 
     public void WriteFile(string guest, string text) => File.WriteAllText(HostPath(guest), text);
