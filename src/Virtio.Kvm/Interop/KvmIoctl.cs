@@ -24,6 +24,8 @@ internal static class KvmIoctl
     public const int SetRegs = 0x4090AE82;
     public const int GetSregs = unchecked((int)0x8138AE83);
     public const int SetSregs = 0x4138AE84;
+    public const int GetLapic = unchecked((int)0x8400AE8E);
+    public const int SetLapic = 0x4400AE8F;
     public const int SetCpuid2 = 0x4008AE90;
     public const int GetTscKhz = 0xAEA3;
 
@@ -36,4 +38,7 @@ internal static class KvmIoctl
 
     public const uint IrqFdFlagDeassign = 1;
     public const uint IrqFdFlagResample = 2;
+
+    /// <summary>sizeof(struct kvm_lapic_state): the local APIC's register page up to offset 0x400.</summary>
+    public const int LapicStateSize = 1024;
 }
