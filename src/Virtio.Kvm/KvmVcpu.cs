@@ -115,26 +115,16 @@ public sealed unsafe class KvmVcpu : IDisposable
     internal void GetLocalApic(Span<byte> state)
     {
         KvmCall.ThrowIfClosed(_fd, this);
-        ArgumentOutOfRangeException.ThrowIfNotEqual(state.Length, KvmIoctl.LapicStateSize, nameof(state));
-        fixed (byte* p = state)
-        {
-            // SAFETY: `p` points at the 1024 bytes the request encodes, pinned for the call; the kernel fills them.
-            KvmCall.IoctlOrThrow(_fd, KvmIoctl.GetLapic, p, "KVM_GET_LAPIC");
-        }
+        KvmCall.IoctlOrThrow(_fd, KvmIoctl.GetLapic, state, KvmIoctl.LapicStateSize, "KVM_GET_LAPIC");
     }
 
     /// <summary>Writes the in-kernel local APIC's registers (KVM_SET_LAPIC), best read with <see cref="GetLocalApic"/> and changed.</summary>
-    /// <param name="state">struct kvm_lapic_state: <see cref="KvmIoctl.LapicStateSize"/> bytes.</param>
+    /// <param name="state">struct kvm_lapic_state: <see cref="KvmIoctl.LapicStateSize"/> bytes; the kernel only reads them.</param>
     /// <exception cref="KvmException">The ioctl failed.</exception>
-    internal void SetLocalApic(ReadOnlySpan<byte> state)
+    internal void SetLocalApic(Span<byte> state)
     {
         KvmCall.ThrowIfClosed(_fd, this);
-        ArgumentOutOfRangeException.ThrowIfNotEqual(state.Length, KvmIoctl.LapicStateSize, nameof(state));
-        fixed (byte* p = state)
-        {
-            // SAFETY: `p` points at the 1024 bytes the request encodes, pinned for the call; the kernel only reads them.
-            KvmCall.IoctlOrThrow(_fd, KvmIoctl.SetLapic, p, "KVM_SET_LAPIC");
-        }
+        KvmCall.IoctlOrThrow(_fd, KvmIoctl.SetLapic, state, KvmIoctl.LapicStateSize, "KVM_SET_LAPIC");
     }
 
     /// <summary>Sets the CPUID leaves the guest sees (KVM_SET_CPUID2); call it before the first <see cref="Run"/>.</summary>

@@ -62,6 +62,27 @@ public sealed class GsiRoutingTests
     }
 
     [Fact]
+    public void SetGsiRouting_AnIrqChipRouteOfOurOwn_AnIrqFdOnItsGsiRaisesThatIoApicPin()
+    {
+        const byte Vector = 0x31;
+        using RealModeGuest guest = RealModeGuest.Create(GuestCode.Hlt, irqChip: true);
+        byte apicId = LocalApic.EnableAndReadId(guest.Vcpu);
+        IoApic.Redirect(guest.Vm, pin: 9, Vector, apicId);
+        var routes = new List<KvmIrqRoute>(KvmIrqRoute.StandardIrqChipRoutes())
+        {
+            // GSI 41 is beyond the standard table: only this entry makes it raise IOAPIC pin 9.
+            KvmIrqRoute.ToIrqChip(41, KvmIrqChip.IoApic, 9),
+        };
+
+        guest.Vm.SetGsiRouting(routes);
+        using KvmIrqFdNotifier pin = KvmIrqFdNotifier.Create(guest.Vm, gsi: 41);
+
+        Assert.False(LocalApic.IsRequested(guest.Vcpu, Vector), "the vector was requested before the irqfd was signalled");
+        pin.Notify(InterruptReason.UsedBuffer, 0);
+        Assert.True(LocalApic.WaitUntilRequested(guest.Vcpu, Vector, TimeSpan.FromSeconds(2)), $"vector {Vector:X2} of IOAPIC pin 9 never reached the local APIC's IRR");
+    }
+
+    [Fact]
     public void SetGsiRouting_TwoMsiEntriesForOneGsi_IsRefusedByTheKernel()
     {
         using RealModeGuest guest = RealModeGuest.Create(GuestCode.Hlt, irqChip: true);
