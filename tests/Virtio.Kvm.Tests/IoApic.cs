@@ -14,14 +14,14 @@ internal static class IoApic
 
     /// <summary>
     /// Programs <paramref name="pin"/>'s redirection entry (masked after reset) to deliver
-    /// <paramref name="vector"/>, fixed, edge, to APIC <paramref name="apicId"/> in physical mode.
+    /// <paramref name="vector"/>, fixed, edge or level, to APIC <paramref name="apicId"/> in physical mode.
     /// </summary>
-    public static void Redirect(KvmVm vm, uint pin, byte vector, byte apicId)
+    public static void Redirect(KvmVm vm, uint pin, byte vector, byte apicId, bool levelTriggered = false)
     {
         byte[] state = new byte[KvmIoctl.IrqChipStateSize];
         BinaryPrimitives.WriteUInt32LittleEndian(state, ChipId);
         vm.GetIrqChip(state);
-        BinaryPrimitives.WriteUInt64LittleEndian(state.AsSpan(RedirectionTable + (8 * (int)pin), 8), vector | ((ulong)apicId << 56));
+        BinaryPrimitives.WriteUInt64LittleEndian(state.AsSpan(RedirectionTable + (8 * (int)pin), 8), vector | (levelTriggered ? 1UL << 15 : 0) | ((ulong)apicId << 56));
         vm.SetIrqChip(state);
     }
 }
