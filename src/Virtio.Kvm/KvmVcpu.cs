@@ -109,6 +109,24 @@ public sealed unsafe class KvmVcpu : IDisposable
         KvmCall.IoctlOrThrow(_fd, KvmIoctl.SetSregs, &copy, "KVM_SET_SREGS");
     }
 
+    /// <summary>Reads the in-kernel local APIC's registers (KVM_GET_LAPIC) into <paramref name="state"/>.</summary>
+    /// <param name="state">struct kvm_lapic_state: <see cref="KvmIoctl.LapicStateSize"/> bytes, each register at its APIC page offset.</param>
+    /// <exception cref="KvmException">The ioctl failed (ENXIO without the in-kernel irqchip).</exception>
+    internal void GetLocalApic(Span<byte> state)
+    {
+        KvmCall.ThrowIfClosed(_fd, this);
+        KvmCall.IoctlOrThrow(_fd, KvmIoctl.GetLapic, state, KvmIoctl.LapicStateSize, "KVM_GET_LAPIC");
+    }
+
+    /// <summary>Writes the in-kernel local APIC's registers (KVM_SET_LAPIC), best read with <see cref="GetLocalApic"/> and changed.</summary>
+    /// <param name="state">struct kvm_lapic_state: <see cref="KvmIoctl.LapicStateSize"/> bytes; the kernel only reads them.</param>
+    /// <exception cref="KvmException">The ioctl failed.</exception>
+    internal void SetLocalApic(Span<byte> state)
+    {
+        KvmCall.ThrowIfClosed(_fd, this);
+        KvmCall.IoctlOrThrow(_fd, KvmIoctl.SetLapic, state, KvmIoctl.LapicStateSize, "KVM_SET_LAPIC");
+    }
+
     /// <summary>Sets the CPUID leaves the guest sees (KVM_SET_CPUID2); call it before the first <see cref="Run"/>.</summary>
     /// <param name="entries">The leaves, typically <see cref="KvmSystem.GetSupportedCpuid"/>.</param>
     /// <exception cref="KvmException">The ioctl failed (E2BIG for too many entries, EINVAL for inconsistent ones).</exception>

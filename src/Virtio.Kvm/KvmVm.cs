@@ -116,6 +116,24 @@ public sealed unsafe class KvmVm : IDisposable
         }
     }
 
+    /// <summary>Reads one in-kernel interrupt controller's state (KVM_GET_IRQCHIP).</summary>
+    /// <param name="state">struct kvm_irqchip: <see cref="KvmIoctl.IrqChipStateSize"/> bytes, the chip id (0, 1 PIC; 2 IOAPIC) in the first 4; the kernel fills the rest.</param>
+    /// <exception cref="KvmException">The ioctl failed (ENXIO without an irqchip).</exception>
+    internal void GetIrqChip(Span<byte> state)
+    {
+        KvmCall.ThrowIfClosed(_fd, this);
+        KvmCall.IoctlOrThrow(_fd, KvmIoctl.GetIrqChip, state, KvmIoctl.IrqChipStateSize, "KVM_GET_IRQCHIP");
+    }
+
+    /// <summary>Writes one in-kernel interrupt controller's state (KVM_SET_IRQCHIP), best read with <see cref="GetIrqChip"/> and changed.</summary>
+    /// <param name="state">struct kvm_irqchip: <see cref="KvmIoctl.IrqChipStateSize"/> bytes; the kernel only reads them.</param>
+    /// <exception cref="KvmException">The ioctl failed.</exception>
+    internal void SetIrqChip(Span<byte> state)
+    {
+        KvmCall.ThrowIfClosed(_fd, this);
+        KvmCall.IoctlOrThrow(_fd, KvmIoctl.SetIrqChip, state, KvmIoctl.IrqChipStateSize, "KVM_SET_IRQCHIP");
+    }
+
     /// <summary>Sets the three-page TSS area Intel VMX needs for real mode (KVM_SET_TSS_ADDR); harmless elsewhere.</summary>
     /// <param name="address">A guest physical address outside RAM and MMIO, e.g. 0xfffbd000.</param>
     /// <exception cref="KvmException">The ioctl failed.</exception>

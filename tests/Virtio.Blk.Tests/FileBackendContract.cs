@@ -54,7 +54,7 @@ public abstract class FileBackendContract<TBackend> : IDisposable
     public void WriteZeroesAndDiscard_ReadBackAsZeroes()
     {
         string path = TestFiles.NewImage(Directory, 1 << 20, fill: 0x5A);
-        using var backend = new IoUringBlockBackend(path);
+        using var backend = Open(path);
         using var rig = new BlkRig(backend);
 
         Assert.Equal(BlockStatus.Ok, rig.Ranges(BlockRequestType.WriteZeroes, 0, (8, 8, 0), (64, 16, 1)).BlockStatus);

@@ -77,14 +77,32 @@ public sealed class IoUringBlockBackendTests : FileBackendContract<IoUringBlockB
     [Fact]
     public void Dispose_WaitsForRequestsInFlight_AndLaterSubmitsFail()
     {
+        // 32 reads at one kick on a ring of 4: when Dispose starts, requests are in the ring and in
+        // line behind it. Dispose must return only once each of them has completed, with its data.
+        const int depth = 32;
         string path = TestFiles.NewImage(Directory, 1 << 20, fill: 0x11);
-        var backend = new IoUringBlockBackend(path);
-        using (var rig = new BlkRig(backend))
+        var backend = new IoUringBlockBackend(path, queueDepth: 4);
+        using var rig = new BlkRig(backend, new BlockDeviceOptions { QueueSize = 128 }, queueSize: 128);
+        var reads = new Pending[depth];
+        for (int i = 0; i < depth; i++)
         {
-            Assert.Equal(BlockStatus.Ok, rig.Read(0, 4096).BlockStatus);
+            reads[i] = rig.Post(0, (uint)BlockRequestType.In, (ulong)i * 8, inLength: 4096, kick: false);
         }
 
+        rig.Kick(0);
         backend.Dispose();
+
+        Assert.Equal(0, rig.Device.InFlight);
+        foreach (Pending read in reads)
+        {
+            Completion done = rig.Wait(read);
+            Assert.Equal(BlockStatus.Ok, done.BlockStatus);
+            Assert.All(done.Data, b => Assert.Equal(0x11, b));
+        }
+
+        // A request after Dispose fails at once (the ring is gone), and a second Dispose is harmless.
+        Assert.Equal(BlockStatus.IoError, rig.Read(0, 4096).BlockStatus);
         backend.Dispose();
+        Assert.Equal(BlockStatus.IoError, rig.Read(0, 512).BlockStatus);
     }
 }

@@ -52,6 +52,20 @@ internal static unsafe class KvmCall
     public static int IoctlOrThrow(KvmFdHandle fd, int request, nint argument, string name) =>
         IoctlOrThrow(fd, request, (void*)argument, name);
 
+    /// <summary>
+    /// Issues the ioctl on a struct held in <paramref name="state"/>, which must be the
+    /// <paramref name="size"/> bytes the request encodes; throws <see cref="KvmException"/> on failure.
+    /// </summary>
+    public static void IoctlOrThrow(KvmFdHandle fd, int request, Span<byte> state, int size, string name)
+    {
+        ArgumentOutOfRangeException.ThrowIfNotEqual(state.Length, size, nameof(state));
+        fixed (byte* p = state)
+        {
+            // SAFETY: `p` points at the `size` bytes the request encodes, pinned for the call.
+            IoctlOrThrow(fd, request, p, name);
+        }
+    }
+
     /// <summary>Throws <see cref="ObjectDisposedException"/> when <paramref name="fd"/> is closed.</summary>
     public static void ThrowIfClosed(KvmFdHandle fd, object owner) => ObjectDisposedException.ThrowIf(fd.IsClosed, owner);
 }

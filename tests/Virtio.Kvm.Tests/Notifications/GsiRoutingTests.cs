@@ -44,23 +44,42 @@ public sealed class GsiRoutingTests
     [Fact]
     public void SetGsiRouting_StandardPlusAnMsiRoute_IsAccepted_AndAnIrqFdOnTheMsiGsiSignals()
     {
+        const byte Vector = 0x30;
         using RealModeGuest guest = RealModeGuest.Create(GuestCode.Hlt, irqChip: true);
+        byte apicId = LocalApic.EnableAndReadId(guest.Vcpu);
         var routes = new List<KvmIrqRoute>(KvmIrqRoute.StandardIrqChipRoutes())
         {
-            // Fixed delivery of vector 0x30 to APIC 0.
-            KvmIrqRoute.ToMsi(40, 0xFEE0_0000, 0x30),
-            // A second irqchip entry of our own: GSI 41 raises IOAPIC pin 9.
+            // Fixed delivery, edge, of the vector to the vCPU's APIC (physical destination mode).
+            KvmIrqRoute.ToMsi(40, LocalApic.MsiAddress(apicId), Vector),
+        };
+
+        guest.Vm.SetGsiRouting(routes);
+        using KvmIrqFdNotifier msi = KvmIrqFdNotifier.Create(guest.Vm, gsi: 40);
+
+        Assert.False(LocalApic.IsRequested(guest.Vcpu, Vector), "the vector was requested before the irqfd was signalled");
+        msi.Notify(InterruptReason.UsedBuffer, 0);
+        Assert.True(LocalApic.WaitUntilRequested(guest.Vcpu, Vector, TimeSpan.FromSeconds(2)), $"vector {Vector:X2} never reached the local APIC's IRR");
+    }
+
+    [Fact]
+    public void SetGsiRouting_AnIrqChipRouteOfOurOwn_AnIrqFdOnItsGsiRaisesThatIoApicPin()
+    {
+        const byte Vector = 0x31;
+        using RealModeGuest guest = RealModeGuest.Create(GuestCode.Hlt, irqChip: true);
+        byte apicId = LocalApic.EnableAndReadId(guest.Vcpu);
+        IoApic.Redirect(guest.Vm, pin: 9, Vector, apicId);
+        var routes = new List<KvmIrqRoute>(KvmIrqRoute.StandardIrqChipRoutes())
+        {
+            // GSI 41 is beyond the standard table: only this entry makes it raise IOAPIC pin 9.
             KvmIrqRoute.ToIrqChip(41, KvmIrqChip.IoApic, 9),
         };
 
         guest.Vm.SetGsiRouting(routes);
-
-        using KvmIrqFdNotifier msi = KvmIrqFdNotifier.Create(guest.Vm, gsi: 40);
         using KvmIrqFdNotifier pin = KvmIrqFdNotifier.Create(guest.Vm, gsi: 41);
-        msi.Notify(InterruptReason.UsedBuffer, 0);
+
+        Assert.False(LocalApic.IsRequested(guest.Vcpu, Vector), "the vector was requested before the irqfd was signalled");
         pin.Notify(InterruptReason.UsedBuffer, 0);
-        guest.Vm.SetIrqLine(41, high: true);
-        guest.Vm.SetIrqLine(41, high: false);
+        Assert.True(LocalApic.WaitUntilRequested(guest.Vcpu, Vector, TimeSpan.FromSeconds(2)), $"vector {Vector:X2} of IOAPIC pin 9 never reached the local APIC's IRR");
     }
 
     [Fact]

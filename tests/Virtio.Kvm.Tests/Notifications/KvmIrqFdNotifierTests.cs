@@ -37,7 +37,7 @@ public sealed class KvmIrqFdNotifierTests
     }
 
     [Fact]
-    public void Create_LevelTriggeredWithResample_RegistersAndDeassigns()
+    public void Create_LevelTriggeredWithResample_HasAResampleFd_AndSignallingRaisesTheLine()
     {
         using RealModeGuest guest = RealModeGuest.Create(GuestCode.Hlt, irqChip: true);
         if (guest.Vm.CheckExtension(KvmCapability.IrqFdResample) == 0)
@@ -45,10 +45,15 @@ public sealed class KvmIrqFdNotifierTests
             Assert.Skip("KVM_CAP_IRQFD_RESAMPLE is not reported");
         }
 
+        const byte Vector = 0x32;
+        byte apicId = LocalApic.EnableAndReadId(guest.Vcpu);
+        IoApic.Redirect(guest.Vm, pin: 10, Vector, apicId, levelTriggered: true);
         using KvmIrqFdNotifier irq = KvmIrqFdNotifier.Create(guest.Vm, gsi: 10, levelTriggered: true);
 
         Assert.NotNull(irq.ResampleFd);
+        Assert.False(LocalApic.IsRequested(guest.Vcpu, Vector), "the vector was requested before the irqfd was signalled");
         irq.EventFd.Signal();
+        Assert.True(LocalApic.WaitUntilRequested(guest.Vcpu, Vector, TimeSpan.FromSeconds(2)), $"vector {Vector:X2} of the level-triggered GSI 10 never reached the local APIC's IRR");
     }
 
     [Fact]
