@@ -10,7 +10,7 @@ namespace Virtio.Kvm.Tests.Notifications;
 public sealed class KvmIrqFdNotifierTests
 {
     [Fact]
-    public void Create_EdgeTriggered_RegistersAndSignallingLeavesTheVmRunnable()
+    public void Create_EdgeTriggered_SignallingRaisesTheIoApicPin_AndTheVmStaysRunnable()
     {
         // With the in-kernel irqchip HLT no longer exits, so the guest pauses itself through its bus
         // handler after one MMIO write, with interrupts disabled (IF = 0) so the line stays pending.
@@ -19,21 +19,20 @@ public sealed class KvmIrqFdNotifierTests
         var device = new RecordingIoHandler();
         device.OnWrite = guest.Vcpu.RequestPause;
         guest.Bus.Add(KvmIoSpace.Mmio, RealModeGuest.DataSegmentBase, 0x200, device);
+        const byte Vector = 0x33;
+        byte apicId = LocalApic.EnableAndReadId(guest.Vcpu);
+        IoApic.Redirect(guest.Vm, pin: 5, Vector, apicId);
 
-        using (KvmIrqFdNotifier irq = KvmIrqFdNotifier.Create(guest.Vm, gsi: 5))
-        {
-            Assert.Equal(5u, irq.Gsi);
-            Assert.Null(irq.ResampleFd);
-            irq.Notify(InterruptReason.UsedBuffer, 0);
-            irq.Notify(InterruptReason.ConfigurationChange, 0);
+        using KvmIrqFdNotifier irq = KvmIrqFdNotifier.Create(guest.Vm, gsi: 5);
+        Assert.Equal(5u, irq.Gsi);
+        Assert.Null(irq.ResampleFd);
+        Assert.False(LocalApic.IsRequested(guest.Vcpu, Vector), "the vector was requested before the irqfd was signalled");
+        irq.Notify(InterruptReason.UsedBuffer, 0);
+        irq.Notify(InterruptReason.ConfigurationChange, 0);
 
-            Assert.Equal(KvmVcpuStopReason.Paused, guest.Vcpu.Run(guest.Bus));
-            Assert.Single(device.Accesses);
-        }
-
-        // Deassigned: the same GSI can take a new irqfd.
-        using KvmIrqFdNotifier again = KvmIrqFdNotifier.Create(guest.Vm, gsi: 5);
-        again.Notify(InterruptReason.UsedBuffer, 0);
+        Assert.True(LocalApic.WaitUntilRequested(guest.Vcpu, Vector, TimeSpan.FromSeconds(2)), $"vector {Vector:X2} of the edge-triggered GSI 5 never reached the local APIC's IRR");
+        Assert.Equal(KvmVcpuStopReason.Paused, guest.Vcpu.Run(guest.Bus));
+        Assert.Single(device.Accesses);
     }
 
     [Fact]
