@@ -294,12 +294,16 @@ def read_ld_so_conf(root, guest, seen):
 
 
 @functools.lru_cache(maxsize=None)
-def package_hint(name, owners):
+def package_hint(name, owners, root):
     base = os.path.basename(name)
-    present = [(p, pkg) for p, pkg in owners if os.path.basename(p) == base]
+    listed = [(p, pkg) for p, pkg in owners if os.path.basename(p) == base]
+    present = [(p, pkg) for p, pkg in listed if os.path.lexists(root.host(p))]
     if present:
         where = ", ".join(f"{p} from package {pkg}" for p, pkg in present)
         return f"present at {where} but not on the search path"
+    if listed:
+        # The owners list names it, but the file is not in this root: a stale or foreign list.
+        return "missing from the stage; the owners list says " + ", ".join(f"package {pkg} ships {p}" for p, pkg in listed)
     # Debian policy 8.1: libfoo.so.2 -> libfoo2; a name ending in a digit gets a hyphen.
     m = re.match(r"^(.*?)\.so(?:\.(\d+))?", base)
     stem, version = (m.group(1), m.group(2)) if m else (base, None)
@@ -311,6 +315,12 @@ def package_hint(name, owners):
                               text=True, timeout=60)
         known = show.returncode == 0 and "Package:" in show.stdout
         hint += "; apt-cache knows it" if known else "; apt-cache does not know it"
+    if shutil.which("dpkg-query"):
+        # A name only, never a file: the host's package database may know who ships the soname.
+        found = subprocess.run(["dpkg-query", "-S", f"*/{base}"], capture_output=True, text=True, timeout=60)
+        owners_on_host = sorted({line.split(":", 1)[0].split(":")[0] for line in found.stdout.splitlines() if ":" in line})
+        if owners_on_host:
+            hint += f"; on this host, package {', '.join(owners_on_host)} ships a file of that name"
     return hint
 
 
@@ -355,7 +365,7 @@ def main(argv):
             print(f"elf-closure: {requester} needs {name}: {reason}", file=sys.stderr)
             continue
         searched = " ".join(f"{label}:{','.join(dirs)}" for label, dirs in groups if dirs) or "nothing"
-        print(f"elf-closure: {requester} needs {name}: not found in {searched}; {package_hint(name, owners)}",
+        print(f"elf-closure: {requester} needs {name}: not found in {searched}; {package_hint(name, owners, root)}",
               file=sys.stderr)
     return 1 if closure.missing else 0
 
