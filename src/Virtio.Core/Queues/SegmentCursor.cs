@@ -58,6 +58,14 @@ internal ref struct SegmentCursor
         while (done < other.Length && _remaining > 0)
         {
             Span<byte> current = _segments[_index].AsSpan()[_offset..];
+            if (current.IsEmpty)
+            {
+                // An empty segment (the caller's list may hold them): nothing to copy, step over it.
+                _index++;
+                _offset = 0;
+                continue;
+            }
+
             int take = Math.Min(current.Length, other.Length - done);
             if (intoSegments)
             {

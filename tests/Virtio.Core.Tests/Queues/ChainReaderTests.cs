@@ -174,4 +174,40 @@ public sealed class ChainReaderTests
         Assert.True(reader.TryRead(Span<byte>.Empty));
         Assert.False(reader.TryRead(out int _));
     }
+    [Fact]
+    public void Read_SegmentsGivenDirectly_WithEmptyOnes_StepsOverThem()
+    {
+        // The reader does not rely on TryGather leaving empty segments out.
+        byte[] a = [1, 2];
+        byte[] b = [3];
+        var handleA = GCHandle.Alloc(a, GCHandleType.Pinned);
+        var handleB = GCHandle.Alloc(b, GCHandleType.Pinned);
+        try
+        {
+            IoSegment[] segments =
+            [
+                new(0, 0),
+                new(handleA.AddrOfPinnedObject(), 2),
+                new(0, 0),
+                new(0, 0),
+                new(handleB.AddrOfPinnedObject(), 1),
+                new(0, 0),
+            ];
+            var reader = new ChainReader(segments);
+            Span<byte> read = stackalloc byte[3];
+            Assert.True(reader.TryRead(read));
+            Assert.Equal(new byte[] { 1, 2, 3 }, read.ToArray());
+            Assert.Equal(0, reader.Remaining);
+
+            var writer = new ChainWriter(segments);
+            Assert.Equal(3, writer.Write([9, 8, 7, 6]));
+            Assert.Equal(new byte[] { 9, 8 }, a);
+            Assert.Equal(new byte[] { 7 }, b);
+        }
+        finally
+        {
+            handleA.Free();
+            handleB.Free();
+        }
+    }
 }
