@@ -10,7 +10,7 @@ namespace Virtio.Kvm;
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
 [SuppressMessage("Design", "CA1051:Do not declare visible instance fields", Justification = "Mirrors struct kvm_sregs; fields let callers change one segment in place.")]
-public unsafe struct KvmSpecialRegisters
+public struct KvmSpecialRegisters
 {
 #pragma warning disable CS1591 // The register names are their documentation.
     public KvmSegment Cs, Ds, Es, Fs, Gs, Ss, Tr, Ldt;
@@ -19,5 +19,6 @@ public unsafe struct KvmSpecialRegisters
 #pragma warning restore CS1591
 
     // interrupt_bitmap[(KVM_NR_INTERRUPTS + 63) / 64]: kept as read so a write-back preserves it.
-    private fixed ulong _interruptBitmap[4];
+    // SAFETY: a fixed buffer only for layout (the kernel reads and writes it); no code indexes it.
+    private unsafe fixed ulong _interruptBitmap[4];
 }

@@ -9,7 +9,7 @@ namespace Virtio.Kvm;
 /// The KVM system handle (/dev/kvm): checks the API version and capabilities and creates VMs.
 /// </summary>
 /// <remarks>Thread-safe. VMs it created stay usable after it is disposed.</remarks>
-public sealed unsafe class KvmSystem : IDisposable
+public sealed class KvmSystem : IDisposable
 {
     private readonly KvmFdHandle _fd;
 
@@ -29,7 +29,7 @@ public sealed unsafe class KvmSystem : IDisposable
     /// <param name="path">The KVM device, normally /dev/kvm.</param>
     /// <returns>The open system handle.</returns>
     /// <exception cref="KvmException">open(2) or an ioctl failed (ENOENT when there is no KVM, EACCES without permission), or the API version is not 12.</exception>
-    public static KvmSystem Open(string path = DefaultPath)
+    public static unsafe KvmSystem Open(string path = DefaultPath)
     {
         ArgumentNullException.ThrowIfNull(path);
         byte[] name = Encoding.UTF8.GetBytes(path + "\0");
@@ -80,7 +80,7 @@ public sealed unsafe class KvmSystem : IDisposable
     /// </summary>
     /// <returns>The entries, in the kernel's order.</returns>
     /// <exception cref="KvmException">The ioctl failed with something other than E2BIG, or more than 4096 entries were reported.</exception>
-    public KvmCpuidEntry[] GetSupportedCpuid()
+    public unsafe KvmCpuidEntry[] GetSupportedCpuid()
     {
         KvmCall.ThrowIfClosed(_fd, this);
         for (int capacity = 64; capacity <= 4096; capacity *= 2)

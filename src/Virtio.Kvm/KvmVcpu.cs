@@ -18,19 +18,21 @@ namespace Virtio.Kvm;
 /// (SIGRTMAX - 1, which gets a no-op native handler) so a KVM_RUN in progress returns EINTR. The
 /// register accessors must not be called while <see cref="Run"/> is in progress.
 /// </remarks>
-public sealed unsafe class KvmVcpu : IDisposable
+public sealed class KvmVcpu : IDisposable
 {
     private readonly KvmFdHandle _fd;
     private readonly int _mmapSize;
     private readonly Lock _threadGate = new();
-    private byte* _run;
+    // SAFETY: the kvm_run mapping (mmapSize bytes) from the constructor until Dispose unmaps it and sets it
+    // to null; every access below reads or writes inside it at a KvmRunLayout offset.
+    private unsafe byte* _run;
     private nuint _runThread;
     private bool _inRun;
     private int _pauseRequested;
     private long _mmioExits;
     private long _pioExits;
 
-    internal KvmVcpu(KvmFdHandle fd, int id, int mmapSize)
+    internal unsafe KvmVcpu(KvmFdHandle fd, int id, int mmapSize)
     {
         _fd = fd;
         Id = id;
@@ -66,7 +68,7 @@ public sealed unsafe class KvmVcpu : IDisposable
     /// <summary>Reads the general registers (KVM_GET_REGS).</summary>
     /// <returns>The registers.</returns>
     /// <exception cref="KvmException">The ioctl failed.</exception>
-    public KvmRegisters GetRegisters()
+    public unsafe KvmRegisters GetRegisters()
     {
         KvmCall.ThrowIfClosed(_fd, this);
         KvmRegisters regs;
@@ -78,7 +80,7 @@ public sealed unsafe class KvmVcpu : IDisposable
     /// <summary>Writes the general registers (KVM_SET_REGS).</summary>
     /// <param name="registers">The registers.</param>
     /// <exception cref="KvmException">The ioctl failed.</exception>
-    public void SetRegisters(in KvmRegisters registers)
+    public unsafe void SetRegisters(in KvmRegisters registers)
     {
         KvmCall.ThrowIfClosed(_fd, this);
         KvmRegisters copy = registers;
@@ -89,7 +91,7 @@ public sealed unsafe class KvmVcpu : IDisposable
     /// <summary>Reads the segment, descriptor-table and control registers (KVM_GET_SREGS).</summary>
     /// <returns>The registers.</returns>
     /// <exception cref="KvmException">The ioctl failed.</exception>
-    public KvmSpecialRegisters GetSpecialRegisters()
+    public unsafe KvmSpecialRegisters GetSpecialRegisters()
     {
         KvmCall.ThrowIfClosed(_fd, this);
         KvmSpecialRegisters sregs;
@@ -101,7 +103,7 @@ public sealed unsafe class KvmVcpu : IDisposable
     /// <summary>Writes the segment, descriptor-table and control registers (KVM_SET_SREGS).</summary>
     /// <param name="registers">The registers, best read with <see cref="GetSpecialRegisters"/> and changed.</param>
     /// <exception cref="KvmException">The ioctl failed.</exception>
-    public void SetSpecialRegisters(in KvmSpecialRegisters registers)
+    public unsafe void SetSpecialRegisters(in KvmSpecialRegisters registers)
     {
         KvmCall.ThrowIfClosed(_fd, this);
         KvmSpecialRegisters copy = registers;
@@ -130,7 +132,7 @@ public sealed unsafe class KvmVcpu : IDisposable
     /// <summary>Sets the CPUID leaves the guest sees (KVM_SET_CPUID2); call it before the first <see cref="Run"/>.</summary>
     /// <param name="entries">The leaves, typically <see cref="KvmSystem.GetSupportedCpuid"/>.</param>
     /// <exception cref="KvmException">The ioctl failed (E2BIG for too many entries, EINVAL for inconsistent ones).</exception>
-    public void SetCpuid(ReadOnlySpan<KvmCpuidEntry> entries)
+    public unsafe void SetCpuid(ReadOnlySpan<KvmCpuidEntry> entries)
     {
         KvmCall.ThrowIfClosed(_fd, this);
         byte[] buffer = new byte[8 + (entries.Length * sizeof(KvmCpuidEntry))];
@@ -197,12 +199,13 @@ public sealed unsafe class KvmVcpu : IDisposable
     /// vCPU is not running is kept for the next <see cref="Run"/>.
     /// </summary>
     /// <exception cref="ObjectDisposedException">The vCPU has been disposed.</exception>
-    public void RequestPause()
+    public unsafe void RequestPause()
     {
         lock (_threadGate)
         {
             ObjectDisposedException.ThrowIf(_run == null, this);
 
+            // SAFETY: _run is mapped (checked under _threadGate, which Dispose takes before unmapping).
             // Order matters (see RunLoop): the flag is visible before immediate_exit, and both before the signal.
             Volatile.Write(ref _pauseRequested, 1);
             Volatile.Write(ref _run[KvmRunLayout.ImmediateExit], 1);
@@ -221,7 +224,7 @@ public sealed unsafe class KvmVcpu : IDisposable
 
     /// <summary>Unmaps kvm_run and closes the vCPU fd.</summary>
     /// <exception cref="InvalidOperationException">The vCPU is running.</exception>
-    public void Dispose()
+    public unsafe void Dispose()
     {
         lock (_threadGate)
         {
@@ -241,8 +244,9 @@ public sealed unsafe class KvmVcpu : IDisposable
         _fd.Dispose();
     }
 
-    private KvmVcpuStopReason RunLoop(KvmBus bus)
+    private unsafe KvmVcpuStopReason RunLoop(KvmBus bus)
     {
+        // SAFETY: Run holds the vCPU (no Dispose while _inRun), so _run stays mapped; KVM_RUN takes no argument.
         while (true)
         {
             if (Volatile.Read(ref _pauseRequested) != 0)
@@ -295,7 +299,7 @@ public sealed unsafe class KvmVcpu : IDisposable
         }
     }
 
-    private void HandleMmio(KvmBus bus)
+    private unsafe void HandleMmio(KvmBus bus)
     {
         _mmioExits++;
         ulong address = *(ulong*)(_run + KvmRunLayout.MmioPhysAddr);
@@ -311,7 +315,7 @@ public sealed unsafe class KvmVcpu : IDisposable
         bus.Dispatch(KvmIoSpace.Mmio, address, data, isWrite);
     }
 
-    private void HandleIo(KvmBus bus)
+    private unsafe void HandleIo(KvmBus bus)
     {
         _pioExits++;
         bool isWrite = _run[KvmRunLayout.IoDirection] == KvmRunLayout.IoDirectionOut;
@@ -333,8 +337,9 @@ public sealed unsafe class KvmVcpu : IDisposable
         }
     }
 
-    private KvmVcpuFailureException CreateFailure(uint reason, string? detail = null)
+    private unsafe KvmVcpuFailureException CreateFailure(uint reason, string? detail = null)
     {
+        // SAFETY: called from RunLoop, so _run is mapped; the reads are at fixed offsets inside kvm_run.
         ulong suberror = 0;
         var message = new StringBuilder();
         switch (reason)

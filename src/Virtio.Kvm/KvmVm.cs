@@ -14,7 +14,7 @@ namespace Virtio.Kvm;
 /// Thread-safe. Dispose it after its vCPUs, its notification bindings and irqfds; the guest memory
 /// it maps must outlive it (the kernel keeps using the host addresses until the VM is gone).
 /// </remarks>
-public sealed unsafe class KvmVm : IDisposable
+public sealed class KvmVm : IDisposable
 {
     /// <summary>The most GSI routing entries x86 KVM accepts in one table (KVM_MAX_IRQ_ROUTES).</summary>
     public const int MaxGsiRoutes = 4096;
@@ -76,7 +76,7 @@ public sealed unsafe class KvmVm : IDisposable
     /// <param name="readOnly">Map it read-only (KVM_MEM_READONLY): guest writes exit as MMIO.</param>
     /// <exception cref="InvalidOperationException">The slot is already in use here.</exception>
     /// <exception cref="KvmException">KVM_SET_USER_MEMORY_REGION failed.</exception>
-    public void MapRegion(uint slot, GuestMemoryRegion region, bool readOnly = false)
+    public unsafe void MapRegion(uint slot, GuestMemoryRegion region, bool readOnly = false)
     {
         ArgumentNullException.ThrowIfNull(region);
         KvmCall.ThrowIfClosed(_fd, this);
@@ -147,7 +147,7 @@ public sealed unsafe class KvmVm : IDisposable
     /// <param name="irq">The GSI.</param>
     /// <param name="high">The level: true asserts it.</param>
     /// <exception cref="KvmException">The ioctl failed (ENXIO without an irqchip).</exception>
-    public void SetIrqLine(uint irq, bool high)
+    public unsafe void SetIrqLine(uint irq, bool high)
     {
         KvmCall.ThrowIfClosed(_fd, this);
         var level = new KvmIrqLevel { Irq = irq, Level = high ? 1u : 0u };
@@ -164,7 +164,7 @@ public sealed unsafe class KvmVm : IDisposable
     /// <param name="routes">The new table, at most <see cref="MaxGsiRoutes"/> entries.</param>
     /// <exception cref="ArgumentException">More than <see cref="MaxGsiRoutes"/> entries.</exception>
     /// <exception cref="KvmException">The ioctl failed (EINVAL without an in-kernel irqchip or for an entry the kernel refuses).</exception>
-    public void SetGsiRouting(IReadOnlyList<KvmIrqRoute> routes)
+    public unsafe void SetGsiRouting(IReadOnlyList<KvmIrqRoute> routes)
     {
         ArgumentNullException.ThrowIfNull(routes);
         if (routes.Count > MaxGsiRoutes)
@@ -221,7 +221,7 @@ public sealed unsafe class KvmVm : IDisposable
     }
 
     /// <summary>KVM_IOEVENTFD; returns 0 or the errno (EINTR retried).</summary>
-    internal int IoEventFd(ref KvmIoEventFdRequest request)
+    internal unsafe int IoEventFd(ref KvmIoEventFdRequest request)
     {
         KvmCall.ThrowIfClosed(_fd, this);
         int rc;
@@ -239,7 +239,7 @@ public sealed unsafe class KvmVm : IDisposable
     }
 
     /// <summary>KVM_IRQFD; returns 0 or the errno (EINTR retried).</summary>
-    internal int IrqFd(ref KvmIrqFdRequest request)
+    internal unsafe int IrqFd(ref KvmIrqFdRequest request)
     {
         KvmCall.ThrowIfClosed(_fd, this);
         int rc;

@@ -93,6 +93,7 @@ public sealed class EventFd : SafeHandle
     {
         ulong one = 1;
 
+        // SAFETY: `one` is a local that outlives the call; TransferCounter writes its 8 bytes only.
         // A counter already at its maximum is already signalled: EAGAIN is ignored.
         _ = TransferCounter(&one, write: true);
     }
@@ -108,6 +109,7 @@ public sealed class EventFd : SafeHandle
     public unsafe bool TryConsume(out ulong count)
     {
         ulong value = 0;
+        // SAFETY: `value` is a local that outlives the call; TransferCounter reads into its 8 bytes only.
         bool consumed = TransferCounter(&value, write: false);
         count = consumed ? value : 0;
         return consumed;

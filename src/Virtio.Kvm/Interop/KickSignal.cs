@@ -10,7 +10,7 @@ namespace Virtio.Kvm.Interop;
 /// discarded before it can interrupt the ioctl. The handler is five bytes of native code
 /// (endbr64; ret) in a page of its own, so no managed code ever runs in signal context.
 /// </summary>
-internal static unsafe class KickSignal
+internal static class KickSignal
 {
     private static readonly Lock s_gate = new();
     private static bool s_installed;
@@ -22,7 +22,7 @@ internal static unsafe class KickSignal
     public static int Number => LibC.SIGRTMAX - 1;
 
     /// <summary>Installs the no-op handler once per process; later calls return at once.</summary>
-    public static void EnsureInstalled()
+    public static unsafe void EnsureInstalled()
     {
         lock (s_gate)
         {
@@ -80,7 +80,7 @@ internal static unsafe class KickSignal
     }
 
     /// <summary>Makes sure the calling thread does not block the kick signal.</summary>
-    public static void UnblockOnCurrentThread()
+    public static unsafe void UnblockOnCurrentThread()
     {
         sigset_t set;
         // SAFETY: `set` is a local that outlives the calls.

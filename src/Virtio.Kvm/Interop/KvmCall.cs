@@ -4,10 +4,10 @@ using Tmds.Linux;
 namespace Virtio.Kvm.Interop;
 
 /// <summary>ioctl(2) on a <see cref="KvmFdHandle"/>, keeping the descriptor open for the call.</summary>
-internal static unsafe class KvmCall
+internal static class KvmCall
 {
     /// <summary>Issues the ioctl; returns its non-negative result or -errno. EINTR is returned, not retried.</summary>
-    public static int Ioctl(KvmFdHandle fd, int request, void* argument)
+    public static unsafe int Ioctl(KvmFdHandle fd, int request, void* argument)
     {
         bool added = false;
         try
@@ -28,11 +28,13 @@ internal static unsafe class KvmCall
     }
 
     /// <summary>Issues an ioctl whose argument is an integer; returns its result or -errno.</summary>
-    public static int Ioctl(KvmFdHandle fd, int request, nint argument) => Ioctl(fd, request, (void*)argument);
+    // SAFETY: the integer is passed through as the ioctl's argument; the kernel does not dereference it for these requests.
+    public static unsafe int Ioctl(KvmFdHandle fd, int request, nint argument) => Ioctl(fd, request, (void*)argument);
 
     /// <summary>Issues the ioctl, retrying on EINTR, and throws <see cref="KvmException"/> on failure.</summary>
-    public static int IoctlOrThrow(KvmFdHandle fd, int request, void* argument, string name)
+    public static unsafe int IoctlOrThrow(KvmFdHandle fd, int request, void* argument, string name)
     {
+        // SAFETY: `argument` is passed on unchanged; the caller's invariant (see Ioctl) holds for every retry.
         int rc;
         do
         {
@@ -49,14 +51,15 @@ internal static unsafe class KvmCall
     }
 
     /// <summary>Integer-argument form of <see cref="IoctlOrThrow(KvmFdHandle, int, void*, string)"/>.</summary>
-    public static int IoctlOrThrow(KvmFdHandle fd, int request, nint argument, string name) =>
+    // SAFETY: as the integer form of Ioctl: the argument is a value, not a pointer the kernel follows.
+    public static unsafe int IoctlOrThrow(KvmFdHandle fd, int request, nint argument, string name) =>
         IoctlOrThrow(fd, request, (void*)argument, name);
 
     /// <summary>
     /// Issues the ioctl on a struct held in <paramref name="state"/>, which must be the
     /// <paramref name="size"/> bytes the request encodes; throws <see cref="KvmException"/> on failure.
     /// </summary>
-    public static void IoctlOrThrow(KvmFdHandle fd, int request, Span<byte> state, int size, string name)
+    public static unsafe void IoctlOrThrow(KvmFdHandle fd, int request, Span<byte> state, int size, string name)
     {
         ArgumentOutOfRangeException.ThrowIfNotEqual(state.Length, size, nameof(state));
         fixed (byte* p = state)
