@@ -39,7 +39,7 @@ internal sealed class VhostUserSession : IDisposable
     private const ulong VringNoFdFlag = 0x100;
     private const uint VringFlagLog = 0x1;
     private const ushort NetDeviceId = 1;
-    private const int InflightPayloadSize = 24;
+    private const int InFlightPayloadSize = 24;
 
     private static readonly TimeSpan s_drainTimeout = TimeSpan.FromSeconds(30);
 
@@ -51,7 +51,7 @@ internal sealed class VhostUserSession : IDisposable
     private readonly VhostUserVring[] _vrings;
     private readonly VhostUserMessage _message = new();
     private VhostUserProtocolFeatures _protocolFeatures;
-    private InflightRegion? _inflight;
+    private InFlightRegion? _inFlight;
     private bool _featuresAcked;
     private bool _protocolFeaturesBitAcked;
 
@@ -177,12 +177,12 @@ internal sealed class VhostUserSession : IDisposable
                 Expect(m, 8, 0);
                 SetVringEnable(Vring(m.ReadUInt32(0)), m.ReadUInt32(4));
                 break;
-            case VhostUserRequest.GetInflightFd:
-                GetInflightFd(m);
+            case VhostUserRequest.GetInFlightFd:
+                GetInFlightFd(m);
                 replied = true;
                 break;
-            case VhostUserRequest.SetInflightFd:
-                SetInflightFd(m);
+            case VhostUserRequest.SetInFlightFd:
+                SetInFlightFd(m);
                 break;
             case VhostUserRequest.GetConfig:
                 ConfigAccess(m, out int offset, out int size);
@@ -611,11 +611,11 @@ internal sealed class VhostUserSession : IDisposable
         }
     }
 
-    private void InflightGeometry(VhostUserMessage m, int fds, out ushort queueCount, out ushort queueSize)
+    private void InFlightGeometry(VhostUserMessage m, int fds, out ushort queueCount, out ushort queueSize)
     {
-        if (m.Size is not (InflightPayloadSize or InflightPayloadSize - 4))
+        if (m.Size is not (InFlightPayloadSize or InFlightPayloadSize - 4))
         {
-            throw Error($"{m.Request}: payload of {m.Size} bytes, expected {InflightPayloadSize}");
+            throw Error($"{m.Request}: payload of {m.Size} bytes, expected {InFlightPayloadSize}");
         }
 
         ExpectFds(m, fds);
@@ -645,14 +645,14 @@ internal sealed class VhostUserSession : IDisposable
         }
     }
 
-    private void GetInflightFd(VhostUserMessage m)
+    private void GetInFlightFd(VhostUserMessage m)
     {
-        InflightGeometry(m, 0, out ushort queueCount, out ushort queueSize);
-        InflightRegion region = InflightRegion.Create(queueCount, queueSize);
-        _inflight?.Dispose();
-        _inflight = region;
-        Log.InflightRegion(_logger, "created", queueCount, queueSize);
-        Span<byte> reply = stackalloc byte[InflightPayloadSize];
+        InFlightGeometry(m, 0, out ushort queueCount, out ushort queueSize);
+        InFlightRegion region = InFlightRegion.Create(queueCount, queueSize);
+        _inFlight?.Dispose();
+        _inFlight = region;
+        Log.InFlightRegion(_logger, "created", queueCount, queueSize);
+        Span<byte> reply = stackalloc byte[InFlightPayloadSize];
         reply.Clear();
         BinaryPrimitives.WriteUInt64LittleEndian(reply, region.Size);
         BinaryPrimitives.WriteUInt16LittleEndian(reply[16..], queueCount);
@@ -660,12 +660,12 @@ internal sealed class VhostUserSession : IDisposable
         _channel.SendReply(m.Request, reply, region.Fd);
     }
 
-    private void SetInflightFd(VhostUserMessage m)
+    private void SetInFlightFd(VhostUserMessage m)
     {
-        InflightGeometry(m, 1, out ushort queueCount, out ushort queueSize);
+        InFlightGeometry(m, 1, out ushort queueCount, out ushort queueSize);
         ulong size = m.ReadUInt64(0);
         ulong offset = m.ReadUInt64(8);
-        ulong expected = InflightRegion.QueueRegionSize(queueSize) * queueCount;
+        ulong expected = InFlightRegion.QueueRegionSize(queueSize) * queueCount;
         if (size != expected || offset % (ulong)Environment.SystemPageSize != 0)
         {
             throw Error($"SET_INFLIGHT_FD: mmap size {size} at offset {offset}, expected {expected} bytes at a page-aligned offset");
@@ -679,19 +679,19 @@ internal sealed class VhostUserSession : IDisposable
             throw Error($"SET_INFLIGHT_FD: the file is {fileSize} bytes, shorter than offset + size");
         }
 
-        InflightRegion region;
+        InFlightRegion region;
         try
         {
-            region = InflightRegion.Map(fd, offset, size, queueCount, queueSize);
+            region = InFlightRegion.Map(fd, offset, size, queueCount, queueSize);
         }
         catch (System.IO.IOException exception)
         {
             throw new VhostUserProtocolException($"SET_INFLIGHT_FD: {exception.Message}", exception);
         }
 
-        _inflight?.Dispose();
-        _inflight = region;
-        Log.InflightRegion(_logger, "received", queueCount, queueSize);
+        _inFlight?.Dispose();
+        _inFlight = region;
+        Log.InFlightRegion(_logger, "received", queueCount, queueSize);
     }
 
     private static void ConfigAccess(VhostUserMessage m, out int offset, out int size)
@@ -747,15 +747,15 @@ internal sealed class VhostUserSession : IDisposable
         SplitVirtqueue queue = _device.Queues[vring.Index];
         ushort startAt = vring.Base;
         ushort[] resubmit = [];
-        InflightTracker? tracker = null;
-        InflightRegion? region = _inflight;
+        InFlightTracker? tracker = null;
+        InFlightRegion? region = _inFlight;
         if (region is not null && (vring.Index >= region.QueueCount || vring.Num > region.QueueSize))
         {
             Log.RingNotTracked(_logger, vring.Index, vring.Num, region.QueueCount, region.QueueSize);
         }
         else if (region is not null)
         {
-            tracker = new InflightTracker(region, vring.Index);
+            tracker = new InFlightTracker(region, vring.Index);
             resubmit = tracker.Recover(usedIdx);
             if (resubmit.Length > 0)
             {
@@ -826,7 +826,7 @@ internal sealed class VhostUserSession : IDisposable
 
         _device.DeactivateQueue(vring.Index);
         vring.Base = queue.NextAvail;
-        if (queue.InFlightTracker is InflightTracker tracker)
+        if (queue.InFlightTracker is InFlightTracker tracker)
         {
             queue.InFlightTracker = null;
             if (queue.InFlightCount == 0 && _memory.TryReadUInt16(new GuestAddress(vring.UsedRing + 2), out ushort usedIdx))
@@ -865,8 +865,8 @@ internal sealed class VhostUserSession : IDisposable
             region.Mapping.Dispose();
         }
 
-        _inflight?.Dispose();
-        _inflight = null;
+        _inFlight?.Dispose();
+        _inFlight = null;
 
         _message.ClearFds();
     }
