@@ -54,4 +54,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4016, Level = LogLevel.Information, Message = "vhost-user: {SocketPath} now belongs to another server; left in place")]
     public static partial void SocketReplaced(ILogger logger, string socketPath);
+
+    [LoggerMessage(EventId = 4017, Level = LogLevel.Warning, Message = "vhost-user: ring {Index}: its I/O thread did not come round within {Timeout} ({Work}); going on without it")]
+    public static partial void IoThreadTimedOut(ILogger logger, ushort index, string work, TimeSpan timeout);
 }

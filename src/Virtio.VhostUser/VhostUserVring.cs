@@ -17,7 +17,12 @@ namespace Virtio.VhostUser;
 /// </summary>
 internal sealed class VhostUserVring
 {
-    private static readonly TimeSpan s_stopTimeout = TimeSpan.FromSeconds(30);
+    /// <summary>How long stopping the kick handler or closing an old call fd waits for the ring's I/O thread.</summary>
+    public static readonly TimeSpan IoThreadTimeout = TimeSpan.FromSeconds(30);
+
+    private static readonly Action<object?> s_nothing = static _ => { };
+
+    private static readonly Action<object?> s_disposeEventFd = static state => ((EventFd)state!).Dispose();
 
     private static readonly Action<object?> s_onKick = static state =>
     {
@@ -136,7 +141,7 @@ internal sealed class VhostUserVring
     }
 
     /// <summary>Replaces the call notifier and returns the old one, which the caller closes once no completion can hold it.</summary>
-    public EventFdGuestNotifier? SetCall(EventFd? call)
+    private EventFdGuestNotifier? SetCall(EventFd? call)
     {
         EventFdGuestNotifier? old = Call;
         Call = call is null ? null : new EventFdGuestNotifier(call);
@@ -157,24 +162,46 @@ internal sealed class VhostUserVring
     }
 
     /// <summary>
-    /// Stops serving the kick fd and returns once no kick handler of this ring runs any more
-    /// (a handler already running finishes first).
+    /// Stops serving the kick fd and returns once no kick handler of this ring runs any more (a
+    /// handler already running finishes first: the I/O thread's next turn comes after it). Returns
+    /// <see cref="IoThreadRunResult.TimedOut"/> when the thread did not come round in time; a
+    /// stopped I/O thread runs no handler, so <see cref="IoThreadRunResult.Stopped"/> is as good as
+    /// <see cref="IoThreadRunResult.Ran"/>.
     /// </summary>
-    public void StopServing()
+    public IoThreadRunResult StopServing()
     {
         if (_registration is null)
         {
-            return;
+            return IoThreadRunResult.Ran;
         }
 
         _registration.Dispose();
         _registration = null;
-        if (!IoThread.IsCurrentThread)
+        return IoThread.RunAndWait(s_nothing, null, IoThreadTimeout);
+    }
+
+    /// <summary>
+    /// Replaces the call notifier, in <paramref name="notifier"/> too. A completion on another thread may still hold the old one: its fd
+    /// is closed on the I/O thread's next turn, after that write (or now, if the thread has stopped).
+    /// Returns <see cref="IoThreadRunResult.TimedOut"/> when the thread did not come round in time
+    /// (the fd is then closed when it does).
+    /// </summary>
+    public IoThreadRunResult ReplaceCall(EventFd? call, VhostUserGuestNotifier notifier)
+    {
+        EventFdGuestNotifier? old = SetCall(call);
+        notifier.SetCall(Index, Call);
+        if (old is null)
         {
-            using var passed = new System.Threading.ManualResetEventSlim();
-            IoThread.Schedule(static state => ((System.Threading.ManualResetEventSlim)state!).Set(), passed);
-            passed.Wait(s_stopTimeout);
+            return IoThreadRunResult.Ran;
         }
+
+        IoThreadRunResult result = IoThread.RunAndWait(s_disposeEventFd, old.EventFd, IoThreadTimeout);
+        if (result == IoThreadRunResult.Stopped)
+        {
+            old.EventFd.Dispose();
+        }
+
+        return result;
     }
 
     /// <summary>Closes the fds this ring holds. The ring is stopped.</summary>

@@ -85,13 +85,10 @@ internal sealed class VringRunner : IDisposable
     /// <summary>SET_VRING_CALL: completions signal the new fd (or nothing).</summary>
     public void SetCall(VhostUserVring vring, EventFd? call)
     {
-        EventFdGuestNotifier? old = vring.SetCall(call);
-        _notifier.SetCall(vring.Index, vring.Call);
-        if (old is not null)
+        // The notifier sees the new fd first; the old one is closed once no completion writes it.
+        if (vring.ReplaceCall(call, _notifier) == IoThreadRunResult.TimedOut)
         {
-            // A completion on another thread may still hold the old notifier: let it
-            // finish its write before the fd goes (the I/O thread's next turn is enough).
-            vring.IoThread.Schedule(static state => ((EventFd)state!).Dispose(), old.EventFd);
+            Log.IoThreadTimedOut(_logger, vring.Index, "closing the old call fd", VhostUserVring.IoThreadTimeout);
         }
     }
 
@@ -233,7 +230,11 @@ internal sealed class VringRunner : IDisposable
             return;
         }
 
-        vring.StopServing();
+        if (vring.StopServing() == IoThreadRunResult.TimedOut)
+        {
+            Log.IoThreadTimedOut(_logger, vring.Index, "stopping the kick handler", VhostUserVring.IoThreadTimeout);
+        }
+
         SplitVirtqueue queue = _device.Queues[vring.Index];
         long deadline = Environment.TickCount64 + (long)s_drainTimeout.TotalMilliseconds;
         // Wait until every request is returned AND published: a completion leaves InFlightCount at
