@@ -4,7 +4,6 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
 using Virtio.Core.Devices;
 using Virtio.Core.Notifications;
-using Virtio.Core.Queues;
 using Virtio.Core.Threading;
 using Virtio.VhostUser.Interop;
 using Virtio.VhostUser.Memory;
@@ -138,10 +137,18 @@ internal sealed class VhostUserSession : IDisposable
                 _rings.SetEnabled(enabled, enable.Num == 1);
                 return false;
             case VhostUserRequest.GetInFlightFd:
-                GetInFlightFd(VhostUserPayloadDecoder.ReadInFlightDescription(m, _rings.Count));
+                InFlightDescription wanted = VhostUserPayloadDecoder.ReadInFlightDescription(m, _rings.Count);
+                _rings.RequireAllStopped(m.Request);
+                InFlightRegion created = InFlightSharing.Create(_device, wanted);
+                _rings.ReplaceInFlight(created, "created");
+                Span<byte> geometry = stackalloc byte[InFlightDescription.Size];
+                new InFlightDescription(created.Size, 0, created.QueueCount, created.QueueSize).Write(geometry);
+                _channel.SendReply(m.Request, geometry, created.Fd);
                 return true;
             case VhostUserRequest.SetInFlightFd:
-                SetInFlightFd(m, VhostUserPayloadDecoder.ReadInFlightDescription(m, _rings.Count));
+                InFlightDescription kept = VhostUserPayloadDecoder.ReadInFlightDescription(m, _rings.Count);
+                _rings.RequireAllStopped(m.Request);
+                _rings.ReplaceInFlight(InFlightSharing.Map(_device, kept, m.TakeFd(0)), "received");
                 return false;
             case VhostUserRequest.GetConfig:
                 ConfigSpaceAccess read = VhostUserPayloadDecoder.ReadConfigAccess(m, out _);
@@ -229,68 +236,6 @@ internal sealed class VhostUserSession : IDisposable
         int fd = (int)handle.DangerousGetHandle();
         handle.SetHandleAsInvalid();
         return fd;
-    }
-
-    /// <summary>
-    /// The geometry of the in-flight region: every ring stopped, and room for the largest ring the
-    /// device accepts. The front end's queue_size is its configured ring size, but the driver may
-    /// choose a larger ring (QEMU 7.2 with virtio-mmio: queue-size 128, rings of 1024). The region
-    /// is ours to lay out.
-    /// </summary>
-    private ushort InFlightQueueSize(VhostUserRequest request, InFlightDescription description)
-    {
-        _rings.RequireAllStopped(request);
-        ushort queueSize = description.QueueSize;
-        foreach (SplitVirtqueue queue in _device.Queues)
-        {
-            queueSize = Math.Max(queueSize, queue.MaxSize);
-        }
-
-        return queueSize;
-    }
-
-    private void GetInFlightFd(InFlightDescription description)
-    {
-        ushort queueSize = InFlightQueueSize(VhostUserRequest.GetInFlightFd, description);
-        InFlightRegion region = InFlightRegion.Create(description.QueueCount, queueSize);
-        _rings.ReplaceInFlight(region);
-        Log.InFlightRegion(_logger, "created", description.QueueCount, queueSize);
-        Span<byte> reply = stackalloc byte[InFlightDescription.Size];
-        new InFlightDescription(region.Size, 0, description.QueueCount, queueSize).Write(reply);
-        _channel.SendReply(VhostUserRequest.GetInFlightFd, reply, region.Fd);
-    }
-
-    private void SetInFlightFd(VhostUserMessage m, InFlightDescription description)
-    {
-        ushort queueSize = InFlightQueueSize(m.Request, description);
-        ulong size = description.MmapSize;
-        ulong offset = description.MmapOffset;
-        ulong expected = InFlightRegion.QueueRegionSize(queueSize) * description.QueueCount;
-        if (size != expected || offset % (ulong)Environment.SystemPageSize != 0)
-        {
-            throw new VhostUserProtocolException($"SET_INFLIGHT_FD: mmap size {size} at offset {offset}, expected {expected} bytes at a page-aligned offset");
-        }
-
-        SafeFileHandle fd = m.TakeFd(0);
-        long fileSize = FileStat.Size(fd);
-        if (fileSize < 0 || (ulong)fileSize < offset + size)
-        {
-            fd.Dispose();
-            throw new VhostUserProtocolException($"SET_INFLIGHT_FD: the file is {fileSize} bytes, shorter than offset + size");
-        }
-
-        InFlightRegion region;
-        try
-        {
-            region = InFlightRegion.Map(fd, offset, size, description.QueueCount, queueSize);
-        }
-        catch (System.IO.IOException exception)
-        {
-            throw new VhostUserProtocolException($"SET_INFLIGHT_FD: {exception.Message}", exception);
-        }
-
-        _rings.ReplaceInFlight(region);
-        Log.InFlightRegion(_logger, "received", description.QueueCount, queueSize);
     }
 
     /// <summary>Stops every ring, closes the connection's fds and unmaps its memory. The device keeps its state.</summary>

@@ -67,11 +67,15 @@ internal sealed class VringRunner : IDisposable
         }
     }
 
-    /// <summary>Uses <paramref name="region"/> for the rings started from now on; closes the previous one (every ring is stopped).</summary>
-    public void ReplaceInFlight(InFlightRegion region)
+    /// <summary>
+    /// Uses <paramref name="region"/> for the rings started from now on and closes the previous one
+    /// (every ring is stopped: <see cref="RequireAllStopped"/>). <paramref name="how"/> is for the log.
+    /// </summary>
+    public void ReplaceInFlight(InFlightRegion region, string how)
     {
         _inFlight?.Dispose();
         _inFlight = region;
+        Log.InFlightRegion(_logger, how, region.QueueCount, region.QueueSize);
     }
 
     /// <summary>SET_VRING_KICK: the ring restarts on the new fd.</summary>
