@@ -43,15 +43,18 @@ internal static partial class Log
     [LoggerMessage(EventId = 4012, Level = LogLevel.Information, Message = "vhost-user: ring {Index}: resubmitting {Count} request(s) left in flight by an earlier back end (from used index {UsedIdx})")]
     public static partial void Resubmitting(ILogger logger, ushort index, int count, ushort usedIdx);
 
-    [LoggerMessage(EventId = 4013, Level = LogLevel.Information, Message = "vhost-user: inflight region {How}: {QueueCount} queue(s) of {QueueSize} entries")]
-    public static partial void InflightRegion(ILogger logger, string how, ushort queueCount, ushort queueSize);
+    [LoggerMessage(EventId = 4013, Level = LogLevel.Information, Message = "vhost-user: in-flight region {How}: {QueueCount} queue(s) of {QueueSize} entries")]
+    public static partial void InFlightRegion(ILogger logger, string how, ushort queueCount, ushort queueSize);
 
-    [LoggerMessage(EventId = 4014, Level = LogLevel.Warning, Message = "vhost-user: ring {Index} (size {Num}) does not fit the inflight region ({QueueCount} queues of {QueueSize}): its requests are not tracked")]
+    [LoggerMessage(EventId = 4014, Level = LogLevel.Warning, Message = "vhost-user: ring {Index} (size {Num}) does not fit the in-flight region ({QueueCount} queues of {QueueSize}): its requests are not tracked")]
     public static partial void RingNotTracked(ILogger logger, ushort index, ushort num, ushort queueCount, ushort queueSize);
 
-    [LoggerMessage(EventId = 4015, Level = LogLevel.Error, Message = "vhost-user: ring {Index}: the inflight region's heads were refused ({Error}); the device needs a reset")]
+    [LoggerMessage(EventId = 4015, Level = LogLevel.Error, Message = "vhost-user: ring {Index}: the in-flight region's heads were refused ({Error}); the device needs a reset")]
     public static partial void ResubmitRefused(ILogger logger, ushort index, QueueError error);
 
     [LoggerMessage(EventId = 4016, Level = LogLevel.Information, Message = "vhost-user: {SocketPath} now belongs to another server; left in place")]
     public static partial void SocketReplaced(ILogger logger, string socketPath);
+
+    [LoggerMessage(EventId = 4017, Level = LogLevel.Warning, Message = "vhost-user: ring {Index}: its I/O thread did not come round within {Timeout} ({Work}); going on without it")]
+    public static partial void IoThreadTimedOut(ILogger logger, ushort index, string work, TimeSpan timeout);
 }

@@ -177,8 +177,9 @@ public sealed class VhostUserServer : IDisposable
         }
 
         address.sun_family = (ushort)LibC.AF_UNIX;
+        // SAFETY: sun_path is the 108-byte fixed buffer of a local; the path's bytes (checked
+        // above to be under 108) leave its last byte zero, so it stays NUL-terminated.
         System.Text.Encoding.UTF8.GetBytes(path, new Span<byte>(address.sun_path, 108));
-        // SAFETY: plain system calls on a descriptor owned here; address is a local.
         int fd = LibC.socket(LibC.AF_UNIX, LibC.SOCK_STREAM | LibC.SOCK_CLOEXEC, 0);
         if (fd < 0)
         {
@@ -186,6 +187,8 @@ public sealed class VhostUserServer : IDisposable
         }
 
         var handle = new SafeSocketHandle(fd, ownsHandle: true);
+        // SAFETY: address is a local that outlives the call and the kernel reads only its
+        // sizeof(sockaddr_un) bytes; fd is the socket created above, owned by handle.
         if (LibC.bind(fd, (sockaddr*)&address, (uint)sizeof(sockaddr_un)) != 0 || LibC.listen(fd, 1) != 0)
         {
             int errno = LibC.errno;

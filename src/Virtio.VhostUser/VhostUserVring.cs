@@ -1,17 +1,29 @@
 using System;
 using Virtio.Core.Devices;
 using Virtio.Core.Notifications;
+using Virtio.Core.Queues;
 using Virtio.Core.Threading;
+using Virtio.VhostUser.Memory;
+using Virtio.VhostUser.Protocol;
 
 namespace Virtio.VhostUser;
 
 /// <summary>
 /// What one connection told the back end about one ring (size, addresses, base, kick/call fds,
-/// enabled), and whether the ring is started. Changed only on the connection's thread; the kick
-/// handler runs on the ring's I/O thread.
+/// enabled), checked against the device and the memory table as it is told, and the kick fd's
+/// registration on the ring's I/O thread while the ring is started. Changed only on the
+/// connection's thread (starting and stopping is <see cref="VringRunner"/>'s); the kick handler
+/// runs on the ring's I/O thread.
 /// </summary>
 internal sealed class VhostUserVring
 {
+    /// <summary>How long stopping the kick handler or closing an old call fd waits for the ring's I/O thread.</summary>
+    public static readonly TimeSpan IoThreadTimeout = TimeSpan.FromSeconds(30);
+
+    private static readonly Action<object?> s_nothing = static _ => { };
+
+    private static readonly Action<object?> s_disposeEventFd = static state => ((EventFd)state!).Dispose();
+
     private static readonly Action<object?> s_onKick = static state =>
     {
         var vring = (VhostUserVring)state!;
@@ -35,6 +47,8 @@ internal sealed class VhostUserVring
         }
     };
 
+    private IDisposable? _registration;
+
     public VhostUserVring(VirtioDevice device, ushort index, IoThread ioThread)
     {
         Device = device;
@@ -49,34 +63,96 @@ internal sealed class VhostUserVring
 
     public IoThread IoThread { get; }
 
-    public ushort Num { get; set; }
+    public ushort Num { get; private set; }
 
-    public bool HasAddresses { get; set; }
+    public bool HasAddresses { get; private set; }
 
-    public ulong DescriptorTable { get; set; }
+    public ulong DescriptorTable { get; private set; }
 
-    public ulong AvailRing { get; set; }
+    public ulong AvailRing { get; private set; }
 
-    public ulong UsedRing { get; set; }
+    public ulong UsedRing { get; private set; }
 
     public ushort Base { get; set; }
 
     public EventFd? Kick { get; private set; }
 
-    public EventFdGuestNotifier? Call { get; set; }
+    public EventFdGuestNotifier? Call { get; private set; }
 
-    public EventFd? Error { get; set; }
+    public EventFd? Error { get; private set; }
 
     public bool Enabled { get; set; }
 
     public bool Started => _registration is not null;
 
-    private IDisposable? _registration;
+    /// <summary>The layout of the ring at its current size.</summary>
+    public SplitRingLayout Layout => new(Num);
 
+    /// <summary>Refuses a change to a running ring.</summary>
+    public void RequireStopped(VhostUserRequest request)
+    {
+        if (Started)
+        {
+            throw new VhostUserProtocolException($"{request}: ring {Index} is running (stop it with GET_VRING_BASE first)");
+        }
+    }
+
+    /// <summary>SET_VRING_NUM: a power of two up to the queue's maximum.</summary>
+    public void SetNum(uint num)
+    {
+        ushort max = Device.Queues[Index].MaxSize;
+        if (num == 0 || num > max || (num & (num - 1)) != 0)
+        {
+            throw new VhostUserProtocolException($"SET_VRING_NUM: ring {Index} size {num} is not a power of two in 1..{max}");
+        }
+
+        RequireStopped(VhostUserRequest.SetVringNum);
+        Num = (ushort)num;
+    }
+
+    /// <summary>SET_VRING_ADDR: each part of the ring, at the current size, inside one region of <paramref name="table"/>.</summary>
+    public void SetAddresses(VringAddress address, VhostUserMemoryTable table)
+    {
+        RequireStopped(VhostUserRequest.SetVringAddr);
+        SplitRingLayout layout = Layout;
+        DescriptorTable = Translate(table, "descriptor table", address.DescriptorTable, (ulong)layout.DescriptorTableSize);
+        UsedRing = Translate(table, "used ring", address.UsedRing, (ulong)layout.UsedRingSize);
+        AvailRing = Translate(table, "available ring", address.AvailRing, (ulong)layout.AvailRingSize);
+        HasAddresses = true;
+    }
+
+    /// <summary>SET_VRING_BASE: a split ring's 16-bit next available index.</summary>
+    public void SetBase(uint value)
+    {
+        if (value > ushort.MaxValue)
+        {
+            throw new VhostUserProtocolException($"SET_VRING_BASE: ring {Index} base {value} is over 65535 (split rings)");
+        }
+
+        RequireStopped(VhostUserRequest.SetVringBase);
+        Base = (ushort)value;
+    }
+
+    /// <summary>Replaces the kick fd (the ring is stopped), closing the old one.</summary>
     public void SetKick(EventFd? kick)
     {
         Kick?.Dispose();
         Kick = kick;
+    }
+
+    /// <summary>Replaces the call notifier and returns the old one, which the caller closes once no completion can hold it.</summary>
+    private EventFdGuestNotifier? SetCall(EventFd? call)
+    {
+        EventFdGuestNotifier? old = Call;
+        Call = call is null ? null : new EventFdGuestNotifier(call);
+        return old;
+    }
+
+    /// <summary>Replaces the error fd, closing the old one.</summary>
+    public void SetError(EventFd? error)
+    {
+        Error?.Dispose();
+        Error = error;
     }
 
     /// <summary>Starts serving the kick fd on the ring's I/O thread.</summary>
@@ -86,33 +162,63 @@ internal sealed class VhostUserVring
     }
 
     /// <summary>
-    /// Stops serving the kick fd and returns once no kick handler of this ring runs any more
-    /// (a handler already running finishes first).
+    /// Stops serving the kick fd and returns once no kick handler of this ring runs any more (a
+    /// handler already running finishes first: the I/O thread's next turn comes after it). Returns
+    /// <see cref="IoThreadRunResult.TimedOut"/> when the thread did not come round in time; a
+    /// stopped I/O thread runs no handler, so <see cref="IoThreadRunResult.Stopped"/> is as good as
+    /// <see cref="IoThreadRunResult.Ran"/>.
     /// </summary>
-    public void StopServing()
+    public IoThreadRunResult StopServing()
     {
         if (_registration is null)
         {
-            return;
+            return IoThreadRunResult.Ran;
         }
 
         _registration.Dispose();
         _registration = null;
-        if (!IoThread.IsCurrentThread)
+        return IoThread.RunAndWait(s_nothing, null, IoThreadTimeout);
+    }
+
+    /// <summary>
+    /// Replaces the call notifier, in <paramref name="notifier"/> too. A completion on another thread may still hold the old one: its fd
+    /// is closed on the I/O thread's next turn, after that write (or now, if the thread has stopped).
+    /// Returns <see cref="IoThreadRunResult.TimedOut"/> when the thread did not come round in time
+    /// (the fd is then closed when it does).
+    /// </summary>
+    public IoThreadRunResult ReplaceCall(EventFd? call, VhostUserGuestNotifier notifier)
+    {
+        EventFdGuestNotifier? old = SetCall(call);
+        notifier.SetCall(Index, Call);
+        if (old is null)
         {
-            using var passed = new System.Threading.ManualResetEventSlim();
-            IoThread.Schedule(static state => ((System.Threading.ManualResetEventSlim)state!).Set(), passed);
-            passed.Wait(TimeSpan.FromSeconds(30));
+            return IoThreadRunResult.Ran;
         }
+
+        IoThreadRunResult result = IoThread.RunAndWait(s_disposeEventFd, old.EventFd, IoThreadTimeout);
+        if (result == IoThreadRunResult.Stopped)
+        {
+            old.EventFd.Dispose();
+        }
+
+        return result;
     }
 
     /// <summary>Closes the fds this ring holds. The ring is stopped.</summary>
     public void DisposeFds()
     {
         SetKick(null);
-        Call?.EventFd.Dispose();
-        Call = null;
-        Error?.Dispose();
-        Error = null;
+        SetCall(null)?.EventFd.Dispose();
+        SetError(null);
+    }
+
+    private ulong Translate(VhostUserMemoryTable table, string what, ulong user, ulong length)
+    {
+        if (!table.TryTranslateUserAddress(user, length, out ulong guest))
+        {
+            throw new VhostUserProtocolException($"SET_VRING_ADDR: ring {Index} {what} at user address 0x{user:x} (0x{length:x} bytes) is outside the shared memory");
+        }
+
+        return guest;
     }
 }

@@ -7,8 +7,8 @@ namespace Virtio.Testing;
 /// <summary>An <see cref="ILogger"/> that keeps every message, for asserting what was logged.</summary>
 public sealed class CapturingLogger : ILogger
 {
-    /// <summary>Messages logged, in order.</summary>
-    public ConcurrentQueue<(LogLevel Level, EventId EventId, string Message)> Entries { get; } = new();
+    /// <summary>Messages logged, in order, with the exception each was logged with.</summary>
+    public ConcurrentQueue<(LogLevel Level, EventId EventId, string Message, Exception? Exception)> Entries { get; } = new();
 
     /// <inheritdoc />
     public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
@@ -20,6 +20,6 @@ public sealed class CapturingLogger : ILogger
     public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
     {
         ArgumentNullException.ThrowIfNull(formatter);
-        Entries.Enqueue((logLevel, eventId, formatter(state, exception)));
+        Entries.Enqueue((logLevel, eventId, formatter(state, exception), exception));
     }
 }

@@ -124,13 +124,13 @@ public sealed class BadMessageTests
     }
 
     [Fact]
-    public void InflightFdOfTheWrongSize_ClosesTheConnection()
+    public void InFlightFdOfTheWrongSize_ClosesTheConnection()
     {
-        AssertRejected(frontEnd => frontEnd.SetInflightFd(4096, (int)frontEnd.Region.FileDescriptor!.DangerousGetHandle(), 1, 64), "SET_INFLIGHT_FD: mmap size 4096");
+        AssertRejected(frontEnd => frontEnd.SetInFlightFd(4096, (int)frontEnd.Region.FileDescriptor!.DangerousGetHandle(), 1, 64), "SET_INFLIGHT_FD: mmap size 4096");
     }
 
     [Fact]
-    public void InflightForMoreQueuesThanTheDevice_ClosesTheConnection()
+    public void InFlightForMoreQueuesThanTheDevice_ClosesTheConnection()
     {
         AssertRejected(frontEnd => frontEnd.Send(31, new byte[] { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 64, 0, 0, 0, 0, 0 }), "9 queues, the device has 1");
     }

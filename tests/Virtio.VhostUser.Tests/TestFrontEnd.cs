@@ -116,7 +116,7 @@ internal sealed unsafe class TestFrontEnd : IDisposable
     }
 
     /// <summary>GET_INFLIGHT_FD for <paramref name="queues"/> queues of <paramref name="queueSize"/>: the region's size and fd.</summary>
-    public (ulong Size, int Fd) GetInflightFd(ushort queues, ushort queueSize)
+    public (ulong Size, int Fd) GetInFlightFd(ushort queues, ushort queueSize)
     {
         byte[] payload = new byte[24];
         BinaryPrimitives.WriteUInt16LittleEndian(payload.AsSpan(16), queues);
@@ -146,7 +146,7 @@ internal sealed unsafe class TestFrontEnd : IDisposable
         return (BinaryPrimitives.ReadUInt64LittleEndian(reply.AsSpan(12)), fd);
     }
 
-    public void SetInflightFd(ulong size, int fd, ushort queues, ushort queueSize)
+    public void SetInFlightFd(ulong size, int fd, ushort queues, ushort queueSize)
     {
         byte[] payload = new byte[24];
         BinaryPrimitives.WriteUInt64LittleEndian(payload, size);

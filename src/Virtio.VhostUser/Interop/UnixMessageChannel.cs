@@ -12,7 +12,7 @@ namespace Virtio.VhostUser.Interop;
 /// Reads vhost-user messages with their SCM_RIGHTS file descriptors from a connected Unix stream
 /// socket and writes replies. One thread uses it at a time (the connection's thread).
 /// </summary>
-internal sealed unsafe class UnixMessageChannel
+internal sealed class UnixMessageChannel
 {
     private readonly Socket _socket;
     private readonly byte[] _header = new byte[VhostUserMessage.HeaderSize];
@@ -96,7 +96,7 @@ internal sealed unsafe class UnixMessageChannel
     }
 
     /// <summary>Sends a reply with one file descriptor in SCM_RIGHTS (GET_INFLIGHT_FD).</summary>
-    public void SendReply(VhostUserRequest request, ReadOnlySpan<byte> payload, SafeFileHandle fd)
+    public unsafe void SendReply(VhostUserRequest request, ReadOnlySpan<byte> payload, SafeFileHandle fd)
     {
         byte[] frame = new byte[VhostUserMessage.HeaderSize + payload.Length];
         BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)request);
@@ -105,6 +105,7 @@ internal sealed unsafe class UnixMessageChannel
         payload.CopyTo(frame.AsSpan(VhostUserMessage.HeaderSize));
         int controlSize = (int)LibC.CMSG_SPACE(sizeof(int));
         byte* control = stackalloc byte[controlSize];
+        // SAFETY: control points at controlSize bytes of this frame's stack.
         new Span<byte>(control, controlSize).Clear();
         bool addedFd = false;
         bool addedSocket = false;
@@ -117,6 +118,8 @@ internal sealed unsafe class UnixMessageChannel
             {
                 iovec iov = default;
                 msghdr header = MessageHeader(&iov, data, frame.Length, control, controlSize);
+                // SAFETY: the control buffer is CMSG_SPACE(sizeof(int)) bytes, room for one header
+                // and one int, so the first header and its data lie inside it.
                 cmsghdr* cmsg = LibC.CMSG_FIRSTHDR(&header);
                 cmsg->cmsg_level = LibC.SOL_SOCKET;
                 cmsg->cmsg_type = LibC.SCM_RIGHTS;
@@ -156,8 +159,9 @@ internal sealed unsafe class UnixMessageChannel
     }
 
     /// <summary>A msghdr for one buffer and one control buffer; <paramref name="iov"/> must outlive its use.</summary>
-    private static msghdr MessageHeader(iovec* iov, byte* data, int length, byte* control, int controlLength)
+    private static unsafe msghdr MessageHeader(iovec* iov, byte* data, int length, byte* control, int controlLength)
     {
+        // SAFETY: iov points at a caller's local iovec (the caller keeps it alive while the header is used).
         iov->iov_base = data;
         iov->iov_len = (size_t)length;
         msghdr header = default;
@@ -168,7 +172,7 @@ internal sealed unsafe class UnixMessageChannel
         return header;
     }
 
-    private int ReceiveWithFds(Span<byte> into, VhostUserMessage message)
+    private unsafe int ReceiveWithFds(Span<byte> into, VhostUserMessage message)
     {
         const int ControlSize = 256; // CMSG_SPACE(8 * sizeof(int)) is 48; room for a second header
         byte* control = stackalloc byte[ControlSize];
@@ -220,6 +224,8 @@ internal sealed unsafe class UnixMessageChannel
                     continue;
                 }
 
+                // SAFETY: CMSG_FIRSTHDR/CMSG_NXTHDR return only headers that lie inside the
+                // msg_controllen bytes the kernel filled, and cmsg_len bounds this header's data.
                 int count = (int)(((uint)cmsg->cmsg_len - (uint)LibC.CMSG_LEN(0)) / sizeof(int));
                 int* fds = (int*)LibC.CMSG_DATA(cmsg);
                 for (int i = 0; i < count; i++)

@@ -17,12 +17,12 @@ internal enum VhostUserProtocolFeatures : ulong
     /// <summary>VHOST_USER_PROTOCOL_F_CONFIG (bit 9): GET_CONFIG / SET_CONFIG reach the device configuration.</summary>
     Config = 1ul << 9,
 
-    /// <summary>VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD (bit 12): GET/SET_INFLIGHT_FD share the inflight region.</summary>
-    InflightSharedMemory = 1ul << 12,
+    /// <summary>VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD (bit 12): GET/SET_INFLIGHT_FD share the in-flight region.</summary>
+    InFlightSharedMemory = 1ul << 12,
 
     /// <summary>VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS (bit 15): GET_MAX_MEM_SLOTS, ADD_MEM_REG, REM_MEM_REG.</summary>
     ConfigureMemSlots = 1ul << 15,
 
     /// <summary>What this back end offers.</summary>
-    Supported = MultiQueue | ReplyAck | Config | InflightSharedMemory | ConfigureMemSlots,
+    Supported = MultiQueue | ReplyAck | Config | InFlightSharedMemory | ConfigureMemSlots,
 }

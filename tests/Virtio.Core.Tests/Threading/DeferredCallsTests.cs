@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Linq;
 using Microsoft.Extensions.Logging;
 using Virtio.Core.Threading;
+using Virtio.Testing;
 using Xunit;
 
 namespace Virtio.Core.Tests.Threading;

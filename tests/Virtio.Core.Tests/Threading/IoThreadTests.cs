@@ -6,6 +6,7 @@ using System.Threading.Tasks;
 using Microsoft.Extensions.Logging;
 using Virtio.Core.Notifications;
 using Virtio.Core.Threading;
+using Virtio.Testing;
 using Xunit;
 
 namespace Virtio.Core.Tests.Threading;

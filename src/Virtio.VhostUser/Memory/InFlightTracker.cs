@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Threading;
 using Virtio.Core.Queues;
@@ -7,7 +8,7 @@ using Virtio.Core.Queues;
 namespace Virtio.VhostUser.Memory;
 
 /// <summary>
-/// Keeps one ring's part of the <see cref="InflightRegion"/> as vhost-user.rst ("Inflight I/O
+/// Keeps one ring's part of the <see cref="InFlightRegion"/> as vhost-user.rst ("InFlight I/O
 /// tracking", split virtqueue) describes, told by the queue through <see cref="IInFlightTracker"/>:
 /// a head taken gets the next counter and its inflight flag; a head used is linked into the batch
 /// list (its <c>next</c> is the previous <c>last_batch_head</c>, and it becomes <c>last_batch_head</c>);
@@ -21,7 +22,7 @@ namespace Virtio.VhostUser.Memory;
 /// thread while the ring is not served. The region is shared with the front end: every value read
 /// from it is bounded before use.
 /// </remarks>
-internal sealed unsafe class InflightTracker : IInFlightTracker
+internal sealed class InFlightTracker : IInFlightTracker
 {
     private const int VersionOffset = 8;
     private const int DescNumOffset = 10;
@@ -30,13 +31,19 @@ internal sealed unsafe class InflightTracker : IInFlightTracker
     private const int NextOffset = 6;
     private const int CounterOffset = 8;
 
-    private readonly byte* _region;
+    // The region keeps the mapping alive; the tracker is used only while the region is (the
+    // session disposes the region after the ring that uses it has stopped).
+    private readonly InFlightRegion _region;
+    private readonly int _queueIndex;
+    private readonly nint _queueBase; // this queue's part of the mapping, as a number
     private readonly ushort _descNum;
     private ulong _counter;
 
-    public InflightTracker(InflightRegion region, int queueIndex)
+    public unsafe InFlightTracker(InFlightRegion region, int queueIndex)
     {
-        _region = region.QueuePointer(queueIndex);
+        _region = region;
+        _queueIndex = queueIndex;
+        _queueBase = (nint)region.QueuePointer(queueIndex); // checks the index and that it is mapped
         _descNum = region.QueueSize;
     }
 
@@ -52,7 +59,7 @@ internal sealed unsafe class InflightTracker : IInFlightTracker
         if (ReadUInt16(VersionOffset) != 1 || ReadUInt16(DescNumOffset) != _descNum)
         {
             // A region nobody used yet (or not ours): start it clean.
-            new Span<byte>(_region, InflightRegion.HeaderSize + (InflightRegion.EntrySize * _descNum)).Clear();
+            _region.QueueSpan(_queueIndex)[..(InFlightRegion.HeaderSize + (InFlightRegion.EntrySize * _descNum))].Clear();
             WriteUInt16(VersionOffset, 1);
             WriteUInt16(DescNumOffset, _descNum);
             WriteUInt16(UsedIdxOffset, usedIdx);
@@ -69,10 +76,9 @@ internal sealed unsafe class InflightTracker : IInFlightTracker
         var pending = new List<(ulong Counter, ushort Head)>();
         for (int head = 0; head < _descNum; head++)
         {
-            byte* entry = Entry(head);
-            if (entry[0] != 0)
+            if (ReadFlag(head) != 0)
             {
-                ulong counter = Unsafe.ReadUnaligned<ulong>(entry + CounterOffset);
+                ulong counter = ReadCounter(head);
                 _counter = Math.Max(_counter, counter);
                 pending.Add((counter, (ushort)head));
             }
@@ -93,7 +99,7 @@ internal sealed unsafe class InflightTracker : IInFlightTracker
     {
         for (int head = 0; head < _descNum; head++)
         {
-            Entry(head)[0] = 0;
+            WriteFlag(head, 0);
         }
 
         WriteUInt16(UsedIdxOffset, usedIdx);
@@ -106,10 +112,9 @@ internal sealed unsafe class InflightTracker : IInFlightTracker
             return; // the ring is no larger than the region (checked when it started)
         }
 
-        // Counter first, flag second: a flag is never seen with a stale counter.
-        byte* entry = Entry(head);
-        Unsafe.WriteUnaligned(entry + CounterOffset, ++_counter);
-        Volatile.Write(ref *entry, (byte)1);
+        // Counter first, flag second (a release store): a flag is never seen with a stale counter.
+        WriteCounter(head, ++_counter);
+        WriteFlag(head, 1);
     }
 
     public void ChainUsed(ushort head)
@@ -119,7 +124,7 @@ internal sealed unsafe class InflightTracker : IInFlightTracker
             return;
         }
 
-        Unsafe.WriteUnaligned(Entry(head) + NextOffset, ReadUInt16(LastBatchHeadOffset));
+        WriteNext(head, ReadUInt16(LastBatchHeadOffset));
         WriteUInt16(LastBatchHeadOffset, head);
     }
 
@@ -135,15 +140,79 @@ internal sealed unsafe class InflightTracker : IInFlightTracker
         ushort head = ReadUInt16(LastBatchHeadOffset);
         for (int k = 0; k < count && head < _descNum; k++)
         {
-            byte* entry = Entry(head);
-            Volatile.Write(ref *entry, (byte)0);
-            head = Unsafe.ReadUnaligned<ushort>(entry + NextOffset);
+            WriteFlag(head, 0);
+            head = ReadNext(head);
         }
     }
 
-    private byte* Entry(int head) => _region + InflightRegion.HeaderSize + (InflightRegion.EntrySize * head);
+    // Every access below goes through Entry or Field, which stay inside this queue's part of the
+    // mapping: a header field offset is below HeaderSize, and a head is below _descNum (checked by
+    // each caller; heads read back from the shared region are bounded before use).
 
-    private ushort ReadUInt16(int offset) => Volatile.Read(ref *(ushort*)(_region + offset));
+    private unsafe byte* Entry(int head)
+    {
+        Debug.Assert((uint)head < _descNum);
+        // SAFETY: head < desc_num, and the queue's region holds HeaderSize + desc_num entries.
+        return (byte*)_queueBase + InFlightRegion.HeaderSize + (InFlightRegion.EntrySize * head);
+    }
 
-    private void WriteUInt16(int offset, ushort value) => Volatile.Write(ref *(ushort*)(_region + offset), value);
+    private unsafe ushort* Field(int offset)
+    {
+        Debug.Assert(offset is >= 0 and < InFlightRegion.HeaderSize && offset % sizeof(ushort) == 0);
+        // SAFETY: an even offset inside the 16-byte header of a 64-byte-aligned region: a 2-byte
+        // field, naturally aligned, inside the mapping.
+        return (ushort*)((byte*)_queueBase + offset);
+    }
+
+    private unsafe byte ReadFlag(int head)
+    {
+        // SAFETY: Entry(head) points at the entry's inflight byte inside the mapping.
+        return Volatile.Read(ref *Entry(head));
+    }
+
+    private unsafe void WriteFlag(int head, byte value)
+    {
+        // SAFETY: a one-byte store to the entry's inflight flag inside the mapping; the release store
+        // orders it after the counter written before it. The front end only reads it.
+        Volatile.Write(ref *Entry(head), value);
+    }
+
+    private unsafe ulong ReadCounter(int head)
+    {
+        // SAFETY: bytes 8..16 of an entry inside the mapping; read unaligned, as the front end may
+        // have written any value there (it is only compared, never used as an index).
+        return Unsafe.ReadUnaligned<ulong>(Entry(head) + CounterOffset);
+    }
+
+    private unsafe void WriteCounter(int head, ulong value)
+    {
+        // SAFETY: an 8-byte store to bytes 8..16 of the entry, inside the mapping.
+        Unsafe.WriteUnaligned(Entry(head) + CounterOffset, value);
+    }
+
+    private unsafe ushort ReadNext(int head)
+    {
+        // SAFETY: bytes 6..8 of an entry inside the mapping. The value is the front end's to
+        // corrupt: ClearBatch bounds it against desc_num before following it.
+        return Unsafe.ReadUnaligned<ushort>(Entry(head) + NextOffset);
+    }
+
+    private unsafe void WriteNext(int head, ushort value)
+    {
+        // SAFETY: a 2-byte store to bytes 6..8 of the entry, inside the mapping.
+        Unsafe.WriteUnaligned(Entry(head) + NextOffset, value);
+    }
+
+    private unsafe ushort ReadUInt16(int offset)
+    {
+        // SAFETY: Field(offset) is an aligned header field inside the mapping.
+        return Volatile.Read(ref *Field(offset));
+    }
+
+    private unsafe void WriteUInt16(int offset, ushort value)
+    {
+        // SAFETY: an aligned 2-byte store to a header field (version, desc_num, last_batch_head or
+        // used_idx) inside the mapping.
+        Volatile.Write(ref *Field(offset), value);
+    }
 }

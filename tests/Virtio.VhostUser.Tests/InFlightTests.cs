@@ -14,7 +14,7 @@ namespace Virtio.VhostUser.Tests;
 /// out of order) leaves them in the shared inflight region, and the next back end, given the same
 /// region, runs exactly those again before new work: none lost, none done twice.
 /// </summary>
-public sealed class InflightTests
+public sealed class InFlightTests
 {
     private const ushort QueueSize = 64;
 
@@ -33,8 +33,8 @@ public sealed class InflightTests
         {
             dying.Start(drivers, beforeRings: () =>
             {
-                (size, inflightFd) = dying.GetInflightFd(1, QueueSize);
-                dying.SetInflightFd(size, inflightFd, 1, QueueSize);
+                (size, inflightFd) = dying.GetInFlightFd(1, QueueSize);
+                dying.SetInFlightFd(size, inflightFd, 1, QueueSize);
             });
             for (int i = 0; i < 3; i++)
             {
@@ -52,7 +52,7 @@ public sealed class InflightTests
             var counting = new CountingBackend(disk);
             using var second = new BlkServerRig(backend: counting, memory: first.Memory);
             using TestFrontEnd restarted = second.Connect();
-            restarted.Start(drivers, bases: [drivers[0].LastUsedIndex], beforeRings: () => restarted.SetInflightFd(size, inflightFd, 1, QueueSize));
+            restarted.Start(drivers, bases: [drivers[0].LastUsedIndex], beforeRings: () => restarted.SetInFlightFd(size, inflightFd, 1, QueueSize));
 
             var done = new System.Collections.Generic.HashSet<ushort> { completed };
             for (int i = 0; i < 2; i++)
@@ -96,15 +96,15 @@ public sealed class InflightTests
         {
             frontEnd.Start(drivers, beforeRings: () =>
             {
-                (ulong size, inflightFd) = frontEnd.GetInflightFd(1, 32);
-                using (InflightRegion region = InflightRegion.Map(new SafeFileHandle(Tmds.Linux.LibC.dup(inflightFd), ownsHandle: true), 0, size, 1, QueueSize))
+                (ulong size, inflightFd) = frontEnd.GetInFlightFd(1, 32);
+                using (InFlightRegion region = InFlightRegion.Map(new SafeFileHandle(Tmds.Linux.LibC.dup(inflightFd), ownsHandle: true), 0, size, 1, QueueSize))
                 {
-                    Span<byte> entry = region.QueueSpan(0).Slice(InflightRegion.HeaderSize + (InflightRegion.EntrySize * 40), InflightRegion.EntrySize);
+                    Span<byte> entry = region.QueueSpan(0).Slice(InFlightRegion.HeaderSize + (InFlightRegion.EntrySize * 40), InFlightRegion.EntrySize);
                     entry[0] = 1;
                     entry[8] = 1;
                 }
 
-                frontEnd.SetInflightFd(size, inflightFd, 1, 32);
+                frontEnd.SetInFlightFd(size, inflightFd, 1, 32);
             });
 
             Assert.True(rig.WaitForLog(4015, "InvalidHeadIndex"));

@@ -1,0 +1,186 @@
+using System;
+using System.Collections.Generic;
+using Microsoft.Extensions.Logging;
+using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
+using Virtio.Core.Memory;
+using Virtio.VhostUser.Interop;
+using Virtio.VhostUser.Protocol;
+
+namespace Virtio.VhostUser.Memory;
+
+/// <summary>
+/// One connection's memory table: owns the mappings of the regions the front end shared and their
+/// lifetime. A change is made in two steps: <c>Prepare*</c> checks the new regions against their
+/// files and the table and maps them, returning the next <see cref="MemoryTableGeneration"/>
+/// (nothing the device sees has changed, and a protocol error leaves nothing mapped); the caller
+/// stops the rings, then <see cref="Commit"/> publishes it to <see cref="VhostUserMemory"/> and
+/// unmaps what the old generation had and the new one has not. Used on the connection's thread.
+/// </summary>
+internal sealed class VhostUserMemoryTable : IDisposable
+{
+    /// <summary>How many memory regions ADD_MEM_REG may build up (GET_MAX_MEM_SLOTS).</summary>
+    public const int MaxMemSlots = 32;
+
+    private readonly VhostUserMemory _view;
+    private readonly ILogger _logger;
+    private MemoryTableGeneration _current = MemoryTableGeneration.Empty;
+
+    public VhostUserMemoryTable(VhostUserMemory view, ILogger logger)
+    {
+        _view = view;
+        _logger = logger;
+    }
+
+    /// <summary>The committed generation, the one the device sees.</summary>
+    public MemoryTableGeneration Current => _current;
+
+    /// <summary>SET_MEM_TABLE: maps a whole new table.</summary>
+    public MemoryTableGeneration PrepareReplace(VhostUserMessage m, MemoryRegionDescription[] regions)
+    {
+        var mapped = new VhostUserMemoryRegion[regions.Length];
+        try
+        {
+            for (int i = 0; i < regions.Length; i++)
+            {
+                mapped[i] = Map(m, regions[i], i, i, mapped.AsSpan(0, i));
+            }
+        }
+        catch
+        {
+            foreach (VhostUserMemoryRegion? region in mapped)
+            {
+                region?.Mapping.Dispose();
+            }
+
+            throw;
+        }
+
+        return new MemoryTableGeneration(_current.Number + 1, mapped);
+    }
+
+    /// <summary>ADD_MEM_REG: the current regions and one more, mapped from the message's fd.</summary>
+    public MemoryTableGeneration PrepareAdd(VhostUserMessage m, MemoryRegionDescription region)
+    {
+        IReadOnlyList<VhostUserMemoryRegion> current = _current.Regions;
+        if (current.Count >= MaxMemSlots)
+        {
+            throw new VhostUserProtocolException($"ADD_MEM_REG: all {MaxMemSlots} memory slots are in use");
+        }
+
+        var regions = new VhostUserMemoryRegion[current.Count + 1];
+        for (int i = 0; i < current.Count; i++)
+        {
+            regions[i] = current[i];
+        }
+
+        regions[^1] = Map(m, region, 0, 0, regions.AsSpan(0, current.Count));
+        return new MemoryTableGeneration(_current.Number + 1, regions);
+    }
+
+    /// <summary>REM_MEM_REG: the current regions but the one with exactly these guest address, size and user address.</summary>
+    public MemoryTableGeneration PrepareRemove(MemoryRegionDescription region)
+    {
+        IReadOnlyList<VhostUserMemoryRegion> current = _current.Regions;
+        var kept = new List<VhostUserMemoryRegion>(current.Count);
+        bool found = false;
+        foreach (VhostUserMemoryRegion candidate in current)
+        {
+            if (!found && candidate.GuestAddress == region.GuestAddress && candidate.Size == region.Size && candidate.UserAddress == region.UserAddress)
+            {
+                found = true;
+                continue;
+            }
+
+            kept.Add(candidate);
+        }
+
+        if (!found)
+        {
+            throw new VhostUserProtocolException($"REM_MEM_REG: no region at guest 0x{region.GuestAddress:x} of 0x{region.Size:x} bytes (user 0x{region.UserAddress:x})");
+        }
+
+        return new MemoryTableGeneration(_current.Number + 1, kept.ToArray());
+    }
+
+    /// <summary>
+    /// Makes <paramref name="next"/>, prepared from the current generation, the one the device sees,
+    /// and unmaps the regions it dropped. The caller has stopped every ring: nothing may touch a
+    /// dropped mapping any more.
+    /// </summary>
+    public void Commit(MemoryTableGeneration next)
+    {
+        if (next.Number != _current.Number + 1)
+        {
+            throw new InvalidOperationException($"Generation {next.Number} was not prepared from the current generation {_current.Number}.");
+        }
+
+        Swap(next);
+        Log.MemoryTable(_logger, next.Regions.Count, next.Bytes);
+    }
+
+    /// <summary>Translates a front-end user address through the committed generation.</summary>
+    public bool TryTranslateUserAddress(ulong user, ulong length, out ulong guest) => _current.TryTranslateUserAddress(user, length, out guest);
+
+    /// <summary>Unmaps everything (the rings are stopped): the device sees no memory until the next connection's table.</summary>
+    public void Dispose() => Swap(new MemoryTableGeneration(_current.Number + 1, []));
+
+    private void Swap(MemoryTableGeneration next)
+    {
+        MemoryTableGeneration old = _current;
+        _current = next;
+        _view.Publish(next);
+        old.DisposeMappingsNotIn(next);
+    }
+
+    /// <summary>Checks one region against the file it maps and the other regions, then maps it.</summary>
+    private static VhostUserMemoryRegion Map(VhostUserMessage m, MemoryRegionDescription region, int index, int fdIndex, ReadOnlySpan<VhostUserMemoryRegion> others)
+    {
+        string where = region.Describe(m.Request, index);
+        foreach (VhostUserMemoryRegion other in others)
+        {
+            if (other.GuestOverlaps(region.GuestAddress, region.Size))
+            {
+                throw new VhostUserProtocolException($"{where}: overlaps the region at guest 0x{other.GuestAddress:x} (0x{other.Size:x} bytes)");
+            }
+
+            if (other.UserOverlaps(region.UserAddress, region.Size))
+            {
+                throw new VhostUserProtocolException($"{where}: its user addresses overlap the region at user 0x{other.UserAddress:x}");
+            }
+        }
+
+        SafeFileHandle fd = m.TakeFd(fdIndex);
+        try
+        {
+            long fileSize = FileStat.Size(fd);
+            if (fileSize < 0 || (ulong)fileSize < region.MmapOffset + region.Size)
+            {
+                // Mapping past the end of the file would succeed and then fault on first access.
+                throw new VhostUserProtocolException($"{where}: the file is {fileSize} bytes, shorter than offset + size");
+            }
+
+            int dup = LibC.fcntl((int)fd.DangerousGetHandle(), LibC.F_DUPFD_CLOEXEC, 0);
+            if (dup < 0)
+            {
+                throw new VhostUserProtocolException($"{where}: cannot duplicate the fd (errno {LibC.errno})");
+            }
+
+            GuestMemoryRegion mapping;
+            try
+            {
+                mapping = GuestMemoryRegion.MapFileDescriptor(new GuestAddress(region.GuestAddress), region.Size, dup, region.MmapOffset);
+            }
+            catch (System.IO.IOException exception)
+            {
+                throw new VhostUserProtocolException($"{where}: mmap failed ({exception.Message})", exception);
+            }
+
+            return new VhostUserMemoryRegion(region.GuestAddress, region.Size, region.UserAddress, region.MmapOffset, mapping);
+        }
+        finally
+        {
+            fd.Dispose();
+        }
+    }
+}

@@ -1,0 +1,300 @@
+using System;
+using System.Collections.Generic;
+using System.Threading;
+using Microsoft.Extensions.Logging;
+using Virtio.Core.Devices;
+using Virtio.Core.Memory;
+using Virtio.Core.Notifications;
+using Virtio.Core.Queues;
+using Virtio.Core.Threading;
+using Virtio.VhostUser.Memory;
+using Virtio.VhostUser.Protocol;
+
+namespace Virtio.VhostUser;
+
+/// <summary>
+/// Starts, stops and drains one connection's rings: a ring starts once it has a kick fd,
+/// addresses inside the memory, the features are acked and it is enabled; stopping it waits until
+/// its in-flight requests are returned and published. Owns the rings' fds and the in-flight region
+/// they are tracked in. Used on the connection's thread.
+/// </summary>
+internal sealed class VringRunner : IDisposable
+{
+    private static readonly TimeSpan s_drainTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly VirtioDevice _device;
+    private readonly IGuestMemory _memory;
+    private readonly FeatureNegotiation _features;
+    private readonly VhostUserGuestNotifier _notifier;
+    private readonly ILogger _logger;
+    private readonly VhostUserVring[] _vrings;
+    private InFlightRegion? _inFlight;
+
+    public VringRunner(VirtioDevice device, IGuestMemory memory, FeatureNegotiation features, VhostUserGuestNotifier notifier, IReadOnlyList<IoThread> ioThreads, ILogger logger)
+    {
+        _device = device;
+        _memory = memory;
+        _features = features;
+        _notifier = notifier;
+        _logger = logger;
+        _vrings = new VhostUserVring[device.Queues.Count];
+        for (int i = 0; i < _vrings.Length; i++)
+        {
+            _vrings[i] = new VhostUserVring(device, (ushort)i, ioThreads[i % ioThreads.Count]);
+        }
+    }
+
+    /// <summary>How many rings the device has.</summary>
+    public int Count => _vrings.Length;
+
+    /// <summary>Ring <paramref name="index"/>, which <paramref name="request"/> names.</summary>
+    public VhostUserVring Vring(VhostUserRequest request, uint index)
+    {
+        if (index >= (uint)_vrings.Length)
+        {
+            throw new VhostUserProtocolException($"{request}: ring index {index} out of range (the device has {_vrings.Length})");
+        }
+
+        return _vrings[index];
+    }
+
+    /// <summary>Refuses <paramref name="request"/> while any ring runs.</summary>
+    public void RequireAllStopped(VhostUserRequest request)
+    {
+        foreach (VhostUserVring vring in _vrings)
+        {
+            vring.RequireStopped(request);
+        }
+    }
+
+    /// <summary>
+    /// Uses <paramref name="region"/> for the rings started from now on and closes the previous one
+    /// (every ring is stopped: <see cref="RequireAllStopped"/>). <paramref name="how"/> is for the log.
+    /// </summary>
+    public void ReplaceInFlight(InFlightRegion region, string how)
+    {
+        _inFlight?.Dispose();
+        _inFlight = region;
+        Log.InFlightRegion(_logger, how, region.QueueCount, region.QueueSize);
+    }
+
+    /// <summary>SET_VRING_KICK: the ring restarts on the new fd.</summary>
+    public void SetKick(VhostUserVring vring, EventFd kick)
+    {
+        Stop(vring);
+        vring.SetKick(kick);
+        TryStart(vring);
+    }
+
+    /// <summary>SET_VRING_CALL: completions signal the new fd (or nothing).</summary>
+    public void SetCall(VhostUserVring vring, EventFd? call)
+    {
+        // The notifier sees the new fd first; the old one is closed once no completion writes it.
+        if (vring.ReplaceCall(call, _notifier) == IoThreadRunResult.TimedOut)
+        {
+            Log.IoThreadTimedOut(_logger, vring.Index, "closing the old call fd", VhostUserVring.IoThreadTimeout);
+        }
+    }
+
+    /// <summary>SET_VRING_ENABLE.</summary>
+    public void SetEnabled(VhostUserVring vring, bool enabled)
+    {
+        vring.Enabled = enabled;
+        if (enabled)
+        {
+            TryStart(vring);
+        }
+        else
+        {
+            Stop(vring);
+        }
+    }
+
+    /// <summary>GET_VRING_BASE: stops the ring, closes its kick fd, and returns where it stopped.</summary>
+    public VringState StopForBase(VhostUserVring vring)
+    {
+        Stop(vring);
+        vring.SetKick(null);
+        return new VringState(vring.Index, vring.Base);
+    }
+
+    /// <summary>Starts every ring that can start.</summary>
+    public void StartAll()
+    {
+        foreach (VhostUserVring vring in _vrings)
+        {
+            TryStart(vring);
+        }
+    }
+
+    /// <summary>Stops every ring.</summary>
+    public void StopAll()
+    {
+        foreach (VhostUserVring vring in _vrings)
+        {
+            Stop(vring);
+        }
+    }
+
+    /// <summary>Stops the rings that run and returns them, for <see cref="Restart"/> (a memory table change in between).</summary>
+    public List<VhostUserVring> StopStarted()
+    {
+        var wasStarted = new List<VhostUserVring>();
+        foreach (VhostUserVring vring in _vrings)
+        {
+            if (vring.Started)
+            {
+                wasStarted.Add(vring);
+                Stop(vring);
+            }
+        }
+
+        return wasStarted;
+    }
+
+    /// <summary>Starts again the rings <see cref="StopStarted"/> stopped.</summary>
+    public void Restart(List<VhostUserVring> stopped)
+    {
+        foreach (VhostUserVring vring in stopped)
+        {
+            TryStart(vring);
+        }
+    }
+
+    /// <summary>Starts the ring when it has everything it needs and is enabled.</summary>
+    public void TryStart(VhostUserVring vring)
+    {
+        bool enabled = vring.Enabled || !_features.RingsStartDisabled;
+        if (vring.Started || vring.Kick is null || !enabled || !_features.FeaturesAcked || !vring.HasAddresses || !_device.IsLive)
+        {
+            return;
+        }
+
+        SplitRingLayout layout = vring.Layout;
+        RequireInMemory(vring, "descriptor table", vring.DescriptorTable, (uint)layout.DescriptorTableSize);
+        RequireInMemory(vring, "available ring", vring.AvailRing, (uint)layout.AvailRingSize);
+        RequireInMemory(vring, "used ring", vring.UsedRing, (uint)layout.UsedRingSize);
+        if (!TryReadUsedIdx(vring, out ushort usedIdx))
+        {
+            throw new VhostUserProtocolException($"ring {vring.Index}: used ring unreadable");
+        }
+
+        SplitVirtqueue queue = _device.Queues[vring.Index];
+        ushort startAt = vring.Base;
+        ushort[] resubmit = [];
+        InFlightTracker? tracker = null;
+        InFlightRegion? region = _inFlight;
+        if (region is not null && (vring.Index >= region.QueueCount || vring.Num > region.QueueSize))
+        {
+            Log.RingNotTracked(_logger, vring.Index, vring.Num, region.QueueCount, region.QueueSize);
+        }
+        else if (region is not null)
+        {
+            tracker = new InFlightTracker(region, vring.Index);
+            resubmit = tracker.Recover(usedIdx);
+            if (resubmit.Length > 0)
+            {
+                // A back end died with these popped and not completed: they go first, then the
+                // ring continues after them (used idx + in flight = where that back end was).
+                startAt = (ushort)(usedIdx + resubmit.Length);
+                Log.Resubmitting(_logger, vring.Index, resubmit.Length, usedIdx);
+            }
+        }
+
+        var state = new SplitVirtqueueState(vring.Num, new GuestAddress(vring.DescriptorTable), new GuestAddress(vring.AvailRing), new GuestAddress(vring.UsedRing), startAt, usedIdx, Ready: false, EventIdx: false, IndirectDescriptors: false);
+        if (!queue.TryRestoreState(state, out QueueError error) || !_device.ActivateQueue(vring.Index))
+        {
+            throw new VhostUserProtocolException($"ring {vring.Index}: the device could not start it ({(error != QueueError.None ? error : queue.Error)})");
+        }
+
+        // Nothing processes the ring until StartServing: the tracker and the resubmitted heads are in
+        // place before its first pop. Heads the region names wrongly break the queue (DEVICE_NEEDS_RESET).
+        queue.InFlightTracker = tracker;
+        if (resubmit.Length > 0 && !queue.TryResubmit(resubmit, out QueueError resubmitError))
+        {
+            Log.ResubmitRefused(_logger, vring.Index, resubmitError);
+        }
+
+        vring.StartServing();
+        Log.RingStarted(_logger, vring.Index, vring.Num, startAt, usedIdx);
+
+        // Look at the ring once: resubmitted requests, and buffers the driver made available while
+        // no back end listened, get no kick of their own.
+        vring.Kick!.Signal();
+    }
+
+    /// <summary>
+    /// Stops the ring: no more kicks served, in-flight requests finished (their completions reach
+    /// the used ring), queue deactivated. Its next available index becomes the ring's base.
+    /// </summary>
+    public void Stop(VhostUserVring vring)
+    {
+        if (!vring.Started)
+        {
+            return;
+        }
+
+        if (vring.StopServing() == IoThreadRunResult.TimedOut)
+        {
+            Log.IoThreadTimedOut(_logger, vring.Index, "stopping the kick handler", VhostUserVring.IoThreadTimeout);
+        }
+
+        SplitVirtqueue queue = _device.Queues[vring.Index];
+        long deadline = Environment.TickCount64 + (long)s_drainTimeout.TotalMilliseconds;
+        // Wait until every request is returned AND published: a completion leaves InFlightCount at
+        // AddUsed, but used->idx moves only at the end of the deferred-call section it ran in (on the
+        // I/O thread or a backend thread). Deactivating in between would refuse that publish, and the
+        // request would be neither in flight nor visible to the driver: lost across the reconnect.
+        while (!IsDrained(queue) && Environment.TickCount64 < deadline)
+        {
+            Thread.Sleep(1);
+        }
+
+        if (!IsDrained(queue))
+        {
+            Log.StopTimedOut(_logger, vring.Index, queue.InFlightCount, s_drainTimeout);
+        }
+
+        _device.DeactivateQueue(vring.Index);
+        vring.Base = queue.NextAvail;
+        if (queue.InFlightTracker is InFlightTracker tracker)
+        {
+            queue.InFlightTracker = null;
+            if (queue.InFlightCount == 0 && TryReadUsedIdx(vring, out ushort usedIdx))
+            {
+                tracker.Stopped(usedIdx);
+            }
+        }
+
+        Log.RingStopped(_logger, vring.Index, vring.Base);
+    }
+
+    /// <summary>Whether every request the queue popped is returned and published (or the queue broke).</summary>
+    public static bool IsDrained(SplitVirtqueue queue) =>
+        queue.Error != QueueError.None || (queue.InFlightCount == 0 && queue.PublishedUsed == queue.NextUsed);
+
+    /// <summary>Stops every ring, closes their fds and the in-flight region.</summary>
+    public void Dispose()
+    {
+        StopAll();
+        foreach (VhostUserVring vring in _vrings)
+        {
+            _notifier.SetCall(vring.Index, null);
+            vring.DisposeFds();
+        }
+
+        _inFlight?.Dispose();
+        _inFlight = null;
+    }
+
+    private bool TryReadUsedIdx(VhostUserVring vring, out ushort usedIdx) =>
+        _memory.TryReadUInt16(new GuestAddress(vring.UsedRing + SplitRingLayout.UsedIdxOffset), out usedIdx);
+
+    private void RequireInMemory(VhostUserVring vring, string what, ulong guest, uint length)
+    {
+        if (!_memory.TryGetSpan(new GuestAddress(guest), (int)length, out _))
+        {
+            throw new VhostUserProtocolException($"ring {vring.Index}: {what} at guest 0x{guest:x} (0x{length:x} bytes) is outside the shared memory");
+        }
+    }
+}

@@ -1,0 +1,54 @@
+using System;
+using Virtio.Testing;
+using Virtio.VhostUser.Memory;
+using Virtio.VhostUser.Protocol;
+using Xunit;
+
+namespace Virtio.VhostUser.Tests;
+
+/// <summary>
+/// Feature negotiation on its own: only offered bits are accepted, the same features on a live
+/// device keep its state (a reconnect), and bit 30 decides whether rings start disabled.
+/// </summary>
+public sealed class FeatureNegotiationTests
+{
+    [Fact]
+    public void ProtocolFeaturesBeyondTheOffer_AreRefused()
+    {
+        var features = new FeatureNegotiation(new RecordingDevice(new VhostUserMemory()));
+
+        var exception = Assert.Throws<VhostUserProtocolException>(() => features.SetProtocolFeatures(1ul << 1));
+        Assert.Contains("SET_PROTOCOL_FEATURES asks for 0x2", exception.Message, StringComparison.Ordinal);
+        Assert.Equal(VhostUserProtocolFeatures.None, features.ProtocolFeatures);
+    }
+
+    [Fact]
+    public void FeaturesBeyondTheOffer_AreRefused()
+    {
+        var features = new FeatureNegotiation(new RecordingDevice(new VhostUserMemory()));
+
+        Assert.Throws<VhostUserProtocolException>(() => features.Accept(~features.OfferedFeatures, out _));
+    }
+
+    [Fact]
+    public void SameFeaturesOnALiveDevice_AreNotANewDriver()
+    {
+        var device = new RecordingDevice(new VhostUserMemory());
+        var features = new FeatureNegotiation(device);
+        ulong offered = features.OfferedFeatures;
+
+        ulong virtio = features.Accept(offered, out bool first);
+        Assert.True(first);
+        Assert.Equal(offered & ~FeatureNegotiation.ProtocolFeaturesBit, virtio);
+        Assert.True(features.RingsStartDisabled);
+        features.StartDriver(virtio);
+        features.Acknowledge();
+        Assert.True(device.IsLive);
+
+        features.Accept(virtio, out bool again);
+        Assert.False(again);
+        Assert.False(features.RingsStartDisabled);
+        features.Reset();
+        Assert.False(features.FeaturesAcked);
+    }
+}
