@@ -1,7 +1,6 @@
 using System;
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
-using Virtio.Core.Memory;
 using Virtio.Core.Queues;
 
 namespace Virtio.Net;
@@ -27,65 +26,50 @@ internal sealed class NetControlQueue
     private readonly NetDevice _device;
     private readonly ILogger _logger;
     private readonly byte[] _buffer = new byte[BufferSize];
+    private IoSegment[] _segments;
 
-    public NetControlQueue(NetDevice device, ILogger logger)
+    public NetControlQueue(NetDevice device, int maxSegments, ILogger logger)
     {
         _device = device;
         _logger = logger;
+        _segments = new IoSegment[maxSegments];
     }
 
     public void Process(SplitVirtqueue queue)
     {
-        IGuestMemory memory = _device.Memory;
         do
         {
             queue.DisableNotification();
             while (queue.TryPopChain(out DescriptorChain chain))
             {
-                int length = 0;
-                bool tooLong = false;
-                GuestAddress ack = default;
-                bool hasAck = false;
-                while (chain.TryMoveNext(out DescriptorBuffer buffer, out _))
-                {
-                    if (buffer.IsWriteOnly)
-                    {
-                        if (!hasAck && buffer.Length > 0)
-                        {
-                            ack = buffer.Address;
-                            hasAck = true;
-                        }
-                    }
-                    else if (length + buffer.Length <= _buffer.Length)
-                    {
-                        buffer.Span.CopyTo(_buffer.AsSpan(length));
-                        length += buffer.Length;
-                    }
-                    else
-                    {
-                        tooLong = true;
-                    }
-                }
-
-                if (chain.Error != QueueError.None)
+                if (!chain.TryGather(_segments, out int readable, out int count))
                 {
                     return;
                 }
 
-                if (!hasAck)
+                if (count > _segments.Length)
+                {
+                    // Rare: a chain with more buffers than the ring (an indirect table); grows once, then stays.
+                    Array.Resize(ref _segments, count);
+                    chain.Reset();
+                    chain.TryGather(_segments, out readable, out count);
+                }
+
+                // struct virtio_net_ctrl: class, command and data readable, then the writable ack.
+                var reader = new ChainReader(_segments.AsSpan(0, readable));
+                var writer = new ChainWriter(_segments.AsSpan(readable, count - readable));
+                if (writer.Remaining == 0)
                 {
                     Log.ControlWithoutAck(_logger, queue.Index);
                     queue.AddUsed(chain.HeadIndex, 0);
                     continue;
                 }
 
+                bool tooLong = reader.Remaining > _buffer.Length;
+                int length = reader.Read(_buffer);
                 ReadOnlySpan<byte> command = _buffer.AsSpan(0, length);
                 byte status = tooLong || length < 2 ? AckErr : Execute((NetControlCommand)((command[0] << 8) | command[1]), command[2..]);
-                if (memory.TryGetSpan(ack, 1, out Span<byte> ackByte))
-                {
-                    ackByte[0] = status;
-                }
-
+                writer.Write(new ReadOnlySpan<byte>(in status));
                 Log.ControlCommand(_logger, length > 0 ? command[0] : (byte)0, length > 1 ? command[1] : (byte)0, status);
                 queue.AddUsed(chain.HeadIndex, 1);
             }

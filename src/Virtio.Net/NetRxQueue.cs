@@ -265,7 +265,7 @@ internal sealed class NetRxQueue
         int chains = reservation.ChainsFor(needed);
         Span<byte> header = stackalloc byte[VirtioNetHeader.Size];
         (_pendingHeader with { NumBuffers = (ushort)chains }).Write(header);
-        reservation.Complete(queue, _device.Memory, header, _staging.AsSpan(0, _pendingLength), chains);
+        reservation.Complete(queue, header, _staging.AsSpan(0, _pendingLength), chains);
         _hasPending = false;
         _device.Counters.Received(_pendingLength);
         NetMetrics.Frames.Add(1, NetMetrics.Rx);

@@ -1,5 +1,4 @@
 using System;
-using Virtio.Core.Memory;
 using Virtio.Core.Queues;
 
 namespace Virtio.Net;
@@ -17,8 +16,7 @@ internal sealed class NetRxReservation
     private readonly int[] _segmentStart;
     private readonly int[] _segmentCount;
     private readonly int[] _capacity;
-    private readonly int[] _written;
-    private NetSegment[] _segments;
+    private IoSegment[] _segments;
     private int _usedSegments;
 
     public NetRxReservation(int maxChains)
@@ -27,8 +25,7 @@ internal sealed class NetRxReservation
         _segmentStart = new int[maxChains];
         _segmentCount = new int[maxChains];
         _capacity = new int[maxChains];
-        _written = new int[maxChains];
-        _segments = new NetSegment[maxChains * 2];
+        _segments = new IoSegment[maxChains * 2];
     }
 
     /// <summary>Chains reserved.</summary>
@@ -56,22 +53,23 @@ internal sealed class NetRxReservation
             }
 
             int start = _usedSegments;
-            long capacity = 0;
-            while (chain.TryMoveNext(out DescriptorBuffer buffer, out _))
+            if (!chain.TryGather(_segments.AsSpan(start), out int readable, out int count))
             {
-                if (buffer.IsWriteOnly && buffer.Length > 0)
-                {
-                    AddSegment(new NetSegment(buffer.Address, buffer.Length));
-                    capacity += buffer.Length;
-                }
-            }
-
-            if (chain.Error != QueueError.None)
-            {
-                _usedSegments = start;
                 return false;
             }
 
+            if (start + count > _segments.Length)
+            {
+                // Rare: indirect tables make chains longer than the ring; grows once, then stays.
+                Array.Resize(ref _segments, Math.Max(_segments.Length * 2, start + count));
+                chain.Reset();
+                chain.TryGather(_segments.AsSpan(start), out readable, out count);
+            }
+
+            // Device-readable buffers come first; only the writable ones after them take the frame.
+            Array.Copy(_segments, start + readable, _segments, start, count - readable);
+            _usedSegments = start + count - readable;
+            long capacity = new ChainWriter(_segments.AsSpan(start, _usedSegments - start)).Remaining;
             if (capacity == 0)
             {
                 _usedSegments = start;
@@ -109,15 +107,14 @@ internal sealed class NetRxReservation
     /// <paramref name="chains"/> reserved chains, puts them on the used ring with the bytes each got,
     /// and forgets them.
     /// </summary>
-    public void Complete(SplitVirtqueue queue, IGuestMemory memory, ReadOnlySpan<byte> header, ReadOnlySpan<byte> frame, int chains)
+    public void Complete(SplitVirtqueue queue, ReadOnlySpan<byte> header, ReadOnlySpan<byte> frame, int chains)
     {
-        Array.Clear(_written, 0, chains);
-        var cursor = new Cursor();
-        Write(memory, ref cursor, header);
-        Write(memory, ref cursor, frame);
         for (int i = 0; i < chains; i++)
         {
-            queue.AddUsed(_heads[i], (uint)_written[i]);
+            var writer = new ChainWriter(_segments.AsSpan(_segmentStart[i], _segmentCount[i]));
+            header = header[writer.Write(header)..];
+            frame = frame[writer.Write(frame)..];
+            queue.AddUsed(_heads[i], (uint)writer.Written);
         }
 
         RemoveFirst(chains);
@@ -129,52 +126,6 @@ internal sealed class NetRxReservation
         ChainCount = 0;
         _usedSegments = 0;
         TotalCapacity = 0;
-    }
-
-    private void Write(IGuestMemory memory, ref Cursor cursor, ReadOnlySpan<byte> source)
-    {
-        while (!source.IsEmpty && cursor.Chain < ChainCount)
-        {
-            if (cursor.Segment >= _segmentCount[cursor.Chain])
-            {
-                cursor.Chain++;
-                cursor.Segment = 0;
-                cursor.Offset = 0;
-                continue;
-            }
-
-            NetSegment segment = _segments[_segmentStart[cursor.Chain] + cursor.Segment];
-            if (!memory.TryGetSpan(segment.Address, segment.Length, out Span<byte> span))
-            {
-                cursor.Segment++;
-                cursor.Offset = 0;
-                continue;
-            }
-
-            int take = Math.Min(source.Length, span.Length - cursor.Offset);
-            source[..take].CopyTo(span[cursor.Offset..]);
-            source = source[take..];
-            cursor.Offset += take;
-            _written[cursor.Chain] += take;
-            if (cursor.Offset == span.Length)
-            {
-                cursor.Segment++;
-                cursor.Offset = 0;
-            }
-        }
-    }
-
-    private void AddSegment(NetSegment segment)
-    {
-        if (_usedSegments == _segments.Length)
-        {
-            // Rare: indirect tables make chains longer than the ring; grows once, then stays.
-            NetSegment[] grown = new NetSegment[_segments.Length * 2];
-            _segments.CopyTo(grown, 0);
-            _segments = grown;
-        }
-
-        _segments[_usedSegments++] = segment;
     }
 
     private void RemoveFirst(int chains)
@@ -202,12 +153,5 @@ internal sealed class NetRxReservation
         ChainCount = remaining;
         _usedSegments = movedSegments;
         TotalCapacity = capacity;
-    }
-
-    private struct Cursor
-    {
-        public int Chain;
-        public int Segment;
-        public int Offset;
     }
 }

@@ -1,6 +1,5 @@
 using System;
 using Microsoft.Extensions.Logging;
-using Virtio.Core.Memory;
 using Virtio.Core.Queues;
 using Virtio.Core.Threading;
 
@@ -24,7 +23,8 @@ internal sealed class NetTxQueue
     private readonly INetBackend _backend;
     private readonly IoThread _ioThread;
     private readonly ILogger _logger;
-    private readonly NetSegment[] _segments;
+    private readonly IoSegment[] _segments;
+    private readonly IoSegment[] _frame;
 
     public NetTxQueue(NetDevice device, int pair, INetBackend backend, IoThread ioThread, int maxSegments, ILogger logger)
     {
@@ -33,7 +33,8 @@ internal sealed class NetTxQueue
         _ioThread = ioThread;
         _logger = logger;
         QueueIndex = (ushort)((2 * pair) + 1);
-        _segments = new NetSegment[maxSegments];
+        _segments = new IoSegment[maxSegments];
+        _frame = new IoSegment[maxSegments];
     }
 
     public ushort QueueIndex { get; }
@@ -48,31 +49,14 @@ internal sealed class NetTxQueue
             while (budget > 0 && queue.TryPopChain(out DescriptorChain chain))
             {
                 budget--;
-                NetSegment[] segments = _segments;
-                int count = 0;
-                bool overflow = false;
-                while (chain.TryMoveNext(out DescriptorBuffer buffer, out _))
-                {
-                    if (buffer.IsWriteOnly || buffer.Length == 0)
-                    {
-                        continue;
-                    }
-
-                    if (count == segments.Length)
-                    {
-                        overflow = true;
-                        continue;
-                    }
-
-                    segments[count++] = new NetSegment(buffer.Address, buffer.Length);
-                }
-
-                if (chain.Error != QueueError.None)
+                if (!chain.TryGather(_segments, out int readable, out _))
                 {
                     return; // the queue is broken: the device is in DEVICE_NEEDS_RESET
                 }
 
-                NetDropReason? drop = overflow ? NetDropReason.MalformedHeader : Transmit(segments.AsSpan(0, count));
+                // Device-readable buffers come first; any writable ones after them are ignored.
+                bool overflow = readable > _segments.Length;
+                NetDropReason? drop = overflow ? NetDropReason.MalformedHeader : Transmit(_segments.AsSpan(0, readable));
                 if (drop is { } reason)
                 {
                     _device.CountDrop(reason);
@@ -99,52 +83,23 @@ internal sealed class NetTxQueue
 
     private void Kick() => _device.NotifyQueue(QueueIndex);
 
-    private NetDropReason? Transmit(Span<NetSegment> segments)
+    private NetDropReason? Transmit(ReadOnlySpan<IoSegment> segments)
     {
         if (!_device.LinkUp)
         {
             return NetDropReason.LinkDown;
         }
 
-        // The header may be split across buffers: gather its 12 bytes.
-        IGuestMemory memory = _device.Memory;
+        // The header may be split across buffers: the reader gathers its 12 bytes.
+        var reader = new ChainReader(segments);
         Span<byte> raw = stackalloc byte[VirtioNetHeader.Size];
-        int gathered = 0;
-        int first = 0;
-        int total = 0;
-        for (int i = 0; i < segments.Length; i++)
-        {
-            total += segments[i].Length;
-        }
-
-        while (gathered < VirtioNetHeader.Size && first < segments.Length)
-        {
-            NetSegment segment = segments[first];
-            if (!memory.TryGetSpan(segment.Address, segment.Length, out Span<byte> span))
-            {
-                return NetDropReason.MalformedHeader;
-            }
-
-            int take = Math.Min(span.Length, VirtioNetHeader.Size - gathered);
-            span[..take].CopyTo(raw[gathered..]);
-            gathered += take;
-            if (take == segment.Length)
-            {
-                first++;
-            }
-            else
-            {
-                segments[first] = new NetSegment(new GuestAddress(segment.Address.Value + (ulong)take), segment.Length - take);
-            }
-        }
-
-        if (gathered < VirtioNetHeader.Size)
+        if (!reader.TryRead(raw))
         {
             return NetDropReason.MalformedHeader;
         }
 
         VirtioNetHeader header = VirtioNetHeader.Read(raw);
-        int frameLength = total - VirtioNetHeader.Size;
+        long frameLength = reader.Remaining;
         if (!IsValidHeader(header, frameLength))
         {
             return NetDropReason.MalformedHeader;
@@ -156,18 +111,21 @@ internal sealed class NetTxQueue
             return NetDropReason.BadLength;
         }
 
-        if (!_backend.TryTransmit(header with { NumBuffers = 0 }, new NetFrameSegments(memory, segments[first..])))
+        // The frame: what follows the header, handed over as the guest laid it out.
+        int length = (int)frameLength;
+        int pieces = reader.PeekSegments(_frame);
+        if (!_backend.TryTransmit(header with { NumBuffers = 0 }, new NetFrameSegments(_frame.AsSpan(0, pieces), length)))
         {
             return NetDropReason.BackendBusy;
         }
 
-        _device.Counters.Transmitted(frameLength);
+        _device.Counters.Transmitted(length);
         NetMetrics.Frames.Add(1, NetMetrics.Tx);
-        NetMetrics.Bytes.Add(frameLength, NetMetrics.Tx);
+        NetMetrics.Bytes.Add(length, NetMetrics.Tx);
         return null;
     }
 
-    private bool IsValidHeader(in VirtioNetHeader header, int frameLength)
+    private bool IsValidHeader(in VirtioNetHeader header, long frameLength)
     {
         // virtio 1.2 §5.1.6.2: offloads only as negotiated; a GSO frame needs a partial checksum.
         byte gso = header.GsoType;
