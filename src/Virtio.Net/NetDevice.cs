@@ -44,7 +44,8 @@ public sealed class NetDevice : VirtioDevice, IDisposable
     private const int MtuOverhead = 18; // Ethernet header + one VLAN tag
     private const ushort StatusLinkUp = 1;
 
-    private static readonly Action<object?> s_setEvent = static state => ((ManualResetEventSlim)state!).Set();
+    private static readonly Action<object?> s_nothing = static _ => { };
+    private static readonly TimeSpan s_quiesceTimeout = TimeSpan.FromSeconds(2);
 
     private readonly INetBackend[] _backends;
     private readonly IoThread[] _ioThreads;
@@ -271,10 +272,11 @@ public sealed class NetDevice : VirtioDevice, IDisposable
         }
 
         // A readiness handler may still be running on an I/O thread: wait until each is past it,
-        // so nothing touches the queues while Core clears them.
+        // so nothing touches the queues while Core clears them. A stopped thread runs nothing; the
+        // wait is bounded, since a thread never started runs nothing either.
         foreach (IoThread thread in _ioThreads)
         {
-            Quiesce(thread);
+            thread.RunAndWait(s_nothing, null, s_quiesceTimeout);
         }
 
         foreach (NetRxQueue rx in _rx)
@@ -341,27 +343,6 @@ public sealed class NetDevice : VirtioDevice, IDisposable
     {
         Counters.Dropped(reason);
         NetMetrics.Drops.Add(1, NetMetrics.Reason(reason));
-    }
-
-    private static void Quiesce(IoThread thread)
-    {
-        if (thread.IsCurrentThread)
-        {
-            return;
-        }
-
-        using var done = new ManualResetEventSlim();
-        try
-        {
-            thread.Schedule(s_setEvent, done);
-        }
-        catch (InvalidOperationException)
-        {
-            return; // stopped: nothing runs there
-        }
-
-        // Bounded: a thread never started runs nothing either.
-        done.Wait(TimeSpan.FromSeconds(2));
     }
 
     /// <summary>Writes the current MAC address (six bytes). Any thread.</summary>
