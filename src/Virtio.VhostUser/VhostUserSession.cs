@@ -502,10 +502,10 @@ internal sealed class VhostUserSession : IDisposable
             throw Error($"SET_VRING_ADDR: ring {vring.Index} has unknown flags 0x{flags:x}");
         }
 
-        uint num = vring.Num;
-        vring.DescriptorTable = Translate(vring, "descriptor table", m.ReadUInt64(8), 16 * num);
-        vring.UsedRing = Translate(vring, "used ring", m.ReadUInt64(16), 6 + (8 * num));
-        vring.AvailRing = Translate(vring, "available ring", m.ReadUInt64(24), 6 + (2 * num));
+        var layout = new SplitRingLayout(vring.Num);
+        vring.DescriptorTable = Translate(vring, "descriptor table", m.ReadUInt64(8), (ulong)layout.DescriptorTableSize);
+        vring.UsedRing = Translate(vring, "used ring", m.ReadUInt64(16), (ulong)layout.UsedRingSize);
+        vring.AvailRing = Translate(vring, "available ring", m.ReadUInt64(24), (ulong)layout.AvailRingSize);
         vring.HasAddresses = true;
     }
 
@@ -735,10 +735,10 @@ internal sealed class VhostUserSession : IDisposable
             return;
         }
 
-        uint num = vring.Num;
-        RequireInMemory(vring, "descriptor table", vring.DescriptorTable, 16 * num);
-        RequireInMemory(vring, "available ring", vring.AvailRing, 6 + (2 * num));
-        RequireInMemory(vring, "used ring", vring.UsedRing, 6 + (8 * num));
+        var layout = new SplitRingLayout(vring.Num);
+        RequireInMemory(vring, "descriptor table", vring.DescriptorTable, (uint)layout.DescriptorTableSize);
+        RequireInMemory(vring, "available ring", vring.AvailRing, (uint)layout.AvailRingSize);
+        RequireInMemory(vring, "used ring", vring.UsedRing, (uint)layout.UsedRingSize);
         if (!_memory.TryReadUInt16(new GuestAddress(vring.UsedRing + 2), out ushort usedIdx))
         {
             throw Error($"ring {vring.Index}: used ring unreadable");

@@ -2,6 +2,7 @@ using System;
 using System.Threading;
 using Virtio.Blk.Backends;
 using Virtio.Core.Memory;
+using Virtio.Core.Queues;
 using Xunit;
 
 namespace Virtio.Blk.Tests;
@@ -25,7 +26,7 @@ public sealed class ResetTests
     }
 
     private static ushort UsedIdx(BlkRig rig) =>
-        BitConverter.ToUInt16(rig.Guests[0].Span(new GuestAddress(rig.Guests[0].UsedRing.Value + 2), 2));
+        BitConverter.ToUInt16(rig.Guests[0].Span(new GuestAddress(rig.Guests[0].UsedRing.Value + SplitRingLayout.UsedIdxOffset), 2));
 
     [Fact]
     public void CompletionDuringReset_IsNotWrittenToGuest_AndResetWaitsForIt()

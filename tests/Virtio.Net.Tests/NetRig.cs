@@ -4,6 +4,7 @@ using System.Collections.Generic;
 using System.Threading;
 using Virtio.Core.Devices;
 using Virtio.Core.Memory;
+using Virtio.Core.Queues;
 using Virtio.Core.Threading;
 using Virtio.Core.Transport;
 using Virtio.Testing;
@@ -102,13 +103,13 @@ internal sealed class NetRig : IDisposable
         head = 0;
         length = 0;
         written = [];
-        ushort usedIdx = BinaryPrimitives.ReadUInt16LittleEndian(driver.Span(new GuestAddress(driver.UsedRing.Value + 2), 2));
+        ushort usedIdx = BinaryPrimitives.ReadUInt16LittleEndian(driver.Span(new GuestAddress(driver.UsedRing.Value + SplitRingLayout.UsedIdxOffset), 2));
         if (usedIdx == driver.LastUsedIndex)
         {
             return false;
         }
 
-        Span<byte> element = driver.Span(new GuestAddress(driver.UsedRing.Value + 4 + (8u * (uint)(driver.LastUsedIndex & (driver.QueueSize - 1)))), 8);
+        Span<byte> element = driver.Span(new GuestAddress(driver.UsedRing.Value + (uint)driver.Layout.UsedElementOffset(driver.LastUsedIndex)), SplitRingLayout.UsedElementSize);
         ushort id = (ushort)BinaryPrimitives.ReadUInt32LittleEndian(element);
         uint used = BinaryPrimitives.ReadUInt32LittleEndian(element[4..]);
         var data = new List<byte>();

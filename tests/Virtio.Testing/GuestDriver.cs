@@ -61,12 +61,13 @@ public sealed class GuestDriver : IDisposable
         Memory = memory;
         _ownsMemory = ownsMemory;
         QueueSize = queueSize;
+        Layout = new SplitRingLayout(queueSize);
         BlockSize = blockSize;
         EventIdx = eventIdx;
         Indirect = indirect;
         DescriptorTable = ringBase;
-        AvailRing = new GuestAddress(ringBase.Value + (16u * queueSize));
-        UsedRing = new GuestAddress(AlignUp(AvailRing.Value + 6 + (2u * queueSize), 4096));
+        AvailRing = new GuestAddress(ringBase.Value + (uint)Layout.DescriptorTableSize);
+        UsedRing = new GuestAddress(AlignUp(AvailRing.Value + (uint)Layout.AvailRingSize, 4096));
         _heapBase = heapBase;
         GuestMemoryRegion last = memory.Regions[^1];
         ulong heapEnd = heapSize != 0 ? heapBase + heapSize : last.Start.Value + last.Size;
@@ -83,20 +84,20 @@ public sealed class GuestDriver : IDisposable
         }
 
         // Zero the rings, chain the free list, and start both indices at startIndex.
-        Span<byte> table = Span(DescriptorTable, 16 * queueSize);
+        Span<byte> table = Span(DescriptorTable, Layout.DescriptorTableSize);
         table.Clear();
         for (ushort i = 0; i < queueSize; i++)
         {
-            BinaryPrimitives.WriteUInt16LittleEndian(table[((16 * i) + 14)..], (ushort)(i + 1));
+            BinaryPrimitives.WriteUInt16LittleEndian(table[(SplitRingLayout.DescriptorOffset(i) + 14)..], (ushort)(i + 1));
         }
 
-        Span(AvailRing, 6 + (2 * queueSize)).Clear();
-        Span(UsedRing, 6 + (8 * queueSize)).Clear();
+        Span(AvailRing, Layout.AvailRingSize).Clear();
+        Span(UsedRing, Layout.UsedRingSize).Clear();
         NumFree = queueSize;
         _freeHead = 0;
         _availShadow = _availAtLastKick = _lastUsed = startIndex;
-        WriteUInt16(new GuestAddress(AvailRing.Value + 2), startIndex);
-        WriteUInt16(new GuestAddress(UsedRing.Value + 2), startIndex);
+        WriteUInt16(new GuestAddress(AvailRing.Value + SplitRingLayout.AvailIdxOffset), startIndex);
+        WriteUInt16(new GuestAddress(UsedRing.Value + SplitRingLayout.UsedIdxOffset), startIndex);
         if (eventIdx)
         {
             WriteUInt16(UsedEventAddress, startIndex);
@@ -139,9 +140,12 @@ public sealed class GuestDriver : IDisposable
     /// <summary>Chains made available and not yet consumed from the used ring.</summary>
     public int Outstanding { get; private set; }
 
-    private GuestAddress UsedEventAddress => new(AvailRing.Value + 4 + (2u * QueueSize));
+    /// <summary>Where the ring fields lie for <see cref="QueueSize"/>.</summary>
+    public SplitRingLayout Layout { get; }
 
-    private GuestAddress AvailEventAddress => new(UsedRing.Value + 4 + (8u * QueueSize));
+    private GuestAddress UsedEventAddress => new(AvailRing.Value + (uint)Layout.UsedEventOffset);
+
+    private GuestAddress AvailEventAddress => new(UsedRing.Value + (uint)Layout.AvailEventOffset);
 
     /// <summary>A device-side queue over the same rings, activated, with the driver's start index.</summary>
     /// <param name="logger">The queue's logger.</param>
@@ -244,7 +248,7 @@ public sealed class GuestDriver : IDisposable
     {
         ushort old = _availAtLastKick;
         ushort now = _availShadow;
-        Volatile.Write(ref RingField(new GuestAddress(AvailRing.Value + 2)), now);
+        Volatile.Write(ref RingField(new GuestAddress(AvailRing.Value + SplitRingLayout.AvailIdxOffset)), now);
         _availAtLastKick = now;
         Interlocked.MemoryBarrier();
         if (EventIdx)
@@ -265,7 +269,7 @@ public sealed class GuestDriver : IDisposable
     /// <returns>False when the device has used nothing new.</returns>
     public bool TryGetUsed(out ushort head, out uint length)
     {
-        ushort usedIdx = Volatile.Read(ref RingField(new GuestAddress(UsedRing.Value + 2)));
+        ushort usedIdx = Volatile.Read(ref RingField(new GuestAddress(UsedRing.Value + SplitRingLayout.UsedIdxOffset)));
         if (usedIdx == _lastUsed)
         {
             head = 0;
@@ -273,7 +277,7 @@ public sealed class GuestDriver : IDisposable
             return false;
         }
 
-        Span<byte> element = Span(new GuestAddress(UsedRing.Value + 4 + (8u * (uint)(_lastUsed & (QueueSize - 1)))), 8);
+        Span<byte> element = Span(new GuestAddress(UsedRing.Value + (uint)Layout.UsedElementOffset(_lastUsed)), SplitRingLayout.UsedElementSize);
         uint id = BinaryPrimitives.ReadUInt32LittleEndian(element);
         length = BinaryPrimitives.ReadUInt32LittleEndian(element[4..]);
         if (id >= QueueSize)
@@ -346,7 +350,7 @@ public sealed class GuestDriver : IDisposable
     /// <summary>Puts a raw head on the avail ring (not yet published), bypassing the free list.</summary>
     public void PutOnAvailRing(ushort head)
     {
-        WriteUInt16(new GuestAddress(AvailRing.Value + 4 + (2u * (uint)(_availShadow & (QueueSize - 1)))), head);
+        WriteUInt16(new GuestAddress(AvailRing.Value + (uint)Layout.AvailEntryOffset(_availShadow)), head);
         _availShadow++;
     }
 
@@ -354,7 +358,7 @@ public sealed class GuestDriver : IDisposable
     public void SetAvailIndex(ushort value)
     {
         _availShadow = value;
-        Volatile.Write(ref RingField(new GuestAddress(AvailRing.Value + 2)), value);
+        Volatile.Write(ref RingField(new GuestAddress(AvailRing.Value + SplitRingLayout.AvailIdxOffset)), value);
     }
 
     /// <summary>The guest address of buffer block <paramref name="block"/> (for hand-made chains).</summary>

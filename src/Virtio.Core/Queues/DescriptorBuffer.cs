@@ -27,4 +27,7 @@ public readonly ref struct DescriptorBuffer
 
     /// <summary>True for a device-writable buffer (VIRTQ_DESC_F_WRITE), false for a device-readable one.</summary>
     public bool IsWriteOnly { get; }
+
+    /// <summary>The buffer as an <see cref="IoSegment"/> (host address and length), for zero-copy I/O.</summary>
+    public IoSegment Segment => IoSegment.FromSpan(Span);
 }

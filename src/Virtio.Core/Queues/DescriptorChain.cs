@@ -174,6 +174,45 @@ public ref struct DescriptorChain
         }
     }
 
+    /// <summary>
+    /// Walks the rest of the chain and stores its non-empty buffers in <paramref name="destination"/>
+    /// as <see cref="IoSegment"/>s, device-readable ones first (the order virtio 1.2 §2.7.4.2
+    /// requires), so that <c>destination[..readableCount]</c> feeds a <see cref="ChainReader"/> and
+    /// <c>destination[readableCount..count]</c> a <see cref="ChainWriter"/>. Walks to the end even
+    /// when <paramref name="destination"/> is full, so the whole chain is validated:
+    /// <paramref name="count"/> larger than <c>destination.Length</c> says segments did not fit
+    /// (those past the end are counted, not stored). Allocates nothing.
+    /// </summary>
+    /// <param name="destination">Receives the segments.</param>
+    /// <param name="readableCount">How many of the segments are device-readable.</param>
+    /// <param name="count">How many non-empty buffers the rest of the chain has.</param>
+    /// <returns>False when the chain broke a rule (<see cref="Error"/> says which, and the queue is broken, as with <see cref="TryMoveNext"/>).</returns>
+    public bool TryGather(Span<IoSegment> destination, out int readableCount, out int count)
+    {
+        readableCount = 0;
+        count = 0;
+        while (TryMoveNext(out DescriptorBuffer buffer, out _))
+        {
+            if (buffer.Length == 0)
+            {
+                continue;
+            }
+
+            if (count < destination.Length)
+            {
+                destination[count] = buffer.Segment;
+            }
+
+            count++;
+            if (!buffer.IsWriteOnly)
+            {
+                readableCount++;
+            }
+        }
+
+        return _error == QueueError.None;
+    }
+
     private QueueError EnterIndirect(ulong address, uint length, DescriptorFlags flags)
     {
         SplitVirtqueue queue = _queue!;

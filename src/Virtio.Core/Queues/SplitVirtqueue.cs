@@ -25,7 +25,7 @@ public sealed class SplitVirtqueue
     /// <summary>The largest queue size a split virtqueue can have (virtio 1.2 §2.7).</summary>
     public const ushort MaxQueueSize = 32768;
 
-    internal const int DescriptorSize = 16;
+    internal const int DescriptorSize = SplitRingLayout.DescriptorSize;
     private const ushort AvailFlagNoInterrupt = 1; // VIRTQ_AVAIL_F_NO_INTERRUPT
     private const ushort UsedFlagNoNotify = 1;     // VIRTQ_USED_F_NO_NOTIFY
 
@@ -158,9 +158,10 @@ public sealed class SplitVirtqueue
             return false;
         }
 
-        if (!RingFits(DescriptorTable, DescriptorSize * size, 16)
-            || !RingFits(AvailRing, 6 + (2 * size), 2)
-            || !RingFits(UsedRing, 6 + (8 * size), 4))
+        var layout = new SplitRingLayout(size);
+        if (!RingFits(DescriptorTable, layout.DescriptorTableSize, SplitRingLayout.DescriptorTableAlignment)
+            || !RingFits(AvailRing, layout.AvailRingSize, SplitRingLayout.AvailRingAlignment)
+            || !RingFits(UsedRing, layout.UsedRingSize, SplitRingLayout.UsedRingAlignment))
         {
             error = QueueError.InvalidRingAddress;
             return false;
@@ -368,7 +369,7 @@ public sealed class SplitVirtqueue
 
         // The acquire load of avail->idx above orders this read of the ring entry after it
         // (virtio 1.2 §2.7.13.2: the driver writes the entry before it moves idx).
-        GuestAddress entry = new(AvailRing.Value + 4 + (2u * (uint)(_nextAvail & (_size - 1))));
+        GuestAddress entry = new(AvailRing.Value + (uint)new SplitRingLayout(_size).AvailEntryOffset(_nextAvail));
         if (!_memory.TryGetSpan(entry, 2, out Span<byte> slot))
         {
             MarkBroken(QueueError.InvalidRingAddress);
@@ -399,8 +400,8 @@ public sealed class SplitVirtqueue
             return false;
         }
 
-        GuestAddress element = new(UsedRing.Value + 4 + (8u * (uint)(_nextUsed & (_size - 1))));
-        if (!_memory.TryGetSpan(element, 8, out Span<byte> slot))
+        GuestAddress element = new(UsedRing.Value + (uint)new SplitRingLayout(_size).UsedElementOffset(_nextUsed));
+        if (!_memory.TryGetSpan(element, SplitRingLayout.UsedElementSize, out Span<byte> slot))
         {
             MarkBroken(QueueError.InvalidRingAddress);
             return false;
@@ -436,7 +437,7 @@ public sealed class SplitVirtqueue
             return false;
         }
 
-        if (!_memory.TryGetSpan(new GuestAddress(UsedRing.Value + 2), 2, out Span<byte> usedIdx))
+        if (!_memory.TryGetSpan(new GuestAddress(UsedRing.Value + SplitRingLayout.UsedIdxOffset), 2, out Span<byte> usedIdx))
         {
             MarkBroken(QueueError.InvalidRingAddress);
             return false;
@@ -452,7 +453,7 @@ public sealed class SplitVirtqueue
         Interlocked.MemoryBarrier();
         if (EventIdx)
         {
-            if (!_memory.TryGetSpan(new GuestAddress(AvailRing.Value + 4 + (2u * _size)), 2, out Span<byte> usedEventField))
+            if (!_memory.TryGetSpan(new GuestAddress(AvailRing.Value + (uint)new SplitRingLayout(_size).UsedEventOffset), 2, out Span<byte> usedEventField))
             {
                 MarkBroken(QueueError.InvalidRingAddress);
                 return false;
@@ -518,7 +519,7 @@ public sealed class SplitVirtqueue
         _notificationsDisabled = false;
         if (EventIdx)
         {
-            if (!_memory.TryGetSpan(new GuestAddress(UsedRing.Value + 4 + (8u * _size)), 2, out Span<byte> availEvent))
+            if (!_memory.TryGetSpan(new GuestAddress(UsedRing.Value + (uint)new SplitRingLayout(_size).AvailEventOffset), 2, out Span<byte> availEvent))
             {
                 MarkBroken(QueueError.InvalidRingAddress);
                 return false;
@@ -579,7 +580,7 @@ public sealed class SplitVirtqueue
 
     internal bool TryReadAvailIdx(out ushort availIdx)
     {
-        if (_memory.TryGetSpan(new GuestAddress(AvailRing.Value + 2), 2, out Span<byte> field))
+        if (_memory.TryGetSpan(new GuestAddress(AvailRing.Value + SplitRingLayout.AvailIdxOffset), 2, out Span<byte> field))
         {
             // virtio 1.2 §2.7.13.2: acquire, so the ring entries and descriptors the driver wrote
             // before moving idx are read after it.

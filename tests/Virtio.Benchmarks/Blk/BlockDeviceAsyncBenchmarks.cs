@@ -76,8 +76,8 @@ public class BlockDeviceAsyncBenchmarks
         _controller = new HostNotifierController(device, new InProcessNotifierBinding(transport), [_ioThread]);
 
         _ringsBase = _driver.AvailRing;
-        _ringsLength = checked((int)(_driver.UsedRing.Value + 6 + (8u * QueueSize) - _driver.AvailRing.Value));
-        _usedEventOffset = 4 + (2 * QueueSize);
+        _ringsLength = checked((int)(_driver.UsedRing.Value + (uint)_driver.Layout.UsedRingSize - _driver.AvailRing.Value));
+        _usedEventOffset = _driver.Layout.UsedEventOffset;
         _usedIdxOffset = checked((int)(_driver.UsedRing.Value - _driver.AvailRing.Value)) + 2;
         _availIdx = _driver.AvailIndex;
         _lastUsed = _driver.LastUsedIndex;
@@ -118,7 +118,7 @@ public class BlockDeviceAsyncBenchmarks
             Span<byte> rings = Rings();
             for (int k = 0; k < Depth; k++)
             {
-                BinaryPrimitives.WriteUInt16LittleEndian(rings[(4 + (2 * (_availIdx & (QueueSize - 1))))..], (ushort)(3 * k));
+                BinaryPrimitives.WriteUInt16LittleEndian(rings[_driver.Layout.AvailEntryOffset(_availIdx)..], (ushort)(3 * k));
                 _availIdx++;
             }
 

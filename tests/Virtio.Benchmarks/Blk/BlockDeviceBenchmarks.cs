@@ -72,10 +72,10 @@ public class BlockDeviceBenchmarks
 
         ulong availBase = _driver.AvailRing.Value;
         _ringsBase = _driver.AvailRing;
-        _ringsLength = checked((int)(_driver.UsedRing.Value + 6 + (8u * QueueSize) - availBase));
-        _availIdxOffset = 2;
-        _usedEventOffset = 4 + (2 * QueueSize);
-        _usedIdxOffset = checked((int)(_driver.UsedRing.Value - availBase)) + 2;
+        _ringsLength = checked((int)(_driver.UsedRing.Value + (uint)_driver.Layout.UsedRingSize - availBase));
+        _availIdxOffset = SplitRingLayout.AvailIdxOffset;
+        _usedEventOffset = _driver.Layout.UsedEventOffset;
+        _usedIdxOffset = checked((int)(_driver.UsedRing.Value - availBase)) + SplitRingLayout.UsedIdxOffset;
         _availIdx = _driver.AvailIndex;
         _lastUsed = _driver.LastUsedIndex;
 
@@ -125,7 +125,7 @@ public class BlockDeviceBenchmarks
         {
             for (int k = 0; k < Depth; k++)
             {
-                BinaryPrimitives.WriteUInt16LittleEndian(rings[(4 + (2 * (_availIdx & (QueueSize - 1))))..], (ushort)(3 * k));
+                BinaryPrimitives.WriteUInt16LittleEndian(rings[_driver.Layout.AvailEntryOffset(_availIdx)..], (ushort)(3 * k));
                 _availIdx++;
             }
 

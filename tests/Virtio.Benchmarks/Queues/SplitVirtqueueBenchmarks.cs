@@ -40,7 +40,6 @@ public class SplitVirtqueueBenchmarks
     private GuestAddress _ringsBase;
     private int _ringsLength;
     private int _availIdxOffset;
-    private int _availRingOffset;
     private int _usedEventOffset;
     private int _usedIdxOffset;
     private int _usedRingOffset;
@@ -68,12 +67,11 @@ public class SplitVirtqueueBenchmarks
 
         ulong availBase = _driver.AvailRing.Value;
         _ringsBase = _driver.AvailRing;
-        _ringsLength = checked((int)(_driver.UsedRing.Value + 6 + (8u * QueueSize) - availBase));
-        _availIdxOffset = 2;
-        _availRingOffset = 4;
-        _usedEventOffset = 4 + (2 * QueueSize);
-        _usedIdxOffset = checked((int)(_driver.UsedRing.Value - availBase)) + 2;
-        _usedRingOffset = _usedIdxOffset + 2;
+        _ringsLength = checked((int)(_driver.UsedRing.Value + (uint)_driver.Layout.UsedRingSize - availBase));
+        _availIdxOffset = SplitRingLayout.AvailIdxOffset;
+        _usedEventOffset = _driver.Layout.UsedEventOffset;
+        _usedIdxOffset = checked((int)(_driver.UsedRing.Value - availBase)) + SplitRingLayout.UsedIdxOffset;
+        _usedRingOffset = checked((int)(_driver.UsedRing.Value - availBase));
 
         _head = 0;
         _availIdx = _driver.AvailIndex;
@@ -171,7 +169,7 @@ public class SplitVirtqueueBenchmarks
     // Guest: avail->ring[idx % size] = head, then the release store of avail->idx (virtio 1.2 §2.7.13.2).
     private void MakeAvailable(Span<byte> rings)
     {
-        BinaryPrimitives.WriteUInt16LittleEndian(rings[(_availRingOffset + (2 * (_availIdx & (QueueSize - 1))))..], _head);
+        BinaryPrimitives.WriteUInt16LittleEndian(rings[_driver.Layout.AvailEntryOffset(_availIdx)..], _head);
         _availIdx++;
         WriteUInt16Release(rings, _availIdxOffset, _availIdx);
     }
@@ -184,7 +182,7 @@ public class SplitVirtqueueBenchmarks
             ThrowRoundTripFailed("nothing used");
         }
 
-        Span<byte> element = rings.Slice(_usedRingOffset + (8 * (_lastUsed & (QueueSize - 1))), 8);
+        Span<byte> element = rings.Slice(_usedRingOffset + _driver.Layout.UsedElementOffset(_lastUsed), SplitRingLayout.UsedElementSize);
         if (BinaryPrimitives.ReadUInt32LittleEndian(element) != _head || BinaryPrimitives.ReadUInt32LittleEndian(element[4..]) != _expectedWritten)
         {
             ThrowRoundTripFailed("wrong used element");

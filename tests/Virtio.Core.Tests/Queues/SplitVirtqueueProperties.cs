@@ -249,11 +249,11 @@ public sealed class SplitVirtqueueProperties
         SplitVirtqueue queue = driver.CreateDeviceQueue();
 
         // Descriptors: mostly pointing into memory (so walks go somewhere), some wild.
-        Span<byte> table = driver.Span(driver.DescriptorTable, 16 * size);
+        Span<byte> table = driver.Span(driver.DescriptorTable, driver.Layout.DescriptorTableSize);
         random.NextBytes(table);
         for (int i = 0; i < size; i++)
         {
-            Span<byte> d = table.Slice(16 * i, 16);
+            Span<byte> d = table.Slice(SplitRingLayout.DescriptorOffset(i), SplitRingLayout.DescriptorSize);
             if (random.Next(4) != 0)
             {
                 System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(d, (ulong)random.NextInt64(0, (long)memorySize));
@@ -269,8 +269,8 @@ public sealed class SplitVirtqueueProperties
 
         // Indirect tables somewhere in the heap, full of noise too.
         random.NextBytes(driver.Span(new GuestAddress(0x40000), 0x10000));
-        random.NextBytes(driver.Span(driver.AvailRing, 6 + (2 * size)));
-        random.NextBytes(driver.Span(driver.UsedRing, 6 + (8 * size)));
+        random.NextBytes(driver.Span(driver.AvailRing, driver.Layout.AvailRingSize));
+        random.NextBytes(driver.Span(driver.UsedRing, driver.Layout.UsedRingSize));
 
         nint hostBase = memory.Regions[0].HostAddress;
         long steps = 0;

@@ -347,5 +347,5 @@ public sealed class SplitVirtqueueTests
     }
 
     private static ushort ReadUsedIdx(GuestDriver driver) =>
-        System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(driver.Span(new GuestAddress(driver.UsedRing.Value + 2), 2));
+        System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(driver.Span(new GuestAddress(driver.UsedRing.Value + SplitRingLayout.UsedIdxOffset), 2));
 }
