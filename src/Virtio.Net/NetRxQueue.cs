@@ -95,17 +95,17 @@ internal sealed class NetRxQueue
                     _hasPending = true;
                 }
 
-                Result result = TryDeliver(queue);
-                if (result == Result.Delivered)
+                NetRxResult result = TryDeliver(queue);
+                if (result == NetRxResult.Delivered)
                 {
                     delivered = true;
                 }
-                else if (result == Result.NoBuffers)
+                else if (result == NetRxResult.NoBuffers)
                 {
                     starved = true;
                     break;
                 }
-                else if (result == Result.Broken)
+                else if (result == NetRxResult.Broken)
                 {
                     return;
                 }
@@ -232,7 +232,7 @@ internal sealed class NetRxQueue
         return true;
     }
 
-    private Result TryDeliver(SplitVirtqueue queue)
+    private NetRxResult TryDeliver(SplitVirtqueue queue)
     {
         NetRxReservation reservation = _reservation;
         int needed = VirtioNetHeader.Size + _pendingLength;
@@ -240,7 +240,7 @@ internal sealed class NetRxQueue
         {
             if (reservation.ChainCount == 0 && !reservation.TryReserve(queue))
             {
-                return queue.Error != QueueError.None ? Result.Broken : Result.NoBuffers;
+                return queue.Error != QueueError.None ? NetRxResult.Broken : NetRxResult.NoBuffers;
             }
 
             if (reservation.FirstCapacity < needed)
@@ -248,7 +248,7 @@ internal sealed class NetRxQueue
                 // The chain stays reserved for the next frame.
                 _hasPending = false;
                 Drop(_pendingLength, NetDropReason.RxBufferTooSmall);
-                return Result.Dropped;
+                return NetRxResult.Dropped;
             }
         }
         else
@@ -257,7 +257,7 @@ internal sealed class NetRxQueue
             {
                 if (!reservation.TryReserve(queue))
                 {
-                    return queue.Error != QueueError.None ? Result.Broken : Result.NoBuffers;
+                    return queue.Error != QueueError.None ? NetRxResult.Broken : NetRxResult.NoBuffers;
                 }
             }
         }
@@ -270,20 +270,12 @@ internal sealed class NetRxQueue
         _device.Counters.Received(_pendingLength);
         NetMetrics.Frames.Add(1, NetMetrics.Rx);
         NetMetrics.Bytes.Add(_pendingLength, NetMetrics.Rx);
-        return Result.Delivered;
+        return NetRxResult.Delivered;
     }
 
     private void Drop(int length, NetDropReason reason)
     {
         _device.CountDrop(reason);
         Log.RxDropped(_logger, QueueIndex, length, reason);
-    }
-
-    private enum Result
-    {
-        Delivered,
-        Dropped,
-        NoBuffers,
-        Broken,
     }
 }
