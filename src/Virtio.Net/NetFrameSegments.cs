@@ -1,5 +1,6 @@
 using System;
 using Virtio.Core.Memory;
+using Virtio.Core.Queues;
 
 namespace Virtio.Net;
 
@@ -12,7 +13,9 @@ public readonly ref struct NetFrameSegments
 {
     private readonly IGuestMemory? _memory;
     private readonly ReadOnlySpan<NetSegment> _segments;
+    private readonly ReadOnlySpan<IoSegment> _ioSegments;
     private readonly ReadOnlySpan<byte> _contiguous;
+    private readonly bool _vectored;
 
     /// <summary>A frame made of pieces of guest memory; the device checked every piece against memory.</summary>
     /// <param name="memory">The guest memory.</param>
@@ -44,6 +47,19 @@ public readonly ref struct NetFrameSegments
         Count = 1;
     }
 
+    /// <summary>
+    /// A frame made of pieces of guest memory the device already mapped (what a <see cref="ChainReader"/>
+    /// hands out past the header); <paramref name="length"/> is their total.
+    /// </summary>
+    internal NetFrameSegments(ReadOnlySpan<IoSegment> segments, int length)
+    {
+        _memory = null;
+        _ioSegments = segments;
+        _vectored = true;
+        Length = length;
+        Count = segments.Length;
+    }
+
     /// <summary>The frame's length in bytes.</summary>
     public int Length { get; }
 
@@ -57,6 +73,11 @@ public readonly ref struct NetFrameSegments
     {
         get
         {
+            if (_vectored)
+            {
+                return _ioSegments[index].AsSpan();
+            }
+
             if (_memory is null)
             {
                 return index == 0 ? _contiguous : throw new ArgumentOutOfRangeException(nameof(index));
@@ -70,8 +91,20 @@ public readonly ref struct NetFrameSegments
     /// <summary>Copies the whole frame into <paramref name="destination"/> (for backends that need it contiguous).</summary>
     /// <param name="destination">At least <see cref="Length"/> bytes.</param>
     /// <returns>Bytes copied.</returns>
+    /// <exception cref="ArgumentException"><paramref name="destination"/> is shorter than the frame.</exception>
     public int CopyTo(Span<byte> destination)
     {
+        if (_vectored)
+        {
+            if (destination.Length < Length)
+            {
+                throw new ArgumentException("Destination is shorter than the frame.", nameof(destination));
+            }
+
+            // The device's own frames: the pieces are mapped guest memory, read across their edges.
+            return new ChainReader(_ioSegments).Read(destination);
+        }
+
         int offset = 0;
         for (int i = 0; i < Count; i++)
         {

@@ -5,9 +5,9 @@ using System.Runtime.InteropServices;
 using System.Threading;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Win32.SafeHandles;
 using Tmds.Linux;
 using Virtio.Blk.Interop;
+using Virtio.Core.Interop;
 
 namespace Virtio.Blk.Backends;
 
@@ -29,12 +29,9 @@ namespace Virtio.Blk.Backends;
 /// With O_DIRECT, guest buffers and offsets must be aligned to the device's logical block size, or
 /// the kernel fails the request (reported as IOERR).
 /// </remarks>
-public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
+public sealed class FileBlockBackend : IBlockBackend, IDisposable
 {
-    private const int ZeroBufferSize = 64 << 10;
-    private static readonly byte[] s_zeroes = GC.AllocateArray<byte>(ZeroBufferSize, pinned: true);
-
-    private readonly SafeFileHandle _handle;
+    private readonly DiskImage _image;
     private readonly ILogger _logger;
     private readonly Thread[] _workers;
     private readonly Queue<BlockIo> _pending = new();
@@ -63,9 +60,7 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentOutOfRangeException.ThrowIfLessThan(workers, 1);
         _logger = logger ?? NullLogger.Instance;
-        _handle = FileInterop.OpenImage(path, readOnly, direct, out ulong capacity);
-        Capacity = capacity;
-        IsReadOnly = readOnly;
+        _image = DiskImage.Open(path, readOnly, direct, _logger);
         _workers = new Thread[workers];
         _starter = new Thread(static self => ((FileBlockBackend)self!).RunStarter())
         {
@@ -85,14 +80,13 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
     internal Action<BlockIo>? BeforeExecute { get; set; }
 
     /// <inheritdoc />
-    public ulong Capacity { get; }
+    public ulong Capacity => _image.Capacity;
 
     /// <inheritdoc />
-    public bool IsReadOnly { get; }
+    public bool IsReadOnly => _image.IsReadOnly;
 
     /// <inheritdoc />
-    public BlockBackendCapabilities Capabilities =>
-        BlockBackendCapabilities.Discard | BlockBackendCapabilities.WriteZeroes | BlockBackendCapabilities.WriteZeroesMayUnmap;
+    public BlockBackendCapabilities Capabilities => DiskImage.Capabilities;
 
     /// <summary>Queues <paramref name="io"/> for a worker. Any thread; never blocks on I/O.</summary>
     /// <param name="io">The request, validated by the device.</param>
@@ -151,12 +145,12 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
             _workers[i].Join();
         }
 
-        _handle.Dispose();
+        _image.Dispose();
     }
 
     private void Work()
     {
-        FileInterop.IoVec[] vectors = GC.AllocateArray<FileInterop.IoVec>(FileInterop.IovMax, pinned: true);
+        IoVec[] vectors = GC.AllocateArray<IoVec>(FileInterop.IovMax, pinned: true);
         lock (_gate)
         {
             _starting--;
@@ -186,7 +180,7 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
             try
             {
                 BeforeExecute?.Invoke(io);
-                status = io.IsAbandoned ? BlockStatus.IoError : Execute(io, vectors);
+                status = _image.Admit(io) ?? Execute(io, vectors);
             }
             catch (Exception)
             {
@@ -235,42 +229,27 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
         worker.Start(this);
     }
 
-    private BlockStatus Execute(BlockIo io, FileInterop.IoVec[] vectors)
+    /// <summary>Runs an admitted request's system calls (a worker).</summary>
+    private BlockStatus Execute(BlockIo io, IoVec[] vectors)
     {
         bool added = false;
-        _handle.DangerousAddRef(ref added);
+        _image.Handle.DangerousAddRef(ref added);
         try
         {
-            int fd = (int)_handle.DangerousGetHandle();
+            int fd = (int)_image.Handle.DangerousGetHandle();
             switch (io.Operation)
             {
                 case BlockOperation.Read:
                 case BlockOperation.Write:
-                    if (IsReadOnly && io.Operation == BlockOperation.Write)
-                    {
-                        return BlockStatus.IoError;
-                    }
-
                     return Transfer(fd, io, vectors);
 
                 case BlockOperation.Flush:
-                    if (LibC.fdatasync(fd) < 0)
-                    {
-                        return Failed(io, LibC.errno);
-                    }
+                    return LibC.fdatasync(fd) < 0 ? _image.Failed(io, io.Offset, LibC.errno) : BlockStatus.Ok;
 
-                    return BlockStatus.Ok;
-
-                case BlockOperation.Discard:
-                case BlockOperation.WriteZeroes:
-                    if (IsReadOnly)
-                    {
-                        return BlockStatus.IoError;
-                    }
-
+                default:
                     foreach (BlockRange range in io.Ranges)
                     {
-                        BlockStatus status = io.Operation == BlockOperation.Discard ? Discard(fd, io, range) : WriteZeroes(fd, io, range);
+                        BlockStatus status = Range(fd, io, range);
                         if (status != BlockStatus.Ok)
                         {
                             return status;
@@ -278,21 +257,18 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
                     }
 
                     return BlockStatus.Ok;
-
-                default:
-                    return BlockStatus.Unsupported;
             }
         }
         finally
         {
             if (added)
             {
-                _handle.DangerousRelease();
+                _image.Handle.DangerousRelease();
             }
         }
     }
 
-    private BlockStatus Transfer(int fd, BlockIo io, FileInterop.IoVec[] vectors)
+    private unsafe BlockStatus Transfer(int fd, BlockIo io, IoVec[] vectors)
     {
         ReadOnlySpan<BlockSegment> segments = io.Segments;
         int index = 0;
@@ -302,7 +278,7 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
 
         // SAFETY: `vectors` is pinned; each entry points into a guest buffer the device bounds-checked
         // and that stays mapped until the request completes; the kernel writes only inside them.
-        fixed (FileInterop.IoVec* iov = vectors)
+        fixed (IoVec* iov = vectors)
         {
             while (index < segments.Length)
             {
@@ -310,8 +286,7 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
                 for (int i = index; i < segments.Length && count < vectors.Length; i++, count++)
                 {
                     int skip = i == index ? within : 0;
-                    iov[count].Base = segments[i].Address + skip;
-                    iov[count].Length = (nuint)(segments[i].Length - skip);
+                    iov[count] = new IoVec(segments[i].Address + skip, (nuint)(segments[i].Length - skip));
                 }
 
                 nint done = read ? FileInterop.PReadV(fd, iov, count, offset) : FileInterop.PWriteV(fd, iov, count, offset);
@@ -323,12 +298,12 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
                         continue;
                     }
 
-                    return Failed(io, errno);
+                    return _image.Failed(io, io.Offset, errno);
                 }
 
                 if (done == 0)
                 {
-                    return Failed(io, 0); // end of file inside the capacity: a short transfer
+                    return _image.Failed(io, io.Offset, 0); // end of file inside the capacity: a short transfer
                 }
 
                 // A short transfer continues where the kernel stopped.
@@ -355,70 +330,46 @@ public sealed unsafe class FileBlockBackend : IBlockBackend, IDisposable
         return BlockStatus.Ok;
     }
 
-    private BlockStatus Discard(int fd, BlockIo io, BlockRange range)
+    /// <summary>One discard or write-zeroes range: fallocate, and the zeroes written where it cannot zero.</summary>
+    private BlockStatus Range(int fd, BlockIo io, BlockRange range)
     {
-        if (FileInterop.FAllocate(fd, FileInterop.FALLOC_FL_PUNCH_HOLE | FileInterop.FALLOC_FL_KEEP_SIZE, (long)range.Offset, (long)range.Length) == 0)
+        int errno = FileInterop.FAllocate(fd, DiskImage.FallocateMode(io.Operation, range), (long)range.Offset, (long)range.Length) == 0
+            ? 0
+            : Marshal.GetLastPInvokeError();
+        switch (_image.OnRangeResult(io, range, errno))
         {
-            return BlockStatus.Ok;
+            case RangeOutcome.Done:
+                return BlockStatus.Ok;
+
+            case RangeOutcome.Failed:
+                return BlockStatus.IoError;
         }
 
-        int errno = Marshal.GetLastPInvokeError();
-
-        // Discard is a hint (virtio 1.2 §5.2.6): a file system that cannot punch holes keeps the data.
-        return errno == FileInterop.EOPNOTSUPP ? BlockStatus.Ok : Failed(io, errno);
-    }
-
-    private BlockStatus WriteZeroes(int fd, BlockIo io, BlockRange range)
-    {
-        int mode = (range.MayUnmap ? FileInterop.FALLOC_FL_PUNCH_HOLE : FileInterop.FALLOC_FL_ZERO_RANGE) | FileInterop.FALLOC_FL_KEEP_SIZE;
-        if (FileInterop.FAllocate(fd, mode, (long)range.Offset, (long)range.Length) == 0)
-        {
-            return BlockStatus.Ok;
-        }
-
-        int errno = Marshal.GetLastPInvokeError();
-        if (errno != FileInterop.EOPNOTSUPP)
-        {
-            return Failed(io, errno);
-        }
-
-        // No fallocate support (a block device without WRITE_ZEROES, some file systems): write them.
         ulong position = range.Offset;
         ulong end = range.Offset + range.Length;
-        fixed (byte* zeroes = s_zeroes)
+        while (position < end)
         {
-            while (position < end)
+            (nint zeroes, int chunk) = DiskImage.ZeroChunk(position, end);
+            nint done = FileInterop.PWrite(fd, zeroes, (nuint)chunk, (long)position);
+            if (done < 0)
             {
-                nuint chunk = (nuint)Math.Min(end - position, ZeroBufferSize);
-
-                // SAFETY: `zeroes` is a pinned array of ZeroBufferSize bytes and chunk is at most that.
-                nint done = FileInterop.PWrite(fd, zeroes, chunk, (long)position);
-                if (done < 0)
+                int error = Marshal.GetLastPInvokeError();
+                if (error == FileInterop.EINTR)
                 {
-                    int error = Marshal.GetLastPInvokeError();
-                    if (error == FileInterop.EINTR)
-                    {
-                        continue;
-                    }
-
-                    return Failed(io, error);
+                    continue;
                 }
 
-                if (done == 0)
-                {
-                    return Failed(io, 0);
-                }
-
-                position += (ulong)done;
+                return _image.Failed(io, position, error);
             }
+
+            if (done == 0)
+            {
+                return _image.Failed(io, position, 0);
+            }
+
+            position += (ulong)done;
         }
 
         return BlockStatus.Ok;
-    }
-
-    private BlockStatus Failed(BlockIo io, int errno)
-    {
-        Log.FileIoFailed(_logger, io.Operation, io.Offset, errno);
-        return BlockStatus.IoError;
     }
 }

@@ -1,13 +1,12 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
-using System.Runtime.InteropServices;
 using System.Threading;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Win32.SafeHandles;
 using Tmds.Linux;
 using Virtio.Blk.Interop;
+using Virtio.Core.Interop;
 
 namespace Virtio.Blk.Backends;
 
@@ -28,34 +27,14 @@ namespace Virtio.Blk.Backends;
 /// the kernel fails without touching guest memory. io_uring can be disabled by the host
 /// (<c>kernel.io_uring_disabled</c>, seccomp): <see cref="IsSupported"/> tells.
 /// </remarks>
-public sealed unsafe class IoUringBlockBackend : IBlockBackend, IDisposable
+public sealed class IoUringBlockBackend : IBlockBackend, IDisposable
 {
     private const ulong WakeUserData = ulong.MaxValue;
-    private const int ZeroBufferSize = 64 << 10;
-    private const int EINTR = 4;
-    private const int EAGAIN = 11;
-    private static readonly byte[] s_zeroes = GC.AllocateArray<byte>(ZeroBufferSize, pinned: true);
 
-    private readonly SafeFileHandle _file;
+    private readonly DiskImage _image;
     private readonly int _fd;
-    private readonly int _ring;
+    private readonly IoUringRing _ring;
     private readonly ILogger _logger;
-    private readonly nint _sqRing;
-    private readonly nuint _sqRingSize;
-    private readonly nint _cqRing;
-    private readonly nuint _cqRingSize;
-    private readonly nint _sqeMemory;
-    private readonly nuint _sqeSize;
-    private readonly uint* _sqHead;
-    private readonly uint* _sqTail;
-    private readonly uint* _sqArray;
-    private readonly uint _sqMask;
-    private readonly uint _sqEntries;
-    private readonly IoUringInterop.Sqe* _sqes;
-    private readonly uint* _cqHead;
-    private readonly uint* _cqTail;
-    private readonly uint _cqMask;
-    private readonly IoUringInterop.Cqe* _cqes;
     private readonly IoUringRequest[] _requests;
     private readonly int[] _free;
     private readonly Queue<BlockIo> _waiting;
@@ -78,60 +57,20 @@ public sealed unsafe class IoUringBlockBackend : IBlockBackend, IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(queueDepth, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(queueDepth, 4096);
         _logger = logger ?? NullLogger.Instance;
-        _file = FileInterop.OpenImage(path, readOnly, direct, out ulong capacity);
-        _fd = (int)_file.DangerousGetHandle();
-        _ring = -1;
+        _image = DiskImage.Open(path, readOnly, direct, _logger);
+        _fd = (int)_image.Handle.DangerousGetHandle(); // the image stays open until Dispose
         try
         {
-            Capacity = capacity;
-            IsReadOnly = readOnly;
-
-            IoUringInterop.Params p = default;
-            _ring = IoUringInterop.Setup((uint)queueDepth, &p);
-            if (_ring < 0)
-            {
-                throw new IOException($"io_uring_setup failed with errno {-_ring}.", -_ring);
-            }
-
-            _sqRingSize = p.SqOff.Array + (p.SqEntries * sizeof(uint));
-            _cqRingSize = p.CqOff.Cqes + (p.CqEntries * (uint)IoUringInterop.CqeSize);
-            if ((p.Features & IoUringInterop.FeatSingleMmap) != 0)
-            {
-                _sqRingSize = _cqRingSize = Math.Max(_sqRingSize, _cqRingSize);
-            }
-
-            _sqRing = Map(_ring, _sqRingSize, IoUringInterop.OffSqRing);
-            _cqRing = (p.Features & IoUringInterop.FeatSingleMmap) != 0 ? _sqRing : Map(_ring, _cqRingSize, IoUringInterop.OffCqRing);
-            _sqeSize = p.SqEntries * (uint)IoUringInterop.SqeSize;
-            _sqeMemory = Map(_ring, _sqeSize, IoUringInterop.OffSqes);
-
-            byte* sq = (byte*)_sqRing;
-            byte* cq = (byte*)_cqRing;
-            _sqHead = (uint*)(sq + p.SqOff.Head);
-            _sqTail = (uint*)(sq + p.SqOff.Tail);
-            _sqArray = (uint*)(sq + p.SqOff.Array);
-            _sqMask = *(uint*)(sq + p.SqOff.RingMask);
-            _sqEntries = *(uint*)(sq + p.SqOff.RingEntries);
-            _sqes = (IoUringInterop.Sqe*)_sqeMemory;
-            _cqHead = (uint*)(cq + p.CqOff.Head);
-            _cqTail = (uint*)(cq + p.CqOff.Tail);
-            _cqMask = *(uint*)(cq + p.CqOff.RingMask);
-            _cqes = (IoUringInterop.Cqe*)(cq + p.CqOff.Cqes);
+            _ring = new IoUringRing((uint)queueDepth);
         }
         catch
         {
-            Unmap();
-            if (_ring >= 0)
-            {
-                IoUringInterop.Close(_ring);
-            }
-
-            _file.Dispose();
+            _image.Dispose();
             throw;
         }
 
         // One submission per slot at most, so the submission ring never fills.
-        QueueDepth = (int)_sqEntries;
+        QueueDepth = (int)_ring.Entries;
         _requests = new IoUringRequest[QueueDepth];
         _free = new int[QueueDepth];
         for (int i = 0; i < QueueDepth; i++)
@@ -154,29 +93,25 @@ public sealed unsafe class IoUringBlockBackend : IBlockBackend, IDisposable
     public int QueueDepth { get; }
 
     /// <inheritdoc />
-    public ulong Capacity { get; }
+    public ulong Capacity => _image.Capacity;
 
     /// <inheritdoc />
-    public bool IsReadOnly { get; }
+    public bool IsReadOnly => _image.IsReadOnly;
 
     /// <inheritdoc />
-    public BlockBackendCapabilities Capabilities =>
-        BlockBackendCapabilities.Discard | BlockBackendCapabilities.WriteZeroes | BlockBackendCapabilities.WriteZeroesMayUnmap;
+    public BlockBackendCapabilities Capabilities => DiskImage.Capabilities;
 
     /// <summary>Whether this process may use io_uring (a ring of one entry can be set up). Any thread.</summary>
     /// <param name="reason">Why not, when it returns false.</param>
     /// <returns>True when io_uring works here.</returns>
     public static bool IsSupported(out string? reason)
     {
-        IoUringInterop.Params p = default;
-        int ring = IoUringInterop.Setup(1, &p);
-        if (ring < 0)
+        if (!IoUringRing.Probe(out int errno))
         {
-            reason = $"io_uring_setup failed with errno {-ring} (disabled by kernel.io_uring_disabled or a seccomp filter, or an old kernel)";
+            reason = $"io_uring_setup failed with errno {errno} (disabled by kernel.io_uring_disabled or a seccomp filter, or an old kernel)";
             return false;
         }
 
-        IoUringInterop.Close(ring);
         reason = null;
         return true;
     }
@@ -231,7 +166,7 @@ public sealed unsafe class IoUringBlockBackend : IBlockBackend, IDisposable
             _stopping = true;
 
             // Wake the reaper: if nothing is in flight it sleeps until this no-op completes.
-            Push(0, 0, 0, 0, 0, WakeUserData);
+            Push(IoUringInterop.OpNop, 0, 0, 0, 0, WakeUserData);
         }
 
         _reaper.Join();
@@ -240,39 +175,8 @@ public sealed unsafe class IoUringBlockBackend : IBlockBackend, IDisposable
             request.Dispose();
         }
 
-        Unmap();
-        IoUringInterop.Close(_ring);
-        _file.Dispose();
-    }
-
-    private static nint Map(int ring, nuint length, long offset)
-    {
-        nint address = IoUringInterop.Mmap(0, length, IoUringInterop.PROT_READ | IoUringInterop.PROT_WRITE, IoUringInterop.MAP_SHARED | IoUringInterop.MAP_POPULATE, ring, offset);
-        if (address == -1)
-        {
-            int errno = Marshal.GetLastPInvokeError();
-            throw new IOException($"mmap of the io_uring at 0x{offset:x} failed with errno {errno}.", errno);
-        }
-
-        return address;
-    }
-
-    private void Unmap()
-    {
-        if (_sqeMemory != 0)
-        {
-            IoUringInterop.Munmap(_sqeMemory, _sqeSize);
-        }
-
-        if (_cqRing != 0 && _cqRing != _sqRing)
-        {
-            IoUringInterop.Munmap(_cqRing, _cqRingSize);
-        }
-
-        if (_sqRing != 0)
-        {
-            IoUringInterop.Munmap(_sqRing, _sqRingSize);
-        }
+        _ring.Dispose();
+        _image.Dispose();
     }
 
     /// <summary>Issues the first submission of the request in <paramref name="request"/> (under the gate).</summary>
@@ -280,41 +184,28 @@ public sealed unsafe class IoUringBlockBackend : IBlockBackend, IDisposable
     private BlockStatus? Start(IoUringRequest request)
     {
         BlockIo io = request.Io!;
-        if (io.IsAbandoned)
+        BlockStatus? refused = _image.Admit(io);
+        if (refused is not null)
         {
-            return BlockStatus.IoError;
+            return refused;
         }
 
         switch (io.Operation)
         {
             case BlockOperation.Read:
             case BlockOperation.Write:
-                if (IsReadOnly && io.Operation == BlockOperation.Write)
-                {
-                    return BlockStatus.IoError;
-                }
-
                 request.SegmentIndex = 0;
                 request.Within = 0;
                 request.Position = io.Offset;
-                return io.Segments.IsEmpty ? BlockStatus.Ok : SubmitTransfer(request);
+                return SubmitTransfer(request);
 
             case BlockOperation.Flush:
                 return SubmitFlush(request);
 
-            case BlockOperation.Discard:
-            case BlockOperation.WriteZeroes:
-                if (IsReadOnly)
-                {
-                    return BlockStatus.IoError;
-                }
-
+            default:
                 request.RangeIndex = 0;
                 request.WritingZeroes = false;
-                return io.Ranges.IsEmpty ? BlockStatus.Ok : SubmitRange(request);
-
-            default:
-                return BlockStatus.Unsupported;
+                return SubmitRange(request);
         }
     }
 
@@ -323,7 +214,7 @@ public sealed unsafe class IoUringBlockBackend : IBlockBackend, IDisposable
         Push(IoUringInterop.OpFsync, 0, 0, 0, IoUringInterop.FsyncDataSync, (ulong)request.Index);
 
     /// <summary>readv/writev of the rest of a transfer, from where the last one stopped.</summary>
-    private BlockStatus? SubmitTransfer(IoUringRequest request)
+    private unsafe BlockStatus? SubmitTransfer(IoUringRequest request)
     {
         BlockIo io = request.Io!;
         ReadOnlySpan<BlockSegment> segments = io.Segments;
@@ -332,13 +223,12 @@ public sealed unsafe class IoUringBlockBackend : IBlockBackend, IDisposable
 
         // SAFETY: Vectors has room for count entries; each points into a guest buffer the device
         // bounds-checked and that stays mapped until the request completes.
-        FileInterop.IoVec* iov = request.Vectors;
+        IoVec* iov = request.Vectors;
         for (int k = 0; k < count; k++)
         {
             int i = request.SegmentIndex + k;
             int skip = k == 0 ? request.Within : 0;
-            iov[k].Base = segments[i].Address + skip;
-            iov[k].Length = (nuint)(segments[i].Length - skip);
+            iov[k] = new IoVec(segments[i].Address + skip, (nuint)(segments[i].Length - skip));
         }
 
         byte opcode = io.Operation == BlockOperation.Read ? IoUringInterop.OpReadV : IoUringInterop.OpWriteV;
@@ -352,55 +242,24 @@ public sealed unsafe class IoUringBlockBackend : IBlockBackend, IDisposable
         BlockRange range = io.Ranges[request.RangeIndex];
         if (request.WritingZeroes)
         {
-            ulong end = range.Offset + range.Length;
-            uint chunk = (uint)Math.Min(end - request.Position, ZeroBufferSize);
-
-            // SAFETY: s_zeroes is pinned for the process's lifetime and chunk is at most its length.
-            fixed (byte* zeroes = s_zeroes)
-            {
-                return Push(IoUringInterop.OpWrite, request.Position, (ulong)zeroes, chunk, 0, (ulong)request.Index);
-            }
+            (nint zeroes, int chunk) = DiskImage.ZeroChunk(request.Position, range.Offset + range.Length);
+            return Push(IoUringInterop.OpWrite, request.Position, (ulong)zeroes, (uint)chunk, 0, (ulong)request.Index);
         }
 
-        int mode = io.Operation == BlockOperation.Discard || range.MayUnmap
-            ? FileInterop.FALLOC_FL_PUNCH_HOLE | FileInterop.FALLOC_FL_KEEP_SIZE
-            : FileInterop.FALLOC_FL_ZERO_RANGE | FileInterop.FALLOC_FL_KEEP_SIZE;
-
         // IORING_OP_FALLOCATE: off = offset, addr = length, len = mode.
-        return Push(IoUringInterop.OpFallocate, range.Offset, range.Length, (uint)mode, 0, (ulong)request.Index);
+        return Push(IoUringInterop.OpFallocate, range.Offset, range.Length, (uint)DiskImage.FallocateMode(io.Operation, range), 0, (ulong)request.Index);
     }
 
-    /// <summary>Writes one submission entry and submits it (under the gate).</summary>
+    /// <summary>Pushes one submission entry and submits it (under the gate).</summary>
     /// <returns>Null (in the kernel), or <see cref="BlockStatus.IoError"/> when the ring has no room.</returns>
     private BlockStatus? Push(byte opcode, ulong offset, ulong address, uint length, uint opFlags, ulong userData)
     {
-        uint tail = *_sqTail;
-        if (tail - Volatile.Read(ref *_sqHead) >= _sqEntries)
+        if (!_ring.TryPush(opcode, opcode != IoUringInterop.OpNop, _fd, offset, address, length, opFlags, userData))
         {
-            return BlockStatus.IoError; // cannot happen with one submission per slot; never overwrite one
+            return BlockStatus.IoError; // cannot happen with one submission per slot
         }
 
-        uint index = tail & _sqMask;
-        IoUringInterop.Sqe* sqe = _sqes + index;
-        *sqe = default;
-        sqe->Opcode = opcode;
-        sqe->Fd = opcode == 0 ? -1 : _fd;
-        sqe->Offset = offset;
-        sqe->Address = address;
-        sqe->Length = length;
-        sqe->OpFlags = opFlags;
-        sqe->UserData = userData;
-        _sqArray[index] = index;
-
-        // The entry is complete before the kernel can see the new tail.
-        Volatile.Write(ref *_sqTail, tail + 1);
-        int submitted;
-        do
-        {
-            submitted = IoUringInterop.Enter(_ring, 1, 0, 0);
-        }
-        while (submitted == -EINTR || submitted == -EAGAIN);
-
+        int submitted = _ring.Submit(1);
         if (submitted < 0)
         {
             // The entry stays in the ring; the reaper's next io_uring_enter submits it.
@@ -418,23 +277,18 @@ public sealed unsafe class IoUringBlockBackend : IBlockBackend, IDisposable
             uint pending;
             lock (_gate)
             {
-                pending = *_sqTail - Volatile.Read(ref *_sqHead);
+                pending = _ring.Unsubmitted;
             }
 
-            int result = IoUringInterop.Enter(_ring, pending, 1, IoUringInterop.EnterGetEvents);
-            if (result < 0 && result != -EINTR && result != -EAGAIN)
+            int result = _ring.SubmitAndWait(pending);
+            if (result < 0 && result != -LibC.EINTR && result != -LibC.EAGAIN)
             {
                 Log.IoUringEnterFailed(_logger, -result);
                 Thread.Sleep(1);
             }
 
-            uint head = *_cqHead;
-            uint tail = Volatile.Read(ref *_cqTail);
-            while (head != tail)
+            while (_ring.TryReap(out IoUringInterop.Cqe cqe))
             {
-                IoUringInterop.Cqe cqe = _cqes[head & _cqMask];
-                head++;
-                Volatile.Write(ref *_cqHead, head);
                 if (cqe.UserData != WakeUserData && cqe.UserData < (ulong)_requests.Length)
                 {
                     OnCompletion(_requests[cqe.UserData], cqe.Result);
@@ -471,7 +325,7 @@ public sealed unsafe class IoUringBlockBackend : IBlockBackend, IDisposable
     private BlockStatus? Continue(IoUringRequest request, int result)
     {
         BlockIo io = request.Io!;
-        if (result == -EINTR || result == -EAGAIN)
+        if (result == -LibC.EINTR || result == -LibC.EAGAIN)
         {
             return Resubmit(request);
         }
@@ -482,14 +336,14 @@ public sealed unsafe class IoUringBlockBackend : IBlockBackend, IDisposable
             case BlockOperation.Write:
                 if (result <= 0)
                 {
-                    return Failed(io, request.Position, -result); // 0: end of file inside the capacity
+                    return _image.Failed(io, request.Position, -result); // 0: end of file inside the capacity
                 }
 
                 Advance(request, result);
                 return request.SegmentIndex < io.Segments.Length ? Resubmit(request) : BlockStatus.Ok;
 
             case BlockOperation.Flush:
-                return result < 0 ? Failed(io, io.Offset, -result) : BlockStatus.Ok;
+                return result < 0 ? _image.Failed(io, io.Offset, -result) : BlockStatus.Ok;
 
             default:
                 BlockRange range = io.Ranges[request.RangeIndex];
@@ -497,7 +351,7 @@ public sealed unsafe class IoUringBlockBackend : IBlockBackend, IDisposable
                 {
                     if (result <= 0)
                     {
-                        return Failed(io, request.Position, -result);
+                        return _image.Failed(io, request.Position, -result);
                     }
 
                     request.Position += (ulong)result;
@@ -506,22 +360,19 @@ public sealed unsafe class IoUringBlockBackend : IBlockBackend, IDisposable
                         return Resubmit(request);
                     }
                 }
-                else if (result == -FileInterop.EOPNOTSUPP)
+                else
                 {
-                    if (io.Operation == BlockOperation.WriteZeroes)
+                    switch (_image.OnRangeResult(io, range, result < 0 ? -result : 0))
                     {
-                        // No fallocate support here (a block device without WRITE_ZEROES, some
-                        // file systems): write the zeroes, for this range and the rest.
-                        request.WritingZeroes = true;
-                        request.Position = range.Offset;
-                        return Resubmit(request);
-                    }
+                        case RangeOutcome.Failed:
+                            return BlockStatus.IoError;
 
-                    // Discard is a hint (virtio 1.2 §5.2.6): where holes cannot be punched the data stays.
-                }
-                else if (result < 0)
-                {
-                    return Failed(io, range.Offset, -result);
+                        case RangeOutcome.WriteZeroes:
+                            // Write the zeroes, for this range and the rest.
+                            request.WritingZeroes = true;
+                            request.Position = range.Offset;
+                            return Resubmit(request);
+                    }
                 }
 
                 request.RangeIndex++;
@@ -608,11 +459,5 @@ public sealed unsafe class IoUringBlockBackend : IBlockBackend, IDisposable
 
         io.Complete(status);
         next?.Complete(nextFailed);
-    }
-
-    private BlockStatus Failed(BlockIo io, ulong offset, int errno)
-    {
-        Log.FileIoFailed(_logger, io.Operation, offset, errno);
-        return BlockStatus.IoError;
     }
 }

@@ -1,6 +1,6 @@
 using System;
 using System.Runtime.InteropServices;
-using Virtio.Blk.Interop;
+using Virtio.Core.Interop;
 
 namespace Virtio.Blk.Backends;
 
@@ -10,7 +10,7 @@ namespace Virtio.Blk.Backends;
 /// short, a request with more segments than one readv takes, and the ranges of a discard continue
 /// with another submission. At most one submission per slot is in the ring at a time.
 /// </summary>
-internal sealed unsafe class IoUringRequest : IDisposable
+internal sealed class IoUringRequest : IDisposable
 {
     public IoUringRequest(int index)
     {
@@ -24,7 +24,7 @@ internal sealed unsafe class IoUringRequest : IDisposable
     public BlockIo? Io { get; set; }
 
     /// <summary>The iovec array of the current submission.</summary>
-    public FileInterop.IoVec* Vectors { get; private set; }
+    public unsafe IoVec* Vectors { get; private set; }
 
     /// <summary>Entries <see cref="Vectors"/> has room for.</summary>
     public int VectorCapacity { get; private set; }
@@ -45,7 +45,7 @@ internal sealed unsafe class IoUringRequest : IDisposable
     public bool WritingZeroes { get; set; }
 
     /// <summary>Makes room for <paramref name="count"/> iovecs; allocates only while the slot grows.</summary>
-    public void EnsureVectors(int count)
+    public unsafe void EnsureVectors(int count)
     {
         if (count <= VectorCapacity)
         {
@@ -53,13 +53,16 @@ internal sealed unsafe class IoUringRequest : IDisposable
         }
 
         int capacity = Math.Max(count, Math.Max(8, VectorCapacity * 2));
+        // SAFETY: the old array is no submission's any more (one submission per slot, and this
+        // runs before the next one is built); the new one has room for `capacity` entries.
         NativeMemory.Free(Vectors);
-        Vectors = (FileInterop.IoVec*)NativeMemory.Alloc((nuint)capacity, (nuint)sizeof(FileInterop.IoVec));
+        Vectors = (IoVec*)NativeMemory.Alloc((nuint)capacity, (nuint)sizeof(IoVec));
         VectorCapacity = capacity;
     }
 
-    public void Dispose()
+    public unsafe void Dispose()
     {
+        // SAFETY: called once the reaper has stopped, so no submission uses the array.
         NativeMemory.Free(Vectors);
         Vectors = null;
         VectorCapacity = 0;

@@ -2,11 +2,12 @@ using System.IO;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Tmds.Linux;
+using Virtio.Core.Interop;
 
 namespace Virtio.Blk.Interop;
 
 /// <summary>File calls Tmds.LibC does not expose (vectored positional I/O, fallocate, open with O_DIRECT); errno via Marshal.GetLastPInvokeError.</summary>
-internal static unsafe partial class FileInterop
+internal static partial class FileInterop
 {
     public const int O_RDONLY = 0;
     public const int O_RDWR = 2;
@@ -19,24 +20,17 @@ internal static unsafe partial class FileInterop
     public const int EOPNOTSUPP = 95;
     public const int IovMax = 1024;
 
-    [StructLayout(LayoutKind.Sequential)]
-    public struct IoVec
-    {
-        public nint Base;
-        public nuint Length;
-    }
-
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Open(string path, int flags, int mode);
 
     [LibraryImport("libc", EntryPoint = "preadv", SetLastError = true)]
-    public static partial nint PReadV(int fd, IoVec* iov, int iovcnt, long offset);
+    public static unsafe partial nint PReadV(int fd, IoVec* iov, int iovcnt, long offset);
 
     [LibraryImport("libc", EntryPoint = "pwritev", SetLastError = true)]
-    public static partial nint PWriteV(int fd, IoVec* iov, int iovcnt, long offset);
+    public static unsafe partial nint PWriteV(int fd, IoVec* iov, int iovcnt, long offset);
 
     [LibraryImport("libc", EntryPoint = "pwrite", SetLastError = true)]
-    public static partial nint PWrite(int fd, void* buffer, nuint count, long offset);
+    public static partial nint PWrite(int fd, nint buffer, nuint count, long offset);
 
     [LibraryImport("libc", EntryPoint = "fallocate", SetLastError = true)]
     public static partial int FAllocate(int fd, int mode, long offset, long length);

@@ -7,7 +7,7 @@ namespace Virtio.Blk.Interop;
 /// system call numbers are the same on every architecture (they postdate the unified table).
 /// Errors come back as negative errno values, as the raw system calls return them.
 /// </summary>
-internal static unsafe partial class IoUringInterop
+internal static partial class IoUringInterop
 {
     public const long SysSetup = 425;
     public const long SysEnter = 426;
@@ -18,6 +18,7 @@ internal static unsafe partial class IoUringInterop
     public const long OffCqRing = 0x8000000;
     public const long OffSqes = 0x10000000;
 
+    public const byte OpNop = 0;
     public const byte OpReadV = 1;
     public const byte OpWriteV = 2;
     public const byte OpFsync = 3;
@@ -117,11 +118,8 @@ internal static unsafe partial class IoUringInterop
     [LibraryImport("libc", EntryPoint = "munmap", SetLastError = true)]
     public static partial int Munmap(nint address, nuint length);
 
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    public static partial int Close(int fd);
-
     /// <summary>io_uring_setup: the ring fd, or -errno.</summary>
-    public static int Setup(uint entries, Params* parameters)
+    public static unsafe int Setup(uint entries, Params* parameters)
     {
         long result = Syscall(SysSetup, entries, (long)parameters, 0, 0, 0, 0);
         return result < 0 ? -Marshal.GetLastPInvokeError() : (int)result;

@@ -4,7 +4,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
-using Virtio.Net.Interop;
+using Virtio.Core.Interop;
 using InteropCalls = Virtio.Net.Interop.Interop;
 
 namespace Virtio.Net.Backends;
@@ -82,11 +82,16 @@ public sealed class TapNetBackend : INetBackend, IDisposable
     }
 
     /// <inheritdoc />
-    public unsafe void SetReceiveOffloads(NetOffloads guestOffloads)
+    public void SetReceiveOffloads(NetOffloads guestOffloads)
     {
         // TUNSETOFFLOAD takes the TUN_F_* bits by value; NetOffloads uses the same values.
-        // SAFETY: the argument is a value, not a pointer; the kernel dereferences nothing.
-        int rc = InteropCalls.Ioctl((int)_fd.DangerousGetHandle(), InteropCalls.TunSetOffload, (void*)(nuint)(uint)guestOffloads);
+        int rc;
+        unsafe
+        {
+            // SAFETY: the argument is a value, not a pointer; the kernel dereferences nothing.
+            rc = InteropCalls.Ioctl((int)_fd.DangerousGetHandle(), InteropCalls.TunSetOffload, (void*)(nuint)(uint)guestOffloads);
+        }
+
         if (rc < 0)
         {
             throw Error("TUNSETOFFLOAD", Marshal.GetLastPInvokeError());
@@ -94,38 +99,47 @@ public sealed class TapNetBackend : INetBackend, IDisposable
     }
 
     /// <inheritdoc />
-    public unsafe bool TryTransmit(in VirtioNetHeader header, NetFrameSegments frame)
+    public bool TryTransmit(in VirtioNetHeader header, NetFrameSegments frame)
     {
         if (frame.Count == 0 || frame.Count + 1 > MaxVectors)
         {
             return false;
         }
 
-        byte* raw = stackalloc byte[VirtioNetHeader.Size];
-        header.Write(new Span<byte>(raw, VirtioNetHeader.Size));
-        IoVec* vectors = stackalloc IoVec[frame.Count + 1];
-        vectors[0].Base = raw;
-        vectors[0].Length = VirtioNetHeader.Size;
+        Span<byte> raw = stackalloc byte[VirtioNetHeader.Size];
+        header.Write(raw);
+        Span<IoVec> vectors = stackalloc IoVec[frame.Count + 1];
         for (int i = 1; i < frame.Count; i++)
         {
             ReadOnlySpan<byte> piece = frame[i];
+            nint address;
+            unsafe
+            {
+                // SAFETY: only the address is taken. A frame of several pieces always lies in guest memory,
+                // which is mapped outside the managed heap (GuestMemory is an mmap): the address stays valid
+                // and unmoved during the writev below.
+                address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(piece));
+            }
 
-            // SAFETY: a frame of several pieces always lies in guest memory, which is mapped outside the
-            // managed heap (GuestMemory is an mmap): the address stays valid and unmoved during the writev.
-            vectors[i + 1].Base = Unsafe.AsPointer(ref MemoryMarshal.GetReference(piece));
-            vectors[i + 1].Length = (nuint)piece.Length;
+            vectors[i + 1] = new IoVec(address, (nuint)piece.Length);
         }
 
-        // The first piece may be a caller's managed span (the contiguous form): pin it for the call.
-        fixed (byte* first = frame[0])
+        // The first piece may be a caller's managed span (the contiguous form): pin it, and the header, for the call.
+        ReadOnlySpan<byte> first = frame[0];
+        unsafe
         {
-            vectors[1].Base = first;
-            vectors[1].Length = (nuint)frame[0].Length;
-            return WriteVectors(vectors, frame.Count + 1);
+            // SAFETY: fixed pins the header and the first piece until WriteVectors returns; the vectors hold
+            // their addresses only for that call.
+            fixed (byte* headerBytes = raw, firstBytes = first)
+            {
+                vectors[0] = new IoVec((nint)headerBytes, VirtioNetHeader.Size);
+                vectors[1] = new IoVec((nint)firstBytes, (nuint)first.Length);
+                return WriteVectors(vectors);
+            }
         }
     }
 
-    private unsafe bool WriteVectors(IoVec* vectors, int count)
+    private bool WriteVectors(ReadOnlySpan<IoVec> vectors)
     {
         bool added = false;
         try
@@ -134,8 +148,15 @@ public sealed class TapNetBackend : INetBackend, IDisposable
             nint written;
             do
             {
-                // SAFETY: every vector points at live memory of the stated length (above); DangerousAddRef keeps the fd open.
-                written = InteropCalls.WriteV((int)_fd.DangerousGetHandle(), vectors, count);
+                unsafe
+                {
+                    // SAFETY: every vector points at live memory of the stated length that stays put for the call
+                    // (the caller pins or maps it); fixed pins the vector array; DangerousAddRef keeps the fd open.
+                    fixed (IoVec* pointer = vectors)
+                    {
+                        written = InteropCalls.WriteV((int)_fd.DangerousGetHandle(), pointer, vectors.Length);
+                    }
+                }
             }
             while (written < 0 && Marshal.GetLastPInvokeError() == InteropCalls.EIntr);
 
@@ -151,40 +172,42 @@ public sealed class TapNetBackend : INetBackend, IDisposable
     }
 
     /// <inheritdoc />
-    public unsafe bool TryReceive(Span<byte> frame, out int length, out VirtioNetHeader header)
+    public bool TryReceive(Span<byte> frame, out int length, out VirtioNetHeader header)
     {
         length = 0;
         header = default;
-        byte* raw = stackalloc byte[VirtioNetHeader.Size];
+        Span<byte> raw = stackalloc byte[VirtioNetHeader.Size];
+        Span<IoVec> vectors = stackalloc IoVec[2];
         bool added = false;
         try
         {
             _fd.DangerousAddRef(ref added);
-            fixed (byte* data = frame)
+            nint read;
+            do
             {
-                IoVec* vectors = stackalloc IoVec[2];
-                vectors[0].Base = raw;
-                vectors[0].Length = VirtioNetHeader.Size;
-                vectors[1].Base = data;
-                vectors[1].Length = (nuint)frame.Length;
-                nint read;
-                do
+                unsafe
                 {
-                    // SAFETY: both vectors point at memory pinned or on the stack for the call; the kernel writes
-                    // at most their lengths; DangerousAddRef keeps the fd open.
-                    read = InteropCalls.ReadV((int)_fd.DangerousGetHandle(), vectors, 2);
+                    // SAFETY: fixed pins the caller's frame (maybe a managed array) and the stack buffers for the
+                    // readv; the kernel writes at most each vector's length; DangerousAddRef keeps the fd open.
+                    fixed (byte* headerBytes = raw, data = frame)
+                    fixed (IoVec* pointer = vectors)
+                    {
+                        pointer[0] = new IoVec((nint)headerBytes, VirtioNetHeader.Size);
+                        pointer[1] = new IoVec((nint)data, (nuint)frame.Length);
+                        read = InteropCalls.ReadV((int)_fd.DangerousGetHandle(), pointer, 2);
+                    }
                 }
-                while (read < 0 && Marshal.GetLastPInvokeError() == InteropCalls.EIntr);
-
-                if (read < VirtioNetHeader.Size)
-                {
-                    return false; // EAGAIN: nothing waiting (or a runt the kernel never sends)
-                }
-
-                header = VirtioNetHeader.Read(new ReadOnlySpan<byte>(raw, VirtioNetHeader.Size));
-                length = (int)read - VirtioNetHeader.Size;
-                return true;
             }
+            while (read < 0 && Marshal.GetLastPInvokeError() == InteropCalls.EIntr);
+
+            if (read < VirtioNetHeader.Size)
+            {
+                return false; // EAGAIN: nothing waiting (or a runt the kernel never sends)
+            }
+
+            header = VirtioNetHeader.Read(raw);
+            length = (int)read - VirtioNetHeader.Size;
+            return true;
         }
         finally
         {
@@ -198,7 +221,7 @@ public sealed class TapNetBackend : INetBackend, IDisposable
     /// <summary>Closes the fd; a non-persistent interface disappears with its last queue.</summary>
     public void Dispose() => _fd.Dispose();
 
-    private static unsafe TapNetBackend Open(string? name, bool multiQueue)
+    private static TapNetBackend Open(string? name, bool multiQueue)
     {
         if (name is not null && Encoding.UTF8.GetByteCount(name) >= InteropCalls.IfNameSize)
         {
@@ -217,11 +240,11 @@ public sealed class TapNetBackend : INetBackend, IDisposable
         var handle = new SafeFileHandle(fd, ownsHandle: true);
         try
         {
-            byte* ifreq = stackalloc byte[InteropCalls.IfReqSize];
-            new Span<byte>(ifreq, InteropCalls.IfReqSize).Clear();
+            Span<byte> ifreq = stackalloc byte[InteropCalls.IfReqSize];
+            ifreq.Clear();
             if (name is not null)
             {
-                Encoding.UTF8.GetBytes(name, new Span<byte>(ifreq, InteropCalls.IfNameSize - 1));
+                Encoding.UTF8.GetBytes(name, ifreq[..(InteropCalls.IfNameSize - 1)]);
             }
 
             short flags = InteropCalls.IffTap | InteropCalls.IffNoPi | InteropCalls.IffVnetHdr;
@@ -230,10 +253,18 @@ public sealed class TapNetBackend : INetBackend, IDisposable
                 flags |= InteropCalls.IffMultiQueue;
             }
 
-            *(short*)(ifreq + InteropCalls.IfNameSize) = flags;
+            MemoryMarshal.Write(ifreq[InteropCalls.IfNameSize..], in flags);
+            int rc;
+            unsafe
+            {
+                // SAFETY: ifreq is a 40-byte stack buffer, sizeof(struct ifreq); the kernel reads and writes only it.
+                fixed (byte* request = ifreq)
+                {
+                    rc = InteropCalls.Ioctl(fd, InteropCalls.TunSetIff, request);
+                }
+            }
 
-            // SAFETY: ifreq is a 40-byte stack buffer, sizeof(struct ifreq); the kernel reads and writes only it.
-            if (InteropCalls.Ioctl(fd, InteropCalls.TunSetIff, ifreq) < 0)
+            if (rc < 0)
             {
                 int errno = Marshal.GetLastPInvokeError();
                 throw errno is InteropCalls.EPerm or InteropCalls.EAccess
@@ -242,14 +273,18 @@ public sealed class TapNetBackend : INetBackend, IDisposable
             }
 
             int headerSize = VirtioNetHeader.Size;
+            unsafe
+            {
+                // SAFETY: the kernel reads one int from a local that outlives the call.
+                rc = InteropCalls.Ioctl(fd, InteropCalls.TunSetVnetHdrSz, &headerSize);
+            }
 
-            // SAFETY: the kernel reads one int from a local that outlives the call.
-            if (InteropCalls.Ioctl(fd, InteropCalls.TunSetVnetHdrSz, &headerSize) < 0)
+            if (rc < 0)
             {
                 throw Error("TUNSETVNETHDRSZ", Marshal.GetLastPInvokeError());
             }
 
-            ReadOnlySpan<byte> nameBytes = new(ifreq, InteropCalls.IfNameSize);
+            ReadOnlySpan<byte> nameBytes = ifreq[..InteropCalls.IfNameSize];
             int end = nameBytes.IndexOf((byte)0);
             string actual = Encoding.UTF8.GetString(end < 0 ? nameBytes : nameBytes[..end]);
             var backend = new TapNetBackend(handle, actual);

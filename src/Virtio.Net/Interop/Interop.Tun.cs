@@ -1,9 +1,10 @@
 using System.Runtime.InteropServices;
+using Virtio.Core.Interop;
 
 namespace Virtio.Net.Interop;
 
 /// <summary>The libc calls the TAP backend needs that Tmds.LibC lacks (readv, writev) or types loosely (ioctl).</summary>
-internal static unsafe partial class Interop
+internal static partial class Interop
 {
     public const int ORdWr = 0x2;
     public const int ONonBlock = 0x800;
@@ -33,12 +34,18 @@ internal static unsafe partial class Interop
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
 
+    // SAFETY (callers): argument is what the request says, by value or pointing at memory of the size the
+    // request reads or writes, live and unmoved for the call.
     [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
-    public static partial int Ioctl(int fd, nuint request, void* argument);
+    public static unsafe partial int Ioctl(int fd, nuint request, void* argument);
 
+    // SAFETY (callers): vectors points at count IoVecs, each at memory of its length that the kernel may write,
+    // live and unmoved (pinned, on the stack, or unmanaged) for the call.
     [LibraryImport("libc", EntryPoint = "readv", SetLastError = true)]
-    public static partial nint ReadV(int fd, IoVec* vectors, int count);
+    public static unsafe partial nint ReadV(int fd, IoVec* vectors, int count);
 
+    // SAFETY (callers): vectors points at count IoVecs, each at readable memory of its length, live and unmoved
+    // (pinned, on the stack, or unmanaged) for the call.
     [LibraryImport("libc", EntryPoint = "writev", SetLastError = true)]
-    public static partial nint WriteV(int fd, IoVec* vectors, int count);
+    public static unsafe partial nint WriteV(int fd, IoVec* vectors, int count);
 }

@@ -1,0 +1,157 @@
+using System;
+using Virtio.Core.Queues;
+
+namespace Virtio.Net;
+
+/// <summary>
+/// The guest receive chains one receive queue has popped for frames (reserved) but not yet used,
+/// with their writable buffers: one chain per frame, or, under VIRTIO_NET_F_MRG_RXBUF (virtio 1.2
+/// §5.1.6.4), as many as a frame needs. Frames are scattered into them in order, and the chains
+/// they fill go back on the used ring. The arrays are sized once, so nothing is allocated per frame.
+/// </summary>
+/// <remarks>Touched only while its receive queue is processed (serialized by Core) or reset.</remarks>
+internal sealed class NetRxReservation
+{
+    private readonly ushort[] _heads;
+    private readonly int[] _segmentStart;
+    private readonly int[] _segmentCount;
+    private readonly int[] _capacity;
+    private IoSegment[] _segments;
+    private int _usedSegments;
+
+    public NetRxReservation(int maxChains)
+    {
+        _heads = new ushort[maxChains];
+        _segmentStart = new int[maxChains];
+        _segmentCount = new int[maxChains];
+        _capacity = new int[maxChains];
+        _segments = new IoSegment[maxChains * 2];
+    }
+
+    /// <summary>Chains reserved.</summary>
+    public int ChainCount { get; private set; }
+
+    /// <summary>Writable bytes of all reserved chains.</summary>
+    public long TotalCapacity { get; private set; }
+
+    /// <summary>Writable bytes of the first reserved chain; at least one must be reserved.</summary>
+    public int FirstCapacity => _capacity[0];
+
+    /// <summary>
+    /// Pops one more chain with writable bytes and reserves it. Chains with none are returned at once.
+    /// False when the ring is empty, the reservation is full, or the chain broke the queue
+    /// (<see cref="SplitVirtqueue.Error"/> says so).
+    /// </summary>
+    public bool TryReserve(SplitVirtqueue queue)
+    {
+        // The loop ends when the ring is empty.
+        for (int attempts = 0; attempts <= queue.Size; attempts++)
+        {
+            if (ChainCount == _heads.Length || !queue.TryPopChain(out DescriptorChain chain))
+            {
+                return false;
+            }
+
+            int start = _usedSegments;
+            if (!chain.TryGather(_segments.AsSpan(start), out int readable, out int count))
+            {
+                return false;
+            }
+
+            if (start + count > _segments.Length)
+            {
+                // Rare: indirect tables make chains longer than the ring; grows once, then stays.
+                Array.Resize(ref _segments, Math.Max(_segments.Length * 2, start + count));
+                chain.Reset();
+                chain.TryGather(_segments.AsSpan(start), out readable, out count);
+            }
+
+            // Device-readable buffers come first; only the writable ones after them take the frame.
+            Array.Copy(_segments, start + readable, _segments, start, count - readable);
+            _usedSegments = start + count - readable;
+            long capacity = new ChainWriter(_segments.AsSpan(start, _usedSegments - start)).Remaining;
+            if (capacity == 0)
+            {
+                _usedSegments = start;
+                queue.AddUsed(chain.HeadIndex, 0);
+                continue;
+            }
+
+            int slot = ChainCount++;
+            _heads[slot] = chain.HeadIndex;
+            _segmentStart[slot] = start;
+            _segmentCount[slot] = _usedSegments - start;
+            _capacity[slot] = (int)Math.Min(capacity, int.MaxValue);
+            TotalCapacity += _capacity[slot];
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>How many of the reserved chains, from the first, hold <paramref name="needed"/> bytes; they must.</summary>
+    public int ChainsFor(int needed)
+    {
+        int chains = 1;
+        long capacity = _capacity[0];
+        while (capacity < needed)
+        {
+            capacity += _capacity[chains++];
+        }
+
+        return chains;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="header"/> then <paramref name="frame"/> across the first
+    /// <paramref name="chains"/> reserved chains, puts them on the used ring with the bytes each got,
+    /// and forgets them.
+    /// </summary>
+    public void Complete(SplitVirtqueue queue, ReadOnlySpan<byte> header, ReadOnlySpan<byte> frame, int chains)
+    {
+        for (int i = 0; i < chains; i++)
+        {
+            var writer = new ChainWriter(_segments.AsSpan(_segmentStart[i], _segmentCount[i]));
+            header = header[writer.Write(header)..];
+            frame = frame[writer.Write(frame)..];
+            queue.AddUsed(_heads[i], (uint)writer.Written);
+        }
+
+        RemoveFirst(chains);
+    }
+
+    /// <summary>Forgets every reserved chain (the device is resetting: Core clears the rings).</summary>
+    public void Clear()
+    {
+        ChainCount = 0;
+        _usedSegments = 0;
+        TotalCapacity = 0;
+    }
+
+    private void RemoveFirst(int chains)
+    {
+        if (chains >= ChainCount)
+        {
+            Clear();
+            return;
+        }
+
+        int firstSegment = _segmentStart[chains];
+        int movedSegments = _usedSegments - firstSegment;
+        Array.Copy(_segments, firstSegment, _segments, 0, movedSegments);
+        int remaining = ChainCount - chains;
+        long capacity = 0;
+        for (int i = 0; i < remaining; i++)
+        {
+            _heads[i] = _heads[i + chains];
+            _segmentStart[i] = _segmentStart[i + chains] - firstSegment;
+            _segmentCount[i] = _segmentCount[i + chains];
+            _capacity[i] = _capacity[i + chains];
+            capacity += _capacity[i];
+        }
+
+        ChainCount = remaining;
+        _usedSegments = movedSegments;
+        TotalCapacity = capacity;
+    }
+}
