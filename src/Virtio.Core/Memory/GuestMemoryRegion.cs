@@ -14,12 +14,12 @@ namespace Virtio.Core.Memory;
 /// Create regions on any thread, give them to a <see cref="GuestMemory"/>, and dispose the
 /// <see cref="GuestMemory"/> (which unmaps them) only after every device using it has stopped.
 /// </remarks>
-public sealed unsafe class GuestMemoryRegion : IDisposable
+public sealed class GuestMemoryRegion : IDisposable
 {
-    private byte* _host;
+    private nint _host; // the mapping's first byte; 0 once unmapped
     private readonly SafeFdHandle? _fd;
 
-    private GuestMemoryRegion(GuestAddress start, ulong size, byte* host, SafeFdHandle? fd, ulong fileOffset)
+    private GuestMemoryRegion(GuestAddress start, ulong size, nint host, SafeFdHandle? fd, ulong fileOffset)
     {
         Start = start;
         Size = size;
@@ -41,7 +41,7 @@ public sealed unsafe class GuestMemoryRegion : IDisposable
     /// The host virtual address of the region's first byte. For hypervisor bindings only (a KVM
     /// memory slot's userspace_addr); device code reaches memory through <see cref="IGuestMemory"/>.
     /// </summary>
-    public nint HostAddress => (nint)_host;
+    public nint HostAddress => _host;
 
     /// <summary>
     /// The file descriptor backing the region, or null for anonymous memory. Shared with other
@@ -56,15 +56,13 @@ public sealed unsafe class GuestMemoryRegion : IDisposable
     public static GuestMemoryRegion CreateAnonymous(GuestAddress start, ulong size)
     {
         ValidateGeometry(start, size);
-        // SAFETY: a fresh private anonymous mapping; the kernel chooses the address and we keep
-        // the returned pointer only while the mapping lives (until Dispose).
-        void* p = LibC.mmap(null, (size_t)size, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_PRIVATE | LibC.MAP_ANONYMOUS | LibC.MAP_NORESERVE, -1, 0);
-        if (p == LibC.MAP_FAILED)
+        nint p = Map(size, LibC.MAP_PRIVATE | LibC.MAP_ANONYMOUS | LibC.MAP_NORESERVE, -1, 0);
+        if (p == -1)
         {
             ThrowErrno("mmap", LibC.errno);
         }
 
-        return new GuestMemoryRegion(start, size, (byte*)p, null, 0);
+        return new GuestMemoryRegion(start, size, p, null, 0);
     }
 
     /// <summary>
@@ -81,10 +79,13 @@ public sealed unsafe class GuestMemoryRegion : IDisposable
         ArgumentNullException.ThrowIfNull(name);
         byte[] nameBytes = Encoding.UTF8.GetBytes(name + "\0");
         int fd;
-        fixed (byte* n = nameBytes)
+        unsafe
         {
-            // SAFETY: `n` is a NUL-terminated buffer pinned for the duration of the call.
-            fd = LibC.memfd_create(n, LibC.MFD_CLOEXEC);
+            fixed (byte* n = nameBytes)
+            {
+                // SAFETY: `n` is a NUL-terminated buffer pinned for the duration of the call.
+                fd = LibC.memfd_create(n, LibC.MFD_CLOEXEC);
+            }
         }
 
         if (fd < 0)
@@ -122,16 +123,25 @@ public sealed unsafe class GuestMemoryRegion : IDisposable
 
     private static GuestMemoryRegion MapShared(GuestAddress start, ulong size, SafeFdHandle handle, ulong fileOffset)
     {
-        // SAFETY: maps a file the handle keeps open; the pointer is kept only while mapped.
-        void* p = LibC.mmap(null, (size_t)size, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_SHARED, (int)handle.DangerousGetHandle(), (off_t)(long)fileOffset);
-        if (p == LibC.MAP_FAILED)
+        nint p = Map(size, LibC.MAP_SHARED, (int)handle.DangerousGetHandle(), fileOffset);
+        if (p == -1)
         {
             int errno = LibC.errno;
             handle.Dispose();
             ThrowErrno("mmap", errno);
         }
 
-        return new GuestMemoryRegion(start, size, (byte*)p, handle, fileOffset);
+        return new GuestMemoryRegion(start, size, p, handle, fileOffset);
+    }
+
+    /// <summary>mmap, read-write: the address, or -1 (MAP_FAILED) with errno set.</summary>
+    private static unsafe nint Map(ulong size, int flags, int fd, ulong fileOffset)
+    {
+        // SAFETY: asks the kernel for a new mapping at an address it chooses (no fixed address, so
+        // nothing existing is replaced); for a shared mapping the caller's handle keeps `fd` open.
+        // The address is kept only while the mapping lives (until Dispose).
+        void* p = LibC.mmap(null, (size_t)size, LibC.PROT_READ | LibC.PROT_WRITE, flags, fd, (off_t)(long)fileOffset);
+        return p == LibC.MAP_FAILED ? -1 : (nint)p;
     }
 
     internal bool Contains(ulong address) => address - Start.Value < Size;
@@ -142,18 +152,25 @@ public sealed unsafe class GuestMemoryRegion : IDisposable
     /// </summary>
     internal Span<byte> UncheckedSpan(ulong offset, int length)
     {
-        // SAFETY: the caller proved offset + length <= Size, and the mapping lives while the region does.
-        return new Span<byte>(_host + offset, length);
+        unsafe
+        {
+            // SAFETY: the caller proved offset + length <= Size, and the mapping lives while the region does.
+            return new Span<byte>((byte*)_host + offset, length);
+        }
     }
 
     /// <summary>Unmaps the memory and closes the backing descriptor. Call only when no device uses it.</summary>
     public void Dispose()
     {
-        if (_host != null)
+        if (_host != 0)
         {
-            // SAFETY: unmaps exactly the mapping created in the factory, once.
-            _ = LibC.munmap(_host, (size_t)Size);
-            _host = null;
+            unsafe
+            {
+                // SAFETY: unmaps exactly the mapping created in the factory, once (_host is cleared).
+                _ = LibC.munmap((void*)_host, (size_t)Size);
+            }
+
+            _host = 0;
         }
 
         _fd?.Dispose();

@@ -386,40 +386,15 @@ public sealed class HostNotifierController : IDisposable
 
         private void RunOnIoThread(Action action)
         {
-            if (ioThread.IsCurrentThread)
+            switch (ioThread.RunAndWait(static work => ((Action)work!)(), action, TransitionTimeout))
             {
-                action();
-                return;
-            }
-
-            using var done = new ManualResetEventSlim();
-            try
-            {
-                ioThread.Schedule(
-                    static state =>
-                    {
-                        var (work, signal) = ((Action, ManualResetEventSlim))state!;
-                        try
-                        {
-                            work();
-                        }
-                        finally
-                        {
-                            signal.Set();
-                        }
-                    },
-                    (action, done));
-            }
-            catch (InvalidOperationException)
-            {
-                // The I/O thread has stopped: nothing runs there any more, so it is safe here.
-                action();
-                return;
-            }
-
-            if (!done.Wait(TransitionTimeout))
-            {
-                Log.NotifierTransitionTimedOut(owner._logger, index, ioThread.Name);
+                case IoThreadRunResult.Stopped:
+                    // The I/O thread has stopped: nothing runs there any more, so it is safe here.
+                    action();
+                    break;
+                case IoThreadRunResult.TimedOut:
+                    Log.NotifierTransitionTimedOut(owner._logger, index, ioThread.Name);
+                    break;
             }
         }
     }

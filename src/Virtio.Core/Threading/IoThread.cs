@@ -327,11 +327,54 @@ public sealed class IoThread : IDisposable
     public void Schedule(Action<object?> work, object? state)
     {
         ArgumentNullException.ThrowIfNull(work);
+        if (!TrySchedule(work, state))
+        {
+            throw new InvalidOperationException($"I/O thread {_name} has stopped; it accepts no more work.");
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on this I/O thread and waits for it: inline when called on the
+    /// thread itself, otherwise scheduled (FIFO, as <see cref="Schedule"/>) and waited for at most
+    /// <paramref name="timeout"/>. For control-plane hand-overs (quiescing a queue, moving a notifier),
+    /// not for the hot path: it allocates a wait handle. Any thread may call it.
+    /// </summary>
+    /// <param name="work">The call to make on the I/O thread.</param>
+    /// <param name="state">Passed to <paramref name="work"/>.</param>
+    /// <param name="timeout">How long to wait for the thread to run it.</param>
+    /// <returns>
+    /// <see cref="IoThreadRunResult.Ran"/> when it ran; <see cref="IoThreadRunResult.Stopped"/> when the
+    /// thread accepts no more work (nothing ran, no exception: the caller may now do the work itself,
+    /// as nothing runs on the thread any more); <see cref="IoThreadRunResult.TimedOut"/> when it did not
+    /// finish in time (it is still queued or running and may yet run).
+    /// </returns>
+    /// <exception cref="ArgumentNullException"><paramref name="work"/> is null.</exception>
+    public IoThreadRunResult RunAndWait(Action<object?> work, object? state, TimeSpan timeout)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        if (IsCurrentThread)
+        {
+            work(state);
+            return IoThreadRunResult.Ran;
+        }
+
+        // Not disposed on a timeout: the work may still run and set it later.
+        var call = new IoThreadCall(work, state);
+        if (!TrySchedule(IoThreadCall.Run, call))
+        {
+            return IoThreadRunResult.Stopped;
+        }
+
+        return call.Done.Wait(timeout) ? IoThreadRunResult.Ran : IoThreadRunResult.TimedOut;
+    }
+
+    private bool TrySchedule(Action<object?> work, object? state)
+    {
         lock (_gate)
         {
             if (!_acceptingWork)
             {
-                throw new InvalidOperationException($"I/O thread {_name} has stopped; it accepts no more work.");
+                return false;
             }
 
             _pending.Enqueue(new WorkItem(work, state));
@@ -341,6 +384,8 @@ public sealed class IoThread : IDisposable
             {
                 _wake.Signal();
             }
+
+            return true;
         }
     }
 
