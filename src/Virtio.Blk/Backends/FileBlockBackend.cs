@@ -297,7 +297,7 @@ public sealed class FileBlockBackend : IBlockBackend, IDisposable
                 if (done < 0)
                 {
                     int errno = Marshal.GetLastPInvokeError();
-                    if (errno == FileInterop.EINTR)
+                    if (errno == LibC.EINTR)
                     {
                         continue;
                     }
@@ -342,7 +342,7 @@ public sealed class FileBlockBackend : IBlockBackend, IDisposable
             if (done < 0)
             {
                 int error = Marshal.GetLastPInvokeError();
-                if (error == FileInterop.EINTR)
+                if (error == LibC.EINTR)
                 {
                     continue;
                 }
