@@ -90,12 +90,5 @@ public sealed class DiskImageTests : IDisposable
         Assert.True(new BlockSegment(address, length).AsSpan().IndexOfAnyExcept((byte)0) < 0);
     }
 
-    private static BlockIo NewIo(BlockOperation operation) => new(new NoOwner()) { Operation = operation };
-
-    private sealed class NoOwner : IBlockIoOwner
-    {
-        public void OnCompleted(BlockIo io)
-        {
-        }
-    }
+    private static BlockIo NewIo(BlockOperation operation) => new(new IdleBlockIoOwner()) { Operation = operation };
 }
