@@ -12,8 +12,9 @@ using Virtio.Core.Threading;
 namespace Virtio.Blk;
 
 /// <summary>
-/// A virtio-blk device (virtio 1.2 §5.2, device ID 2) over an <see cref="IBlockBackend"/>: validates
-/// each request, hands the guest buffers to the backend without copying, and pushes completions to
+/// A virtio-blk device (virtio 1.2 §5.2, device ID 2) over an <see cref="IBlockBackend"/>: moves requests
+/// between the queues and the backend. It gathers each chain, has a request parser turn it
+/// into a request or a typed error, hands the guest buffers to the backend without copying, and pushes completions to
 /// the used ring in batches (one interrupt per batch, through <see cref="DeferredCalls"/>).
 /// </summary>
 /// <remarks>
