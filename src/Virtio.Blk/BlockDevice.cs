@@ -1,7 +1,5 @@
 using System;
 using System.Buffers.Binary;
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Text;
 using System.Threading;
 using Microsoft.Extensions.Logging;
@@ -14,8 +12,9 @@ using Virtio.Core.Threading;
 namespace Virtio.Blk;
 
 /// <summary>
-/// A virtio-blk device (virtio 1.2 §5.2, device ID 2) over an <see cref="IBlockBackend"/>: validates
-/// each request, hands the guest buffers to the backend without copying, and pushes completions to
+/// A virtio-blk device (virtio 1.2 §5.2, device ID 2) over an <see cref="IBlockBackend"/>: moves requests
+/// between the queues and the backend. It gathers each chain, has a request parser turn it
+/// into a request or a typed error, hands the guest buffers to the backend without copying, and pushes completions to
 /// the used ring in batches (one interrupt per batch, through <see cref="DeferredCalls"/>).
 /// </summary>
 /// <remarks>
@@ -40,10 +39,7 @@ public sealed class BlockDevice : VirtioDevice
     /// <summary>The sector size of every request, whatever the logical block size (virtio 1.2 §5.2.6).</summary>
     public const int SectorSize = 512;
 
-    private const int HeaderSize = 16;
     private const int IdBytes = 20;
-    private const int DiscardSegmentSize = 16;
-    private const uint DiscardFlagUnmap = 1;
 
     private static readonly Action<object?> s_publish = static state =>
     {
@@ -59,6 +55,7 @@ public sealed class BlockDevice : VirtioDevice
     private readonly BlockQueue[] _queues;
     private readonly ulong _capacitySectors;
     private readonly bool _readOnly;
+    private readonly BlockRequestParser _parser;
     private readonly byte[] _serial = new byte[IdBytes];
     private readonly object _drainGate = new();
     private int _generation;
@@ -80,6 +77,7 @@ public sealed class BlockDevice : VirtioDevice
         _capacitySectors = backend.Capacity / SectorSize;
         _readOnly = options.ReadOnly || backend.IsReadOnly;
         _writeback = options.Writeback ? 1 : 0;
+        _parser = new BlockRequestParser(_capacitySectors, _readOnly, options, (backend.Capabilities & BlockBackendCapabilities.WriteZeroesMayUnmap) != 0);
         Encoding.ASCII.GetBytes(options.Serial.AsSpan(0, Math.Min(options.Serial.Length, IdBytes)), _serial);
 
         int slots = options.MaxInFlightPerQueue > 0 ? Math.Min(options.MaxInFlightPerQueue, options.QueueSize) : options.QueueSize;
@@ -387,260 +385,80 @@ public sealed class BlockDevice : VirtioDevice
         *(byte*)address = (byte)status;
     }
 
-    private static unsafe nint AddressOf(Span<byte> span) =>
-        // SAFETY: the span is over unmanaged guest memory (a mapping), so its address is stable.
-        (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(span));
-
     private void HandleChain(BlockQueue queue, ref DescriptorChain chain)
     {
         BlockIo io = queue.PeekFree();
         io.ClearSegments();
-        Span<byte> header = stackalloc byte[HeaderSize];
-        int headerBytes = 0;
-        int readable = 0;
-        long readableBytes = 0;
-        long writableBytes = 0;
-        while (chain.TryMoveNext(out DescriptorBuffer buffer, out _))
+        int readable;
+        int count;
+        while (true)
         {
-            Span<byte> span = buffer.Span;
-            if (!buffer.IsWriteOnly)
+            if (!chain.TryGather(io.ChainBuffer, out readable, out count))
             {
-                if (headerBytes < HeaderSize)
-                {
-                    int take = Math.Min(HeaderSize - headerBytes, span.Length);
-                    span[..take].CopyTo(header[headerBytes..]);
-                    headerBytes += take;
-                    span = span[take..];
-                }
-
-                if (span.Length > 0)
-                {
-                    io.AddSegment(AddressOf(span), span.Length);
-                    readable++;
-                    readableBytes += span.Length;
-                }
+                return; // the queue is broken and the device in DEVICE_NEEDS_RESET; nothing to complete
             }
-            else if (span.Length > 0)
+
+            if (count <= io.ChainBuffer.Length)
             {
-                io.AddSegment(AddressOf(span), span.Length);
-                writableBytes += span.Length;
+                break;
             }
-        }
 
-        if (chain.Error != QueueError.None)
-        {
-            return; // the queue is broken and the device in DEVICE_NEEDS_RESET; nothing to complete
+            // A chain longer than any before: grow the slot (once per new longest chain) and walk it again.
+            io.EnsureChainCapacity(count);
+            chain.Reset();
         }
 
         ushort head = chain.HeadIndex;
-        if (io.SegmentCount == readable)
+        BlockRequestError error = _parser.Parse(io.ChainBuffer[..count], readable, DriverFeatures, io, out BlockRequest request);
+        if (error == BlockRequestError.NoStatusByte)
         {
             // No writable byte: the chain cannot carry a status. Return it untouched (design §5).
-            Log.MalformedRequest(Logger, queue.Queue.Index, head);
+            Log.MalformedRequest(Logger, queue.Queue.Index, head, error);
             BlockMetrics.Malformed.Add(1);
             queue.Queue.AddUsed(head, 0);
             DeferredCalls.Defer(s_publish, queue);
             return;
         }
 
-        // The status byte is the last writable byte of the chain (virtio 1.2 §5.2.6).
-        int lastIndex = io.SegmentCount - 1;
-        BlockSegment last = io.AllSegments[lastIndex];
-        nint statusAddress = last.Address + last.Length - 1;
-        if (last.Length == 1)
+        if (error != BlockRequestError.None)
         {
-            io.RemoveLastSegment();
-        }
-        else
-        {
-            io.ReplaceSegment(lastIndex, last with { Length = last.Length - 1 });
-        }
-
-        writableBytes--;
-        int writable = io.SegmentCount - readable;
-
-        if (headerBytes < HeaderSize)
-        {
-            Reject(queue, head, statusAddress, uint.MaxValue, BlockStatus.IoError, "header shorter than 16 bytes");
+            BlockStatus status = error.ToStatus();
+            Log.RequestRejected(Logger, queue.Queue.Index, head, error, status);
+            Finish(queue, head, request.StatusAddress, status, 0);
             return;
         }
 
-        uint type = BinaryPrimitives.ReadUInt32LittleEndian(header);
-        ulong sector = BinaryPrimitives.ReadUInt64LittleEndian(header[8..]);
-        switch ((BlockRequestType)type)
+        switch (request.Type)
         {
             case BlockRequestType.In:
-                if (!CheckData(queue, head, statusAddress, type, sector, writableBytes))
-                {
-                    return;
-                }
-
-                io.SetData(readable, writable, writableBytes);
-                Submit(queue, io, head, statusAddress, BlockOperation.Read, sector * SectorSize, (uint)writableBytes);
+                Submit(queue, io, head, request.StatusAddress, BlockOperation.Read, request.Sector * SectorSize, (uint)request.DataLength);
                 return;
 
             case BlockRequestType.Out:
-                if (_readOnly)
-                {
-                    Reject(queue, head, statusAddress, type, BlockStatus.IoError, "write to a read-only disk");
-                    return;
-                }
-
-                if (!CheckData(queue, head, statusAddress, type, sector, readableBytes))
-                {
-                    return;
-                }
-
-                io.SetData(0, readable, readableBytes);
                 io.FlushAfterWrite = !IsWritebackActive;
-                Submit(queue, io, head, statusAddress, BlockOperation.Write, sector * SectorSize, 0);
+                Submit(queue, io, head, request.StatusAddress, BlockOperation.Write, request.Sector * SectorSize, 0);
                 return;
 
             case BlockRequestType.Flush:
-                Submit(queue, io, head, statusAddress, BlockOperation.Flush, 0, 0);
+                Submit(queue, io, head, request.StatusAddress, BlockOperation.Flush, 0, 0);
                 return;
 
             case BlockRequestType.GetId:
-                Finish(queue, head, statusAddress, BlockStatus.Ok, WriteSerial(io, readable, writable));
+                Finish(queue, head, request.StatusAddress, BlockStatus.Ok, WriteSerial(io));
                 return;
 
-            case BlockRequestType.Discard:
-            case BlockRequestType.WriteZeroes:
-                bool discard = (BlockRequestType)type == BlockRequestType.Discard;
-                if (!IsNegotiated(discard ? BlockFeatures.Discard : BlockFeatures.WriteZeroes))
-                {
-                    Reject(queue, head, statusAddress, type, BlockStatus.Unsupported, "feature not negotiated");
-                    return;
-                }
-
-                if (_readOnly)
-                {
-                    Reject(queue, head, statusAddress, type, BlockStatus.IoError, "read-only disk");
-                    return;
-                }
-
-                if (!ParseRanges(queue, io, head, statusAddress, type, discard, readable, readableBytes))
-                {
-                    return;
-                }
-
-                io.SetData(0, 0, 0);
-                Submit(queue, io, head, statusAddress, discard ? BlockOperation.Discard : BlockOperation.WriteZeroes, 0, 0);
-                return;
-
-            default:
-                Reject(queue, head, statusAddress, type, BlockStatus.Unsupported, "unknown request type");
+            default: // Discard and WriteZeroes: the parser refuses every other type
+                BlockOperation operation = request.Type == BlockRequestType.Discard ? BlockOperation.Discard : BlockOperation.WriteZeroes;
+                Submit(queue, io, head, request.StatusAddress, operation, 0, 0);
                 return;
         }
     }
 
-    private bool CheckData(BlockQueue queue, ushort head, nint statusAddress, uint type, ulong sector, long bytes)
+    /// <summary>GET_ID: the serial into the data buffers, at most 20 bytes; how many were written.</summary>
+    private uint WriteSerial(BlockIo io)
     {
-        if (bytes % SectorSize != 0)
-        {
-            Reject(queue, head, statusAddress, type, BlockStatus.IoError, "data length is not a multiple of 512");
-            return false;
-        }
-
-        if (!InCapacity(sector, (ulong)bytes / SectorSize))
-        {
-            Reject(queue, head, statusAddress, type, BlockStatus.IoError, "sector range beyond capacity");
-            return false;
-        }
-
-        return true;
-    }
-
-    private bool InCapacity(ulong sector, ulong sectors) => sector <= _capacitySectors && sectors <= _capacitySectors - sector;
-
-    private bool ParseRanges(BlockQueue queue, BlockIo io, ushort head, nint statusAddress, uint type, bool discard, int readable, long readableBytes)
-    {
-        uint maxSegments = discard ? _options.MaxDiscardSegments : _options.MaxWriteZeroesSegments;
-        uint maxSectors = discard ? _options.MaxDiscardSectors : _options.MaxWriteZeroesSectors;
-        if (readableBytes == 0 || readableBytes % DiscardSegmentSize != 0)
-        {
-            Reject(queue, head, statusAddress, type, BlockStatus.IoError, "segment list is not a whole number of 16-byte segments");
-            return false;
-        }
-
-        long count = readableBytes / DiscardSegmentSize;
-        if (count > maxSegments)
-        {
-            Reject(queue, head, statusAddress, type, BlockStatus.IoError, "too many segments");
-            return false;
-        }
-
-        bool mayUnmap = (_backend.Capabilities & BlockBackendCapabilities.WriteZeroesMayUnmap) != 0;
-        Span<byte> raw = stackalloc byte[DiscardSegmentSize];
-        int segment = 0;
-        int segmentOffset = 0;
-        for (long i = 0; i < count; i++)
-        {
-            // Copy each 16-byte segment out once (it may straddle buffers; the guest may rewrite it).
-            int filled = 0;
-            while (filled < DiscardSegmentSize)
-            {
-                Span<byte> source = io.AllSegments[segment].AsSpan()[segmentOffset..];
-                int take = Math.Min(source.Length, DiscardSegmentSize - filled);
-                source[..take].CopyTo(raw[filled..]);
-                filled += take;
-                segmentOffset += take;
-                if (segmentOffset == io.AllSegments[segment].Length)
-                {
-                    segment++;
-                    segmentOffset = 0;
-                }
-            }
-
-            ulong sector = BinaryPrimitives.ReadUInt64LittleEndian(raw);
-            uint sectors = BinaryPrimitives.ReadUInt32LittleEndian(raw[8..]);
-            uint flags = BinaryPrimitives.ReadUInt32LittleEndian(raw[12..]);
-
-            // virtio 1.2 §5.2.6.2: unknown flags, and unmap on a discard, are UNSUPP; over the
-            // limits is IOERR.
-            if ((flags & ~DiscardFlagUnmap) != 0 || (discard && (flags & DiscardFlagUnmap) != 0))
-            {
-                Reject(queue, head, statusAddress, type, BlockStatus.Unsupported, "unsupported segment flags");
-                return false;
-            }
-
-            if (sectors > maxSectors)
-            {
-                Reject(queue, head, statusAddress, type, BlockStatus.IoError, "segment longer than the maximum");
-                return false;
-            }
-
-            if (!InCapacity(sector, sectors))
-            {
-                Reject(queue, head, statusAddress, type, BlockStatus.IoError, "segment beyond capacity");
-                return false;
-            }
-
-            io.AddRange(new BlockRange(sector * SectorSize, (ulong)sectors * SectorSize, mayUnmap && (flags & DiscardFlagUnmap) != 0));
-        }
-
-        _ = readable;
-        return true;
-    }
-
-    private uint WriteSerial(BlockIo io, int readable, int writable)
-    {
-        uint written = 0;
-        for (int i = 0; i < writable && written < IdBytes; i++)
-        {
-            Span<byte> target = io.AllSegments[readable + i].AsSpan();
-            int take = (int)Math.Min((uint)target.Length, IdBytes - written);
-            _serial.AsSpan((int)written, take).CopyTo(target);
-            written += (uint)take;
-        }
-
-        return written;
-    }
-
-    private void Reject(BlockQueue queue, ushort head, nint statusAddress, uint type, BlockStatus status, string reason)
-    {
-        Log.RequestRejected(Logger, queue.Queue.Index, head, type, status, reason);
-        Finish(queue, head, statusAddress, status, 0);
+        var writer = new ChainWriter(io.DataSegments);
+        return (uint)writer.Write(_serial, IdBytes);
     }
 
     private void Submit(BlockQueue queue, BlockIo io, ushort head, nint statusAddress, BlockOperation operation, ulong offset, uint writtenOnSuccess)

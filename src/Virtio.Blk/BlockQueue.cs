@@ -86,7 +86,7 @@ internal sealed class BlockQueue : IBlockIoOwner
             // Writethrough: the write completes for the guest only once it is durable.
             io.FlushAfterWrite = false;
             io.Operation = BlockOperation.Flush;
-            io.SetData(0, 0, 0);
+            io.SetData(0, 0);
             io.MarkSubmitted();
             Device.SubmitToBackend(this, io);
             return;

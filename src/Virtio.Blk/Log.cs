@@ -6,11 +6,11 @@ namespace Virtio.Blk;
 /// <summary>Virtio.Blk's log messages (compile-time generated, no allocation when disabled).</summary>
 internal static partial class Log
 {
-    [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "virtio-blk queue {QueueIndex}: chain {Head} has no writable status byte; returned with length 0")]
-    public static partial void MalformedRequest(ILogger logger, ushort queueIndex, ushort head);
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "virtio-blk queue {QueueIndex}: chain {Head} rejected ({Error}): no writable status byte; returned with length 0")]
+    public static partial void MalformedRequest(ILogger logger, ushort queueIndex, ushort head, BlockRequestError error);
 
-    [LoggerMessage(EventId = 2002, Level = LogLevel.Debug, Message = "virtio-blk queue {QueueIndex}: request {Head} of type {Type} rejected with {Status} ({Reason})")]
-    public static partial void RequestRejected(ILogger logger, ushort queueIndex, ushort head, uint type, BlockStatus status, string reason);
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Debug, Message = "virtio-blk queue {QueueIndex}: request {Head} rejected with {Status} ({Error})")]
+    public static partial void RequestRejected(ILogger logger, ushort queueIndex, ushort head, BlockRequestError error, BlockStatus status);
 
     [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "virtio-blk queue {QueueIndex}: the backend threw from Submit; the request fails with IOERR")]
     public static partial void BackendThrew(ILogger logger, ushort queueIndex, Exception exception);

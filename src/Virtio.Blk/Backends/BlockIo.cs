@@ -1,5 +1,7 @@
 using System;
+using System.Runtime.InteropServices;
 using System.Threading;
+using Virtio.Core.Queues;
 
 namespace Virtio.Blk.Backends;
 
@@ -19,10 +21,11 @@ public sealed class BlockIo
     private const int Idle = 0, Submitted = 1, Completed = 2;
 
     private readonly IBlockIoOwner _owner;
-    private BlockSegment[] _segments = new BlockSegment[4];
+    // The chain as gathered (readable segments first), and the data segments the parser cut from
+    // it: the backend's view. Both grow to the longest chain seen and stay.
+    private IoSegment[] _chain = new IoSegment[4];
+    private IoSegment[] _data = new IoSegment[4];
     private BlockRange[] _ranges = new BlockRange[1];
-    private int _segmentCount;
-    private int _dataStart;
     private int _dataCount;
     private int _rangeCount;
     private int _state;
@@ -43,7 +46,9 @@ public sealed class BlockIo
     public long Length { get; internal set; }
 
     /// <summary>For reads and writes: the guest buffers, in order. Empty for other operations.</summary>
-    public ReadOnlySpan<BlockSegment> Segments => _segments.AsSpan(_dataStart, _dataCount);
+    public ReadOnlySpan<BlockSegment> Segments =>
+        // BlockSegment and IoSegment are both (nint Address, int Length): the same bytes (checked by a test).
+        MemoryMarshal.Cast<IoSegment, BlockSegment>(DataSegments);
 
     /// <summary>For discard and write-zeroes: the ranges, checked against the capacity. Empty for other operations.</summary>
     public ReadOnlySpan<BlockRange> Ranges => _ranges.AsSpan(0, _rangeCount);
@@ -70,9 +75,11 @@ public sealed class BlockIo
     internal int Generation;
     internal bool FlushAfterWrite;
 
-    internal int SegmentCount => _segmentCount;
+    /// <summary>The data segments as Core's type, for a <see cref="ChainReader"/> or <see cref="ChainWriter"/> over them.</summary>
+    internal ReadOnlySpan<IoSegment> DataSegments => _data.AsSpan(0, _dataCount);
 
-    internal Span<BlockSegment> AllSegments => _segments.AsSpan(0, _segmentCount);
+    /// <summary>Room for the gathered chain: <see cref="DescriptorChain.TryGather"/> fills it.</summary>
+    internal Span<IoSegment> ChainBuffer => _chain;
 
     /// <summary>
     /// Reports the outcome. Call exactly once per submission, from any thread; a second call is
@@ -105,8 +112,6 @@ public sealed class BlockIo
 
     internal void ClearSegments()
     {
-        _segmentCount = 0;
-        _dataStart = 0;
         _dataCount = 0;
         _rangeCount = 0;
         Length = 0;
@@ -115,24 +120,29 @@ public sealed class BlockIo
         WrittenOnSuccess = 0;
     }
 
-    internal void AddSegment(nint address, int length)
+    /// <summary>Grows <see cref="ChainBuffer"/> to at least <paramref name="count"/> segments (only while the longest chain grows).</summary>
+    internal void EnsureChainCapacity(int count)
     {
-        if (_segmentCount == _segments.Length)
+        if (count > _chain.Length)
         {
-            Array.Resize(ref _segments, _segments.Length * 2);
+            _chain = new IoSegment[Math.Max(count, _chain.Length * 2)];
         }
-
-        _segments[_segmentCount++] = new BlockSegment(address, length);
     }
 
-    internal void RemoveLastSegment() => _segmentCount--;
-
-    internal void ReplaceSegment(int index, BlockSegment segment) => _segments[index] = segment;
-
-    /// <summary>Selects which collected segments are the request's data buffers.</summary>
-    internal void SetData(int start, int count, long length)
+    /// <summary>Room for up to <paramref name="count"/> data segments, to be committed with <see cref="SetData"/>.</summary>
+    internal Span<IoSegment> DataBuffer(int count)
     {
-        _dataStart = start;
+        if (count > _data.Length)
+        {
+            _data = new IoSegment[Math.Max(count, _data.Length * 2)];
+        }
+
+        return _data.AsSpan(0, count);
+    }
+
+    /// <summary>Commits the first <paramref name="count"/> segments of <see cref="DataBuffer"/> as the request's data, <paramref name="length"/> bytes in all.</summary>
+    internal void SetData(int count, long length)
+    {
         _dataCount = count;
         Length = length;
     }

@@ -2,6 +2,7 @@ using System;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
 using Virtio.Blk.Interop;
 
 namespace Virtio.Blk.Backends;
@@ -104,7 +105,7 @@ internal sealed class DiskImage : IDisposable
             return RangeOutcome.Done;
         }
 
-        if (errno == FileInterop.EOPNOTSUPP)
+        if (errno == LibC.EOPNOTSUPP)
         {
             // Discard is a hint (virtio 1.2 §5.2.6): a file system that cannot punch holes keeps the
             // data. Write-zeroes without fallocate support (a block device without WRITE_ZEROES, some

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Tmds.Linux;
 using Virtio.Blk.Interop;
 using Virtio.Core.Interop;
+using Virtio.Core.Queues;
 
 namespace Virtio.Blk.Backends;
 
@@ -151,6 +152,7 @@ public sealed class FileBlockBackend : IBlockBackend, IDisposable
     private void Work()
     {
         IoVec[] vectors = GC.AllocateArray<IoVec>(FileInterop.IovMax, pinned: true);
+        var batch = new IoSegment[FileInterop.IovMax];
         lock (_gate)
         {
             _starting--;
@@ -180,7 +182,7 @@ public sealed class FileBlockBackend : IBlockBackend, IDisposable
             try
             {
                 BeforeExecute?.Invoke(io);
-                status = _image.Admit(io) ?? Execute(io, vectors);
+                status = _image.Admit(io) ?? Execute(io, vectors, batch);
             }
             catch (Exception)
             {
@@ -230,7 +232,7 @@ public sealed class FileBlockBackend : IBlockBackend, IDisposable
     }
 
     /// <summary>Runs an admitted request's system calls (a worker).</summary>
-    private BlockStatus Execute(BlockIo io, IoVec[] vectors)
+    private BlockStatus Execute(BlockIo io, IoVec[] vectors, IoSegment[] batch)
     {
         bool added = false;
         _image.Handle.DangerousAddRef(ref added);
@@ -241,7 +243,7 @@ public sealed class FileBlockBackend : IBlockBackend, IDisposable
             {
                 case BlockOperation.Read:
                 case BlockOperation.Write:
-                    return Transfer(fd, io, vectors);
+                    return Transfer(fd, io, vectors, batch);
 
                 case BlockOperation.Flush:
                     return LibC.fdatasync(fd) < 0 ? _image.Failed(io, io.Offset, LibC.errno) : BlockStatus.Ok;
@@ -268,11 +270,14 @@ public sealed class FileBlockBackend : IBlockBackend, IDisposable
         }
     }
 
-    private unsafe BlockStatus Transfer(int fd, BlockIo io, IoVec[] vectors)
+    /// <summary>
+    /// preadv/pwritev of the data segments, at most <see cref="FileInterop.IovMax"/> at a time; a short
+    /// transfer continues where the kernel stopped. A <see cref="ChainReader"/> keeps the position
+    /// (for a read the kernel fills the segments, for a write it reads them: the cursor only peeks and skips).
+    /// </summary>
+    private unsafe BlockStatus Transfer(int fd, BlockIo io, IoVec[] vectors, IoSegment[] batch)
     {
-        ReadOnlySpan<BlockSegment> segments = io.Segments;
-        int index = 0;
-        int within = 0;
+        var cursor = new ChainReader(io.DataSegments);
         long offset = (long)io.Offset;
         bool read = io.Operation == BlockOperation.Read;
 
@@ -280,20 +285,19 @@ public sealed class FileBlockBackend : IBlockBackend, IDisposable
         // and that stays mapped until the request completes; the kernel writes only inside them.
         fixed (IoVec* iov = vectors)
         {
-            while (index < segments.Length)
+            while (cursor.Remaining > 0)
             {
-                int count = 0;
-                for (int i = index; i < segments.Length && count < vectors.Length; i++, count++)
+                int count = cursor.PeekSegments(batch);
+                for (int i = 0; i < count; i++)
                 {
-                    int skip = i == index ? within : 0;
-                    iov[count] = new IoVec(segments[i].Address + skip, (nuint)(segments[i].Length - skip));
+                    iov[i] = new IoVec(batch[i].Address, (nuint)batch[i].Length);
                 }
 
                 nint done = read ? FileInterop.PReadV(fd, iov, count, offset) : FileInterop.PWriteV(fd, iov, count, offset);
                 if (done < 0)
                 {
                     int errno = Marshal.GetLastPInvokeError();
-                    if (errno == FileInterop.EINTR)
+                    if (errno == LibC.EINTR)
                     {
                         continue;
                     }
@@ -306,24 +310,8 @@ public sealed class FileBlockBackend : IBlockBackend, IDisposable
                     return _image.Failed(io, io.Offset, 0); // end of file inside the capacity: a short transfer
                 }
 
-                // A short transfer continues where the kernel stopped.
                 offset += done;
-                long left = done;
-                while (left > 0)
-                {
-                    int rest = segments[index].Length - within;
-                    if (left >= rest)
-                    {
-                        left -= rest;
-                        index++;
-                        within = 0;
-                    }
-                    else
-                    {
-                        within += (int)left;
-                        left = 0;
-                    }
-                }
+                cursor.Skip(done);
             }
         }
 
@@ -354,7 +342,7 @@ public sealed class FileBlockBackend : IBlockBackend, IDisposable
             if (done < 0)
             {
                 int error = Marshal.GetLastPInvokeError();
-                if (error == FileInterop.EINTR)
+                if (error == LibC.EINTR)
                 {
                     continue;
                 }

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Tmds.Linux;
 using Virtio.Blk.Interop;
 using Virtio.Core.Interop;
+using Virtio.Core.Queues;
 
 namespace Virtio.Blk.Backends;
 
@@ -194,8 +195,7 @@ public sealed class IoUringBlockBackend : IBlockBackend, IDisposable
         {
             case BlockOperation.Read:
             case BlockOperation.Write:
-                request.SegmentIndex = 0;
-                request.Within = 0;
+                request.Done = 0;
                 request.Position = io.Offset;
                 return SubmitTransfer(request);
 
@@ -217,18 +217,22 @@ public sealed class IoUringBlockBackend : IBlockBackend, IDisposable
     private unsafe BlockStatus? SubmitTransfer(IoUringRequest request)
     {
         BlockIo io = request.Io!;
-        ReadOnlySpan<BlockSegment> segments = io.Segments;
-        int count = Math.Min(segments.Length - request.SegmentIndex, FileInterop.IovMax);
-        request.EnsureVectors(count);
+        ReadOnlySpan<IoSegment> data = io.DataSegments;
+        request.EnsureVectors(Math.Min(data.Length, FileInterop.IovMax));
 
-        // SAFETY: Vectors has room for count entries; each points into a guest buffer the device
-        // bounds-checked and that stays mapped until the request completes.
+        // The position is bytes done: a cursor cannot live in the slot between completions (a ref
+        // struct), so each submission skips to it again (rare: only after a short transfer or
+        // more than IovMax segments).
+        var cursor = new ChainReader(data);
+        cursor.Skip(request.Done);
+        int count = cursor.PeekSegments(request.Batch.AsSpan(0, Math.Min(request.VectorCapacity, FileInterop.IovMax)));
+
+        // SAFETY: Vectors has room for VectorCapacity >= count entries; each points into a guest
+        // buffer the device bounds-checked and that stays mapped until the request completes.
         IoVec* iov = request.Vectors;
-        for (int k = 0; k < count; k++)
+        for (int i = 0; i < count; i++)
         {
-            int i = request.SegmentIndex + k;
-            int skip = k == 0 ? request.Within : 0;
-            iov[k] = new IoVec(segments[i].Address + skip, (nuint)(segments[i].Length - skip));
+            iov[i] = new IoVec(request.Batch[i].Address, (nuint)request.Batch[i].Length);
         }
 
         byte opcode = io.Operation == BlockOperation.Read ? IoUringInterop.OpReadV : IoUringInterop.OpWriteV;
@@ -339,8 +343,10 @@ public sealed class IoUringBlockBackend : IBlockBackend, IDisposable
                     return _image.Failed(io, request.Position, -result); // 0: end of file inside the capacity
                 }
 
-                Advance(request, result);
-                return request.SegmentIndex < io.Segments.Length ? Resubmit(request) : BlockStatus.Ok;
+                // A short transfer continues where the kernel stopped.
+                request.Done += result;
+                request.Position += (ulong)result;
+                return request.Done < io.Length ? Resubmit(request) : BlockStatus.Ok;
 
             case BlockOperation.Flush:
                 return result < 0 ? _image.Failed(io, io.Offset, -result) : BlockStatus.Ok;
@@ -406,29 +412,6 @@ public sealed class IoUringBlockBackend : IBlockBackend, IDisposable
             BlockOperation.Flush => SubmitFlush(request),
             _ => SubmitRange(request),
         };
-    }
-
-    /// <summary>Moves a transfer's position <paramref name="done"/> bytes on.</summary>
-    private static void Advance(IoUringRequest request, int done)
-    {
-        ReadOnlySpan<BlockSegment> segments = request.Io!.Segments;
-        request.Position += (ulong)done;
-        long left = done;
-        while (left > 0 && request.SegmentIndex < segments.Length)
-        {
-            int rest = segments[request.SegmentIndex].Length - request.Within;
-            if (left >= rest)
-            {
-                left -= rest;
-                request.SegmentIndex++;
-                request.Within = 0;
-            }
-            else
-            {
-                request.Within += (int)left;
-                left = 0;
-            }
-        }
     }
 
     /// <summary>Frees the slot, starts the next request in line, and completes <paramref name="io"/>.</summary>

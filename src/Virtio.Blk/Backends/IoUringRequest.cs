@@ -1,6 +1,7 @@
 using System;
 using System.Runtime.InteropServices;
 using Virtio.Core.Interop;
+using Virtio.Core.Queues;
 
 namespace Virtio.Blk.Backends;
 
@@ -29,11 +30,11 @@ internal sealed class IoUringRequest : IDisposable
     /// <summary>Entries <see cref="Vectors"/> has room for.</summary>
     public int VectorCapacity { get; private set; }
 
-    /// <summary>Transfers: the segment and the offset within it where the next submission starts.</summary>
-    public int SegmentIndex { get; set; }
+    /// <summary>The segments of the current submission, peeked from the data (as long as <see cref="Vectors"/>).</summary>
+    public IoSegment[] Batch { get; private set; } = [];
 
-    /// <summary>Transfers: bytes of <see cref="SegmentIndex"/> already done.</summary>
-    public int Within { get; set; }
+    /// <summary>Transfers: bytes already done, where the next submission starts.</summary>
+    public long Done { get; set; }
 
     /// <summary>Transfers: the disk offset of the next byte; write-zeroes fallback: the next byte to zero.</summary>
     public ulong Position { get; set; }
@@ -44,7 +45,7 @@ internal sealed class IoUringRequest : IDisposable
     /// <summary>Write-zeroes: fallocate is not supported, the zeroes are written.</summary>
     public bool WritingZeroes { get; set; }
 
-    /// <summary>Makes room for <paramref name="count"/> iovecs; allocates only while the slot grows.</summary>
+    /// <summary>Makes room for <paramref name="count"/> iovecs and batch segments; allocates only while the slot grows.</summary>
     public unsafe void EnsureVectors(int count)
     {
         if (count <= VectorCapacity)
@@ -57,6 +58,7 @@ internal sealed class IoUringRequest : IDisposable
         // runs before the next one is built); the new one has room for `capacity` entries.
         NativeMemory.Free(Vectors);
         Vectors = (IoVec*)NativeMemory.Alloc((nuint)capacity, (nuint)sizeof(IoVec));
+        Batch = new IoSegment[capacity];
         VectorCapacity = capacity;
     }
 

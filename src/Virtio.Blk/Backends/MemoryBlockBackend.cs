@@ -9,16 +9,16 @@ namespace Virtio.Blk.Backends;
 /// submitting thread; discard and write-zeroes zero their ranges.
 /// </summary>
 /// <remarks>Any thread may submit; concurrent requests to overlapping ranges give no ordering guarantee, as on real disks.</remarks>
-public sealed unsafe class MemoryBlockBackend : IBlockBackend, IDisposable
+public sealed class MemoryBlockBackend : IBlockBackend, IDisposable
 {
-    private byte* _data;
+    private unsafe byte* _data;
     private int _disposed;
 
     /// <summary>Allocates the disk. Any thread.</summary>
     /// <param name="capacity">Bytes; a multiple of 512.</param>
     /// <param name="readOnly">Whether the disk refuses writes.</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="capacity"/> is 0 or not a multiple of 512.</exception>
-    public MemoryBlockBackend(ulong capacity, bool readOnly = false)
+    public unsafe MemoryBlockBackend(ulong capacity, bool readOnly = false)
     {
         if (capacity == 0 || capacity % BlockDevice.SectorSize != 0)
         {
@@ -52,8 +52,7 @@ public sealed unsafe class MemoryBlockBackend : IBlockBackend, IDisposable
             throw new ArgumentOutOfRangeException(nameof(offset), "The range is outside the disk.");
         }
 
-        // SAFETY: the range was checked against the allocation above, which lives until Dispose.
-        return new Span<byte>(_data + offset, length);
+        return Disk(offset, length);
     }
 
     /// <summary>Copies between the disk and the guest buffers and completes <paramref name="io"/> on the calling thread.</summary>
@@ -80,8 +79,8 @@ public sealed unsafe class MemoryBlockBackend : IBlockBackend, IDisposable
                 ulong position = io.Offset;
                 foreach (BlockSegment segment in io.Segments)
                 {
-                    // SAFETY: [position, position + segment.Length) lies inside the allocation (total checked above).
-                    var disk = new Span<byte>(_data + position, segment.Length);
+                    // [position, position + segment.Length) lies inside the disk: the total was checked above.
+                    Span<byte> disk = Disk(position, segment.Length);
                     if (io.Operation == BlockOperation.Read)
                     {
                         disk.CopyTo(segment.AsSpan());
@@ -112,8 +111,7 @@ public sealed unsafe class MemoryBlockBackend : IBlockBackend, IDisposable
                         return;
                     }
 
-                    // SAFETY: the range was checked against the allocation just above.
-                    NativeMemory.Clear(_data + range.Offset, (nuint)range.Length);
+                    Clear(range);
                 }
 
                 break;
@@ -123,12 +121,29 @@ public sealed unsafe class MemoryBlockBackend : IBlockBackend, IDisposable
     }
 
     /// <summary>Frees the memory. Call once no request is in flight; later submissions fail with IOERR.</summary>
-    public void Dispose()
+    public unsafe void Dispose()
     {
+        // SAFETY: the exchange lets one caller free the allocation, once; no request is in flight.
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
             NativeMemory.Free(_data);
             _data = null;
         }
+    }
+
+    /// <summary>The disk's bytes in [<paramref name="offset"/>, +<paramref name="length"/>); the caller checked the range against <see cref="Capacity"/>.</summary>
+    private unsafe Span<byte> Disk(ulong offset, int length)
+    {
+        // SAFETY: the caller checked [offset, offset + length) against Capacity, the allocation's
+        // size, and the allocation lives until Dispose.
+        return new Span<byte>(_data + offset, length);
+    }
+
+    /// <summary>Zeroes <paramref name="range"/>; the caller checked it against <see cref="Capacity"/>.</summary>
+    private unsafe void Clear(BlockRange range)
+    {
+        // SAFETY: the caller checked the range against Capacity, the allocation's size, and the
+        // allocation lives until Dispose.
+        NativeMemory.Clear(_data + range.Offset, (nuint)range.Length);
     }
 }

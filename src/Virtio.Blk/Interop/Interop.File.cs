@@ -6,7 +6,7 @@ using Virtio.Core.Interop;
 
 namespace Virtio.Blk.Interop;
 
-/// <summary>File calls Tmds.LibC does not expose (vectored positional I/O, fallocate, open with O_DIRECT); errno via Marshal.GetLastPInvokeError.</summary>
+/// <summary>File calls Tmds.LibC does not expose (vectored positional I/O, fallocate, open with O_DIRECT); errno via Marshal.GetLastPInvokeError, errno values from Tmds.LibC.</summary>
 internal static partial class FileInterop
 {
     public const int O_RDONLY = 0;
@@ -16,8 +16,6 @@ internal static partial class FileInterop
     public const int FALLOC_FL_KEEP_SIZE = 0x01;
     public const int FALLOC_FL_PUNCH_HOLE = 0x02;
     public const int FALLOC_FL_ZERO_RANGE = 0x10;
-    public const int EINTR = 4;
-    public const int EOPNOTSUPP = 95;
     public const int IovMax = 1024;
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
