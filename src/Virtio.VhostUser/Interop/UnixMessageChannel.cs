@@ -2,6 +2,7 @@ using System;
 using System.Buffers.Binary;
 using System.IO;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Tmds.Linux;
 using Virtio.VhostUser.Protocol;
@@ -27,6 +28,112 @@ internal sealed class UnixMessageChannel
     public bool TryReceive(VhostUserMessage message)
     {
         message.ClearFds();
+        if (!TryReceiveHeader(message, out uint size))
+        {
+            return false;
+        }
+
+        uint request = (uint)message.Request;
+        uint flags = message.Flags;
+        if ((flags & VhostUserMessage.VersionMask) != VhostUserMessage.Version)
+        {
+            throw new VhostUserProtocolException($"request {request}: header version {flags & VhostUserMessage.VersionMask}, expected {VhostUserMessage.Version}");
+        }
+
+        if ((flags & ~(VhostUserMessage.VersionMask | VhostUserMessage.NeedReplyFlag)) != 0)
+        {
+            throw new VhostUserProtocolException($"request {request}: unknown or reply flags 0x{flags:x} in a front-end message");
+        }
+
+        ReceivePayload(message, size);
+        return true;
+    }
+
+    /// <summary>
+    /// The front end's side: reads the back end's reply to <paramref name="expected"/> into
+    /// <paramref name="message"/> (header, payload, fds). Throws <see cref="VhostUserProtocolException"/>
+    /// when the stream ends, or the reply is for another request or lacks the reply flag.
+    /// </summary>
+    public void ReceiveReply(VhostUserMessage message, VhostUserRequest expected)
+    {
+        message.ClearFds();
+        if (!TryReceiveHeader(message, out uint size))
+        {
+            throw new VhostUserProtocolException($"{expected}: the back end closed the connection instead of replying");
+        }
+
+        if (message.Request != expected)
+        {
+            throw new VhostUserProtocolException($"{expected}: the back end replied to request {(uint)message.Request}");
+        }
+
+        if ((message.Flags & ~VhostUserMessage.NeedReplyFlag) != (VhostUserMessage.Version | VhostUserMessage.ReplyFlag))
+        {
+            throw new VhostUserProtocolException($"{expected}: reply flags 0x{message.Flags:x}, expected version 1 with the reply flag");
+        }
+
+        ReceivePayload(message, size);
+    }
+
+    /// <summary>
+    /// The front end's side: sends one message with <paramref name="flags"/> (version and
+    /// need_reply) and up to <see cref="VhostUserMessage.MaxFds"/> descriptors in one SCM_RIGHTS
+    /// control message. The handles are kept open during the call; the peer gets duplicates.
+    /// </summary>
+    public void Send(VhostUserRequest request, uint flags, ReadOnlySpan<byte> payload, ReadOnlySpan<SafeHandle> fds)
+    {
+        if (payload.Length > VhostUserMessage.MaxPayloadSize || fds.Length > VhostUserMessage.MaxFds)
+        {
+            throw new ArgumentException($"{request}: {payload.Length} payload bytes and {fds.Length} fds exceed one message");
+        }
+
+        Span<byte> frame = stackalloc byte[VhostUserMessage.HeaderSize + payload.Length];
+        WriteHeader(frame, request, flags, payload.Length);
+        payload.CopyTo(frame[VhostUserMessage.HeaderSize..]);
+        SendFrame(frame, fds);
+    }
+
+    /// <summary>Sends a reply: header with the reply flag, then <paramref name="payload"/>.</summary>
+    public void SendReply(VhostUserRequest request, ReadOnlySpan<byte> payload)
+    {
+        Span<byte> frame = stackalloc byte[VhostUserMessage.HeaderSize + payload.Length];
+        WriteHeader(frame, request, VhostUserMessage.Version | VhostUserMessage.ReplyFlag, payload.Length);
+        payload.CopyTo(frame[VhostUserMessage.HeaderSize..]);
+        while (!frame.IsEmpty)
+        {
+            int sent = _socket.Send(frame, SocketFlags.None);
+            frame = frame[sent..];
+        }
+    }
+
+    /// <summary>Sends a reply with one file descriptor in SCM_RIGHTS (GET_INFLIGHT_FD).</summary>
+    public void SendReply(VhostUserRequest request, ReadOnlySpan<byte> payload, SafeFileHandle fd)
+    {
+        Span<byte> frame = stackalloc byte[VhostUserMessage.HeaderSize + payload.Length];
+        WriteHeader(frame, request, VhostUserMessage.Version | VhostUserMessage.ReplyFlag, payload.Length);
+        payload.CopyTo(frame[VhostUserMessage.HeaderSize..]);
+        SendFrame(frame, [fd]);
+    }
+
+    /// <summary>Sends a reply whose payload is one u64.</summary>
+    public void SendReply(VhostUserRequest request, ulong value)
+    {
+        Span<byte> payload = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(payload, value);
+        SendReply(request, payload);
+    }
+
+    private static void WriteHeader(Span<byte> frame, VhostUserRequest request, uint flags, int payloadLength)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)request);
+        BinaryPrimitives.WriteUInt32LittleEndian(frame[4..], flags);
+        BinaryPrimitives.WriteUInt32LittleEndian(frame[8..], (uint)payloadLength);
+    }
+
+    /// <summary>Reads the 12-byte header into <paramref name="message"/>; false on a clean end of stream before it.</summary>
+    private bool TryReceiveHeader(VhostUserMessage message, out uint size)
+    {
+        size = 0;
         int got = ReceiveWithFds(_header, message);
         if (got == 0)
         {
@@ -44,21 +151,16 @@ internal sealed class UnixMessageChannel
             got += more;
         }
 
-        uint request = BinaryPrimitives.ReadUInt32LittleEndian(_header);
-        uint flags = BinaryPrimitives.ReadUInt32LittleEndian(_header.AsSpan(4));
-        uint size = BinaryPrimitives.ReadUInt32LittleEndian(_header.AsSpan(8));
-        message.Request = (VhostUserRequest)request;
-        message.Flags = flags;
-        if ((flags & VhostUserMessage.VersionMask) != VhostUserMessage.Version)
-        {
-            throw new VhostUserProtocolException($"request {request}: header version {flags & VhostUserMessage.VersionMask}, expected {VhostUserMessage.Version}");
-        }
+        message.Request = (VhostUserRequest)BinaryPrimitives.ReadUInt32LittleEndian(_header);
+        message.Flags = BinaryPrimitives.ReadUInt32LittleEndian(_header.AsSpan(4));
+        size = BinaryPrimitives.ReadUInt32LittleEndian(_header.AsSpan(8));
+        return true;
+    }
 
-        if ((flags & ~(VhostUserMessage.VersionMask | VhostUserMessage.NeedReplyFlag)) != 0)
-        {
-            throw new VhostUserProtocolException($"request {request}: unknown or reply flags 0x{flags:x} in a front-end message");
-        }
-
+    /// <summary>Reads <paramref name="size"/> payload bytes (checked against the limit) into <paramref name="message"/>.</summary>
+    private void ReceivePayload(VhostUserMessage message, uint size)
+    {
+        uint request = (uint)message.Request;
         if (size > VhostUserMessage.MaxPayloadSize)
         {
             throw new VhostUserProtocolException($"request {request}: payload of {size} bytes is over the {VhostUserMessage.MaxPayloadSize}-byte limit");
@@ -76,63 +178,59 @@ internal sealed class UnixMessageChannel
 
             read += more;
         }
-
-        return true;
     }
 
-    /// <summary>Sends a reply: header with the reply flag, then <paramref name="payload"/>.</summary>
-    public void SendReply(VhostUserRequest request, ReadOnlySpan<byte> payload)
+    /// <summary>Sends a whole frame with <paramref name="fds"/> (none, or up to eight) in SCM_RIGHTS.</summary>
+    private unsafe void SendFrame(ReadOnlySpan<byte> frame, ReadOnlySpan<SafeHandle> fds)
     {
-        Span<byte> frame = stackalloc byte[VhostUserMessage.HeaderSize + payload.Length];
-        BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)request);
-        BinaryPrimitives.WriteUInt32LittleEndian(frame[4..], VhostUserMessage.Version | VhostUserMessage.ReplyFlag);
-        BinaryPrimitives.WriteUInt32LittleEndian(frame[8..], (uint)payload.Length);
-        payload.CopyTo(frame[VhostUserMessage.HeaderSize..]);
-        while (!frame.IsEmpty)
-        {
-            int sent = _socket.Send(frame, SocketFlags.None);
-            frame = frame[sent..];
-        }
-    }
-
-    /// <summary>Sends a reply with one file descriptor in SCM_RIGHTS (GET_INFLIGHT_FD).</summary>
-    public unsafe void SendReply(VhostUserRequest request, ReadOnlySpan<byte> payload, SafeFileHandle fd)
-    {
-        byte[] frame = new byte[VhostUserMessage.HeaderSize + payload.Length];
-        BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)request);
-        BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(4), VhostUserMessage.Version | VhostUserMessage.ReplyFlag);
-        BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(8), (uint)payload.Length);
-        payload.CopyTo(frame.AsSpan(VhostUserMessage.HeaderSize));
-        int controlSize = (int)LibC.CMSG_SPACE(sizeof(int));
-        byte* control = stackalloc byte[controlSize];
-        // SAFETY: control points at controlSize bytes of this frame's stack.
+        int controlSize = fds.IsEmpty ? 0 : (int)LibC.CMSG_SPACE(sizeof(int) * VhostUserMessage.MaxFds);
+        byte* control = stackalloc byte[Math.Max(controlSize, 1)];
+        // SAFETY: control points at at least controlSize bytes of this frame's stack.
         new Span<byte>(control, controlSize).Clear();
-        bool addedFd = false;
+        Span<bool> added = stackalloc bool[VhostUserMessage.MaxFds];
         bool addedSocket = false;
         SafeSocketHandle socket = _socket.SafeHandle;
         try
         {
-            fd.DangerousAddRef(ref addedFd);
+            for (int i = 0; i < fds.Length; i++)
+            {
+                fds[i].DangerousAddRef(ref added[i]);
+            }
+
             socket.DangerousAddRef(ref addedSocket);
             fixed (byte* data = frame)
             {
                 iovec iov = default;
-                msghdr header = MessageHeader(&iov, data, frame.Length, control, controlSize);
-                // SAFETY: the control buffer is CMSG_SPACE(sizeof(int)) bytes, room for one header
-                // and one int, so the first header and its data lie inside it.
-                cmsghdr* cmsg = LibC.CMSG_FIRSTHDR(&header);
-                cmsg->cmsg_level = LibC.SOL_SOCKET;
-                cmsg->cmsg_type = LibC.SCM_RIGHTS;
-                // Tmds.LibC 0.5.0's CMSG_LEN rounds up like CMSG_SPACE: compute the exact length.
-                cmsg->cmsg_len = (socklen_t)(sizeof(cmsghdr) + sizeof(int));
-                *(int*)LibC.CMSG_DATA(cmsg) = (int)fd.DangerousGetHandle();
+                msghdr header = MessageHeader(&iov, data, frame.Length, fds.IsEmpty ? null : control, fds.IsEmpty ? 0 : (int)LibC.CMSG_SPACE(sizeof(int) * fds.Length));
+                if (!fds.IsEmpty)
+                {
+                    // SAFETY: the control buffer is CMSG_SPACE(8 * sizeof(int)) bytes, room for one
+                    // header and up to eight ints, so the first header and its data lie inside it.
+                    cmsghdr* cmsg = LibC.CMSG_FIRSTHDR(&header);
+                    cmsg->cmsg_level = LibC.SOL_SOCKET;
+                    cmsg->cmsg_type = LibC.SCM_RIGHTS;
+                    // Tmds.LibC 0.5.0's CMSG_LEN rounds up like CMSG_SPACE: compute the exact length.
+                    cmsg->cmsg_len = (socklen_t)(sizeof(cmsghdr) + (sizeof(int) * fds.Length));
+                    int* slots = (int*)LibC.CMSG_DATA(cmsg);
+                    for (int i = 0; i < fds.Length; i++)
+                    {
+                        // SAFETY: slot i < fds.Length <= 8 lies in the control data sized above.
+                        slots[i] = (int)fds[i].DangerousGetHandle();
+                    }
+                }
 
-                // SAFETY: the frame is pinned, the control buffer is on the stack and sized with
-                // CMSG_SPACE, and both handles are kept open by the references taken above.
-                long sent = LibC.sendmsg((int)socket.DangerousGetHandle(), &header, LibC.MSG_NOSIGNAL);
+                long sent;
+                do
+                {
+                    // SAFETY: the frame is pinned, the control buffer is on the stack and sized with
+                    // CMSG_SPACE, and every handle is kept open by the references taken above.
+                    sent = LibC.sendmsg((int)socket.DangerousGetHandle(), &header, LibC.MSG_NOSIGNAL);
+                }
+                while (sent < 0 && LibC.errno == LibC.EINTR);
+
                 if (sent != frame.Length)
                 {
-                    throw new IOException($"sendmsg of a {frame.Length}-byte reply returned {sent} (errno {LibC.errno}).");
+                    throw new IOException($"sendmsg of a {frame.Length}-byte message returned {sent} (errno {LibC.errno}).");
                 }
             }
         }
@@ -143,19 +241,14 @@ internal sealed class UnixMessageChannel
                 socket.DangerousRelease();
             }
 
-            if (addedFd)
+            for (int i = 0; i < fds.Length; i++)
             {
-                fd.DangerousRelease();
+                if (added[i])
+                {
+                    fds[i].DangerousRelease();
+                }
             }
         }
-    }
-
-    /// <summary>Sends a reply whose payload is one u64.</summary>
-    public void SendReply(VhostUserRequest request, ulong value)
-    {
-        Span<byte> payload = stackalloc byte[8];
-        BinaryPrimitives.WriteUInt64LittleEndian(payload, value);
-        SendReply(request, payload);
     }
 
     /// <summary>A msghdr for one buffer and one control buffer; <paramref name="iov"/> must outlive its use.</summary>
@@ -210,6 +303,12 @@ internal sealed class UnixMessageChannel
                 if (errno == LibC.ECONNRESET)
                 {
                     return 0;
+                }
+
+                if (errno == LibC.EAGAIN)
+                {
+                    // Only a socket with SO_RCVTIMEO (the front end's) gets here: the peer went quiet.
+                    throw new TimeoutException("no vhost-user message within the socket's receive timeout");
                 }
 
                 throw new IOException($"recvmsg failed (errno {errno}).");

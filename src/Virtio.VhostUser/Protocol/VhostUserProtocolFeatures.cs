@@ -2,10 +2,16 @@ using System;
 
 namespace Virtio.VhostUser.Protocol;
 
-/// <summary>Protocol feature bits (GET/SET_PROTOCOL_FEATURES) this back end knows.</summary>
+/// <summary>
+/// Protocol feature bits (GET/SET_PROTOCOL_FEATURES, vhost-user.rst "Protocol features") this
+/// package knows: what <see cref="VhostUserServer"/> offers, and what
+/// <see cref="FrontEnd.VhostUserFrontEnd"/> can use. Other bits a back end offers are kept as
+/// numbers and never set by the front end.
+/// </summary>
 [Flags]
-internal enum VhostUserProtocolFeatures : ulong
+public enum VhostUserProtocolFeatures : ulong
 {
+    /// <summary>No protocol feature.</summary>
     None = 0,
 
     /// <summary>VHOST_USER_PROTOCOL_F_MQ (bit 0): GET_QUEUE_NUM answers how many queues the device has.</summary>
@@ -23,6 +29,6 @@ internal enum VhostUserProtocolFeatures : ulong
     /// <summary>VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS (bit 15): GET_MAX_MEM_SLOTS, ADD_MEM_REG, REM_MEM_REG.</summary>
     ConfigureMemSlots = 1ul << 15,
 
-    /// <summary>What this back end offers.</summary>
+    /// <summary>What <see cref="VhostUserServer"/> offers (a net device without <see cref="Config"/>).</summary>
     Supported = MultiQueue | ReplyAck | Config | InFlightSharedMemory | ConfigureMemSlots,
 }
