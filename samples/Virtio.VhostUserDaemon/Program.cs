@@ -11,6 +11,7 @@ using Virtio.Core.Memory;
 using Virtio.Core.Threading;
 using Virtio.Net;
 using Virtio.Net.Backends;
+using Virtio.Samples;
 using Virtio.VhostUser;
 
 namespace Virtio.VhostUserDaemon;
@@ -23,7 +24,7 @@ internal static class Program
     public static int Main(string[] args)
     {
         var socket = new Option<string>("--socket") { Description = "Path of the vhost-user Unix socket to listen on (replaced if it exists, removed on exit).", Required = true };
-        var blk = new Option<string?>("--blk") { Description = "Serve a virtio-blk disk: FILE[,readonly][,queues=N] (raw image or block device; N queues, default 4)." };
+        var blk = new Option<string?>("--blk") { Description = BlkSpec.Help };
         var net = new Option<string?>("--net") { Description = "Serve a virtio-net device bridged to a tap: tap=NAME (created if missing)." };
         var verbose = new Option<bool>("--verbose") { Description = "Log every vhost-user message (debug level)." };
         var root = new RootCommand("vhost-user back end for Virtio for .NET devices: exactly one of --blk or --net. Serves one front end at a time and accepts the next when it disconnects.")
@@ -70,15 +71,18 @@ internal static class Program
                 return 2;
             }
 
-            var backend = new FileBlockBackend(spec!.Path, spec.ReadOnly, logger: loggers.CreateLogger("blk-backend"));
-
-            // Ring i and its completions run on ioThreads[i % n]: one call-fd write per wake-up.
-            ioThreads = StartIoThreads(Math.Min(spec.Queues, Environment.ProcessorCount), logger);
-            owned = new Owned([backend, .. ioThreads]);
+            // Ring i and its completions run on ioThreads[i % n]: one call-fd write per wake-up. With
+            // io_uring each I/O thread submits to and reaps its own ring: no other thread per request.
+            ioThreads = StartIoThreads(spec!.IoThreads > 0 ? spec.IoThreads : Math.Min(spec.Queues, Environment.ProcessorCount), logger);
+            IBlockBackend backend = spec.Disk.Open(ioThreads, loggers.CreateLogger("blk-backend"));
+            owned = new Owned(backend is IDisposable file ? [file, .. ioThreads] : [.. ioThreads]);
             // Ring sizes are the front end's choice (QEMU's queue-size, up to 1024): offer that much.
-            var options = new BlockDeviceOptions { QueueCount = spec.Queues, QueueSize = MaxRingSize, ReadOnly = spec.ReadOnly, IoThreads = ioThreads };
+            var options = new BlockDeviceOptions { QueueCount = spec.Queues, QueueSize = MaxRingSize, ReadOnly = spec.Disk.File.ReadOnly, IoThreads = ioThreads };
             createDevice = memory => new BlockDevice(memory, backend, options, loggers.CreateLogger("virtio-blk"));
-            logger.LogInformation("virtio-blk on {Path} ({Capacity} bytes, {Queues} queue(s){ReadOnly})", spec.Path, backend.Capacity, spec.Queues, spec.ReadOnly ? ", read-only" : "");
+            logger.LogInformation(
+                "virtio-blk on {Path} ({Capacity} bytes, {Queues} queue(s) on {IoThreads} I/O thread(s), engine {Engine}{Direct}{ReadOnly})",
+                spec.Disk.Path ?? "null", backend.Capacity, spec.Queues, ioThreads.Length, DiskKeys.EngineOf(backend),
+                spec.Disk.File.Direct ? ", O_DIRECT" : "", spec.Disk.File.ReadOnly ? ", read-only" : "");
         }
         else
         {

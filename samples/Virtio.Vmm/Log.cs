@@ -41,4 +41,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 9018, Level = LogLevel.Information, Message = "{Name}: level-triggered line raised again {Count} time(s) after an end of interrupt")]
     public static partial void LineReasserted(ILogger logger, string name, long count);
+
+    [LoggerMessage(EventId = 9019, Level = LogLevel.Information, Message = "{Name}: {Path}, engine {Engine}")]
+    public static partial void DiskOpened(ILogger logger, string name, string path, string engine);
 }

@@ -42,8 +42,8 @@ internal static class Program
         });
         var disk = new Option<string[]>("--disk")
         {
-            Description = "A virtio-blk disk over an existing file, repeatable; disks come first on the bus",
-            HelpName = "path[,readonly][,queues=N][,serial=ID]",
+            Description = "A virtio-blk disk over an existing file (or null,size=N), repeatable; disks come first on the bus. Keys: " + DiskSpec.Help,
+            HelpName = "path|null[,KEY...]",
             AllowMultipleArgumentsPerToken = false,
         };
         var net = new Option<string[]>("--net")
@@ -162,7 +162,7 @@ internal static class Program
                     file.SetLength(DefaultDiskMiB << 20);
                 }
 
-                disks.Add(new DiskSpec(temporaryDisk, ReadOnly: false, Queues: 1, Serial: "virtio-vmm-temp"));
+                disks.Add(DiskSpec.ForFile(temporaryDisk, queues: 1, serial: "virtio-vmm-temp"));
                 string? why = NetworkNamespace.WhyUnavailable();
                 if (why is null)
                 {

@@ -26,4 +26,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 2102, Level = LogLevel.Warning, Message = "io_uring backend: io_uring_enter failed with errno {Errno}")]
     public static partial void IoUringEnterFailed(ILogger logger, int errno);
+
+    [LoggerMessage(EventId = 2103, Level = LogLevel.Warning, Message = "{Path}: io_uring_setup failed with errno {Errno} (kernel.io_uring_disabled, a seccomp filter or an old kernel); serving it with the thread engine instead")]
+    public static partial void IoUringFallback(ILogger logger, string path, int errno);
 }

@@ -12,6 +12,7 @@ using Virtio.Kvm;
 using Virtio.Kvm.Bus;
 using Virtio.Net;
 using Virtio.Net.Backends;
+using Virtio.Samples;
 using Virtio.Vmm.Boot;
 using Virtio.Vmm.Devices;
 
@@ -186,14 +187,24 @@ internal sealed class VirtualMachine
         for (int d = 0; d < _options.Disks.Count; d++)
         {
             DiskSpec disk = _options.Disks[d];
-            var backend = new FileBlockBackend(disk.Path, disk.ReadOnly, logger: _loggers.CreateLogger("Virtio.Vmm.disk" + d));
+            string name = "disk" + d;
+            ILogger diskLogger = _loggers.CreateLogger("Virtio.Vmm." + name);
+            var backend = new LateBoundDisposable();
             slots.Add(MmioDeviceSlot.Create(
                 slots.Count,
-                "disk" + d,
+                name,
                 vm,
                 bus,
                 _options,
-                io => new BlockDevice(memory, backend, new BlockDeviceOptions { QueueCount = disk.Queues, ReadOnly = disk.ReadOnly, Serial = disk.Serial, IoThreads = [io] }, _loggers.CreateLogger("Virtio.Vmm.disk" + d)),
+                io =>
+                {
+                    // io_uring submits and reaps on the disk's own I/O thread: no other thread per request.
+                    IBlockBackend file = disk.Disk.Open([io], diskLogger);
+                    backend.Target = file as IDisposable;
+                    string engine = DiskKeys.EngineOf(file);
+                    Log.DiskOpened(diskLogger, name, disk.Disk.Path ?? "null", engine);
+                    return new BlockDevice(memory, file, new BlockDeviceOptions { QueueCount = disk.Queues, ReadOnly = disk.Disk.File.ReadOnly, Serial = disk.Serial, IoThreads = [io] }, diskLogger);
+                },
                 backend,
                 _loggers));
         }

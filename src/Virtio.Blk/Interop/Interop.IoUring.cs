@@ -11,6 +11,8 @@ internal static partial class IoUringInterop
 {
     public const long SysSetup = 425;
     public const long SysEnter = 426;
+    public const long SysRegister = 427;
+    public const uint RegisterEventFd = 4;
 
     public const uint FeatSingleMmap = 1;
     public const uint EnterGetEvents = 1;
@@ -123,6 +125,14 @@ internal static partial class IoUringInterop
     {
         long result = Syscall(SysSetup, entries, (long)parameters, 0, 0, 0, 0);
         return result < 0 ? -Marshal.GetLastPInvokeError() : (int)result;
+    }
+
+    /// <summary>io_uring_register(IORING_REGISTER_EVENTFD): the kernel signals <paramref name="eventFd"/> on each completion. 0 or -errno.</summary>
+    public static unsafe int RegisterCompletionEventFd(int fd, int eventFd)
+    {
+        // SAFETY: the kernel reads one int from `&eventFd`, a local that outlives the call.
+        long result = Syscall(SysRegister, fd, RegisterEventFd, (long)&eventFd, 1, 0, 0);
+        return result < 0 ? -Marshal.GetLastPInvokeError() : 0;
     }
 
     /// <summary>io_uring_enter without a signal mask: how many entries were submitted, or -errno.</summary>

@@ -104,6 +104,9 @@ internal sealed class IoUringRing : IDisposable
         }
     }
 
+    /// <summary>io_uring_enter calls made by <see cref="Submit"/> so far (a test reads it; under the producer's serialization).</summary>
+    public long SubmitCalls { get; private set; }
+
     /// <summary>Whether a ring of one entry can be set up here (kernel.io_uring_disabled, seccomp, old kernels say no). Any thread.</summary>
     /// <param name="errno">Why not, when it returns false.</param>
     /// <returns>True when io_uring works.</returns>
@@ -122,6 +125,32 @@ internal sealed class IoUringRing : IDisposable
         new SafeFdHandle(fd).Dispose();
         errno = 0;
         return true;
+    }
+
+    /// <summary>
+    /// io_uring_register(IORING_REGISTER_EVENTFD): the kernel signals <paramref name="eventFd"/> each
+    /// time it posts a completion, so an epoll loop can watch the ring. Once, before the ring is used.
+    /// </summary>
+    /// <exception cref="IOException">io_uring_register failed; the message holds the errno.</exception>
+    public void RegisterCompletionEventFd(SafeHandle eventFd)
+    {
+        bool added = false;
+        eventFd.DangerousAddRef(ref added);
+        try
+        {
+            int rc = IoUringInterop.RegisterCompletionEventFd(_fd, (int)eventFd.DangerousGetHandle());
+            if (rc < 0)
+            {
+                throw new IOException($"io_uring_register(IORING_REGISTER_EVENTFD) failed with errno {-rc}.", -rc);
+            }
+        }
+        finally
+        {
+            if (added)
+            {
+                eventFd.DangerousRelease();
+            }
+        }
     }
 
     /// <summary>Writes one submission entry and publishes it; the kernel sees it at the next <see cref="Submit"/>.</summary>
@@ -157,6 +186,7 @@ internal sealed class IoUringRing : IDisposable
     /// <returns>How many were submitted, or -errno.</returns>
     public int Submit(uint count)
     {
+        SubmitCalls++;
         int submitted;
         do
         {
