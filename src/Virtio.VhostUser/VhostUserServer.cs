@@ -9,6 +9,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Tmds.Linux;
 using Virtio.Core.Devices;
 using Virtio.Core.Memory;
+using Virtio.Core.Queues;
 using Virtio.Core.Threading;
 using Virtio.VhostUser.Interop;
 using Virtio.VhostUser.Memory;
@@ -70,6 +71,13 @@ public sealed class VhostUserServer : IDisposable
         if (!ReferenceEquals(Device.Memory, _memory))
         {
             throw new ArgumentException("The device must be created on the memory passed to the factory.", nameof(createDevice));
+        }
+
+        // Every request pins the memory-table generation it was popped under, for the device's
+        // lifetime: a request may outlive the connection that made it available.
+        foreach (SplitVirtqueue queue in Device.Queues)
+        {
+            queue.Pinning = new GenerationPins(_memory, queue.Index, queue.MaxSize, _logger);
         }
 
         _notifier = new VhostUserGuestNotifier(Device.Queues.Count);

@@ -209,7 +209,13 @@ internal sealed class VringRunner : IDisposable
 
         // Nothing processes the ring until StartServing: the tracker and the resubmitted heads are in
         // place before its first pop. Heads the region names wrongly break the queue (DEVICE_NEEDS_RESET).
+        // A head still running here (stale: it outlived the last drain) is not lost: not resubmitted.
         queue.InFlightTracker = tracker;
+        if (queue.StaleCount > 0)
+        {
+            resubmit = Array.FindAll(resubmit, head => !queue.IsStale(head));
+        }
+
         if (resubmit.Length > 0 && !queue.TryResubmit(resubmit, out QueueError resubmitError))
         {
             Log.ResubmitRefused(_logger, vring.Index, resubmitError);
@@ -225,7 +231,10 @@ internal sealed class VringRunner : IDisposable
 
     /// <summary>
     /// Stops the ring: no more kicks served, in-flight requests finished (their completions reach
-    /// the used ring), queue deactivated. Its next available index becomes the ring's base.
+    /// the used ring, or on a broken queue at least returned to it), queue deactivated. Its next
+    /// available index becomes the ring's base. The wait is bounded: a request still at the backend
+    /// after it stays in flight, pinning the memory-table generation it was popped under (the next
+    /// commit does not unmap under it), and its completion is dropped as stale.
     /// </summary>
     public void Stop(VhostUserVring vring)
     {
@@ -269,9 +278,13 @@ internal sealed class VringRunner : IDisposable
         Log.RingStopped(_logger, vring.Index, vring.Base);
     }
 
-    /// <summary>Whether every request the queue popped is returned and published (or the queue broke).</summary>
+    /// <summary>
+    /// Whether every request the queue popped is returned and published. A broken queue publishes
+    /// nothing, but its requests are still at the backend, writing into guest memory: it is drained
+    /// once they are returned.
+    /// </summary>
     public static bool IsDrained(SplitVirtqueue queue) =>
-        queue.Error != QueueError.None || (queue.InFlightCount == 0 && queue.PublishedUsed == queue.NextUsed);
+        queue.InFlightCount == 0 && (queue.Error != QueueError.None || queue.PublishedUsed == queue.NextUsed);
 
     /// <summary>Stops every ring, closes their fds and the in-flight region.</summary>
     public void Dispose()
