@@ -279,12 +279,17 @@ internal sealed class VringRunner : IDisposable
     }
 
     /// <summary>
-    /// Whether every request the queue popped is returned and published. A broken queue publishes
-    /// nothing, but its requests are still at the backend, writing into guest memory: it is drained
-    /// once they are returned.
+    /// Whether every request the queue popped is returned and published. "Returned" is the queue's
+    /// <see cref="GenerationPins.Held"/>, the very count that keeps the memory mapped, so the drain
+    /// and the unmap cannot disagree; the stale chains among them (they outlived an earlier drain)
+    /// are not waited for again. A broken queue publishes nothing, but its requests are still at the
+    /// backend, writing into guest memory: it is drained once they are returned.
     /// </summary>
-    public static bool IsDrained(SplitVirtqueue queue) =>
-        queue.InFlightCount == 0 && (queue.Error != QueueError.None || queue.PublishedUsed == queue.NextUsed);
+    public static bool IsDrained(SplitVirtqueue queue)
+    {
+        int held = queue.Pinning is GenerationPins pins ? pins.Held : queue.InFlightCount;
+        return held <= queue.StaleCount && (queue.Error != QueueError.None || queue.PublishedUsed == queue.NextUsed);
+    }
 
     /// <summary>Stops every ring, closes their fds and the in-flight region.</summary>
     public void Dispose()

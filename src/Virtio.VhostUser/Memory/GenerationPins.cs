@@ -1,3 +1,4 @@
+using System.Threading;
 using Microsoft.Extensions.Logging;
 using Virtio.Core.Queues;
 
@@ -23,6 +24,7 @@ internal sealed class GenerationPins : IChainPinning
     private readonly ILogger _logger;
     private readonly ushort _queueIndex;
     private readonly MemoryTableGeneration?[] _pinned;
+    private int _held;
     private bool _leakLogged;
 
     public GenerationPins(VhostUserMemory memory, ushort queueIndex, ushort maxSize, ILogger logger)
@@ -33,6 +35,13 @@ internal sealed class GenerationPins : IChainPinning
         _pinned = new MemoryTableGeneration?[maxSize];
     }
 
+    /// <summary>
+    /// Chains taken and not released: the queue's requests still holding guest memory, a broken
+    /// queue's and stale ones included (a slot a reset forgot counts until its head is taken again).
+    /// Any thread.
+    /// </summary>
+    public int Held => Volatile.Read(ref _held);
+
     public void ChainTaken(ushort head)
     {
         MemoryTableGeneration? generation = _memory.Current;
@@ -41,11 +50,19 @@ internal sealed class GenerationPins : IChainPinning
             return;
         }
 
-        if (_pinned[head] is MemoryTableGeneration forgotten && !_leakLogged)
+        if (_pinned[head] is MemoryTableGeneration forgotten)
         {
-            // The queue was reset with this chain in flight: its pin stays (a leak, not a free).
-            _leakLogged = true;
-            Log.PinForgotten(_logger, _queueIndex, head, forgotten.Number);
+            // The queue was reset with this chain in flight: its pin stays (a leak, not a free), and
+            // the slot, counted in Held already, now holds the new chain.
+            if (!_leakLogged)
+            {
+                _leakLogged = true;
+                Log.PinForgotten(_logger, _queueIndex, head, forgotten.Number);
+            }
+        }
+        else
+        {
+            Interlocked.Increment(ref _held);
         }
 
         generation.Pin();
@@ -58,6 +75,7 @@ internal sealed class GenerationPins : IChainPinning
         {
             _pinned[head] = null;
             generation.Unpin();
+            Interlocked.Decrement(ref _held);
         }
     }
 }
