@@ -109,6 +109,13 @@ public sealed class VhostUserServer : IDisposable
     public string SocketPath { get; }
 
     /// <summary>
+    /// How long stopping a ring waits for its in-flight requests before it goes on without them
+    /// (they keep the memory they were popped under mapped). 30 s; tests shorten it. Set before a
+    /// front end connects; read when a connection starts.
+    /// </summary>
+    internal TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
     /// Listens on <see cref="SocketPath"/> and serves front ends one after the other until
     /// <paramref name="cancellationToken"/> is cancelled; then stops the rings of the current
     /// connection, closes it and removes the socket file. Call once.
@@ -256,7 +263,7 @@ public sealed class VhostUserServer : IDisposable
         try
         {
             using (connection)
-            using (var session = new VhostUserSession(Device, _memory, _notifier, _ioThreads, new UnixMessageChannel(connection), _logger))
+            using (var session = new VhostUserSession(Device, _memory, _notifier, _ioThreads, new UnixMessageChannel(connection), DrainTimeout, _logger))
             {
                 try
                 {

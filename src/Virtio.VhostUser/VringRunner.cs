@@ -20,18 +20,18 @@ namespace Virtio.VhostUser;
 /// </summary>
 internal sealed class VringRunner : IDisposable
 {
-    private static readonly TimeSpan s_drainTimeout = TimeSpan.FromSeconds(30);
-
     private readonly VirtioDevice _device;
     private readonly IGuestMemory _memory;
     private readonly FeatureNegotiation _features;
     private readonly VhostUserGuestNotifier _notifier;
     private readonly ILogger _logger;
+    private readonly TimeSpan _drainTimeout;
     private readonly VhostUserVring[] _vrings;
     private InFlightRegion? _inFlight;
 
-    public VringRunner(VirtioDevice device, IGuestMemory memory, FeatureNegotiation features, VhostUserGuestNotifier notifier, IReadOnlyList<IoThread> ioThreads, ILogger logger)
+    public VringRunner(VirtioDevice device, IGuestMemory memory, FeatureNegotiation features, VhostUserGuestNotifier notifier, IReadOnlyList<IoThread> ioThreads, TimeSpan drainTimeout, ILogger logger)
     {
+        _drainTimeout = drainTimeout;
         _device = device;
         _memory = memory;
         _features = features;
@@ -249,7 +249,7 @@ internal sealed class VringRunner : IDisposable
         }
 
         SplitVirtqueue queue = _device.Queues[vring.Index];
-        long deadline = Environment.TickCount64 + (long)s_drainTimeout.TotalMilliseconds;
+        long deadline = Environment.TickCount64 + (long)_drainTimeout.TotalMilliseconds;
         // Wait until every request is returned AND published: a completion leaves InFlightCount at
         // AddUsed, but used->idx moves only at the end of the deferred-call section it ran in (on the
         // I/O thread or a backend thread). Deactivating in between would refuse that publish, and the
@@ -261,7 +261,7 @@ internal sealed class VringRunner : IDisposable
 
         if (!IsDrained(queue))
         {
-            Log.StopTimedOut(_logger, vring.Index, queue.InFlightCount, s_drainTimeout);
+            Log.StopTimedOut(_logger, vring.Index, Held(queue) - queue.StaleCount, _drainTimeout);
         }
 
         _device.DeactivateQueue(vring.Index);
@@ -285,11 +285,10 @@ internal sealed class VringRunner : IDisposable
     /// are not waited for again. A broken queue publishes nothing, but its requests are still at the
     /// backend, writing into guest memory: it is drained once they are returned.
     /// </summary>
-    public static bool IsDrained(SplitVirtqueue queue)
-    {
-        int held = queue.Pinning is GenerationPins pins ? pins.Held : queue.InFlightCount;
-        return held <= queue.StaleCount && (queue.Error != QueueError.None || queue.PublishedUsed == queue.NextUsed);
-    }
+    public static bool IsDrained(SplitVirtqueue queue) =>
+        Held(queue) <= queue.StaleCount && (queue.Error != QueueError.None || queue.PublishedUsed == queue.NextUsed);
+
+    private static int Held(SplitVirtqueue queue) => queue.Pinning is GenerationPins pins ? pins.Held : queue.InFlightCount;
 
     /// <summary>Stops every ring, closes their fds and the in-flight region.</summary>
     public void Dispose()

@@ -33,14 +33,11 @@ public sealed class LifetimeTests
     [Fact]
     public void SetMemTable_WithReadsInFlightOnABrokenQueue_WaitsForThem_AndWritesNothingAfterTheCommit()
     {
-        using var scenario = new HeldReadsOnABrokenRing();
+        using var scenario = new HeldReads(breakRing: true);
         using GuestMemoryRegion fresh = GuestMemoryRegion.CreateMemfd(new GuestAddress(0), TestFrontEnd.MemorySize, $"lifetime-new-{Guid.NewGuid():N}");
         Bytes(fresh).Fill(NewMemoryFill);
 
-        byte[] table = new byte[8 + 32];
-        BinaryPrimitives.WriteUInt32LittleEndian(table, 1);
-        TestFrontEnd.WriteRegion(table.AsSpan(8), 0, fresh.Size, TestFrontEnd.UserBase, 0);
-        scenario.FrontEnd.Send(5, table, [(int)fresh.FileDescriptor!.DangerousGetHandle()], flags: 1 | NeedReply);
+        SendSetMemTable(scenario.FrontEnd, fresh);
 
         // The drain waits for the reads (the broken queue's included): nothing committed, nothing unmapped.
         Thread.Sleep(300);
@@ -49,7 +46,7 @@ public sealed class LifetimeTests
         scenario.AssertReadsNotDone();
 
         scenario.Holding.Release();
-        Assert.Equal(0ul, BinaryPrimitives.ReadUInt64LittleEndian(scenario.FrontEnd.Receive(5))); // committed
+        AssertCommitted(scenario.FrontEnd);
 
         // The reads completed into the old mapping before it went, and it went (after them).
         scenario.AssertReadsDoneBeforeUnmap();
@@ -61,9 +58,36 @@ public sealed class LifetimeTests
     }
 
     [Fact]
+    public void DrainThatGivesUp_KeepsTheOldTableMapped_UntilItsRequestsReturn_AndDropsTheirCompletions()
+    {
+        // A backend that does not answer within the drain's bound: SET_MEM_TABLE goes on without
+        // it; the request keeps the old mapping and completes no head of the restarted ring.
+        using var scenario = new HeldReads(breakRing: false, drainTimeout: TimeSpan.FromMilliseconds(300));
+        using GuestMemoryRegion fresh = GuestMemoryRegion.CreateMemfd(new GuestAddress(0), TestFrontEnd.MemorySize, $"lifetime-new-{Guid.NewGuid():N}");
+        Bytes(scenario.OldRegion).CopyTo(Bytes(fresh)); // the same guest RAM, shared by a new fd
+
+        SetMemTable(scenario.FrontEnd, fresh);
+        Assert.Single(scenario.Rig.Logger.Entries, e => e.EventId.Id == 4008);
+        Assert.Single(scenario.Rig.Logger.Entries, e => e.EventId.Id == 4018 && e.Message.Contains("generation 1 retired with 2 request(s)", StringComparison.Ordinal));
+        Assert.Equal(2, scenario.OldMappings()); // kept for the requests: never freed under them
+        Assert.Equal(2, scenario.Queue.StaleCount); // the ring restarted on the new table
+        Thread.Sleep(100);
+        byte[] newMemory = Bytes(fresh).ToArray();
+
+        scenario.Holding.Release();
+        Assert.True(scenario.Rig.WaitForLog(4019, "generation 1 released, 1 region(s) unmapped"));
+        Assert.Equal(1, scenario.OldMappings());
+        Assert.Equal(0, scenario.Queue.StaleCount);
+        Assert.Single(scenario.Rig.Logger.Entries, e => e.EventId.Id == 1003); // two dropped, logged once
+        Thread.Sleep(100);
+        Assert.True(Bytes(fresh).SequenceEqual(newMemory), "a stale completion wrote into the new memory");
+        Assert.Equal(0, BinaryPrimitives.ReadUInt16LittleEndian(Bytes(fresh)[(int)(scenario.Driver.UsedRing.Value + 2)..]));
+    }
+
+    [Fact]
     public void Disconnect_WithReadsInFlightOnABrokenQueue_UnmapsOnlyAfterThem()
     {
-        using var scenario = new HeldReadsOnABrokenRing();
+        using var scenario = new HeldReads(breakRing: true);
 
         scenario.FrontEnd.Dispose(); // the session stops the rings, then unmaps
         Thread.Sleep(300);
@@ -80,6 +104,23 @@ public sealed class LifetimeTests
         scenario.AssertNoHeadCompleted();
     }
 
+    /// <summary>SET_MEM_TABLE of all of <paramref name="memory"/> at guest 0, asking for REPLY_ACK.</summary>
+    private static void SendSetMemTable(TestFrontEnd frontEnd, GuestMemoryRegion memory)
+    {
+        byte[] table = new byte[8 + 32];
+        BinaryPrimitives.WriteUInt32LittleEndian(table, 1);
+        TestFrontEnd.WriteRegion(table.AsSpan(8), 0, memory.Size, TestFrontEnd.UserBase, 0);
+        frontEnd.Send(5, table, [(int)memory.FileDescriptor!.DangerousGetHandle()], flags: 1 | NeedReply);
+    }
+
+    private static void AssertCommitted(TestFrontEnd frontEnd) => Assert.Equal(0ul, BinaryPrimitives.ReadUInt64LittleEndian(frontEnd.Receive(5)));
+
+    private static void SetMemTable(TestFrontEnd frontEnd, GuestMemoryRegion memory)
+    {
+        SendSetMemTable(frontEnd, memory);
+        AssertCommitted(frontEnd);
+    }
+
     private static unsafe Span<byte> Bytes(GuestMemoryRegion region) =>
         // SAFETY: the region is mapped, Size bytes from HostAddress, for as long as the test holds it.
         new((void*)region.HostAddress, checked((int)region.Size));
@@ -88,17 +129,18 @@ public sealed class LifetimeTests
     /// A blk server whose backend holds every request, on guest memory named for this test; two reads
     /// posted and held, then a head index of 64 on the 64-entry ring (the queue breaks).
     /// </summary>
-    private sealed class HeldReadsOnABrokenRing : IDisposable
+    private sealed class HeldReads : IDisposable
     {
         private readonly string _oldName = $"lifetime-old-{Guid.NewGuid():N}";
         private readonly GuestMemory _memory;
         private readonly ushort[] _heads;
 
-        public HeldReadsOnABrokenRing()
+        public HeldReads(bool breakRing, TimeSpan? drainTimeout = null)
         {
             _memory = new GuestMemory([GuestMemoryRegion.CreateMemfd(new GuestAddress(0), TestFrontEnd.MemorySize, _oldName)]);
             Holding = new HoldingBackend(new MemoryBlockBackend(8 << 20));
             Rig = new BlkServerRig(backend: Holding, memory: _memory);
+            Rig.Server.DrainTimeout = drainTimeout ?? Rig.Server.DrainTimeout;
             FrontEnd = Rig.Connect();
             FrontEnd.Start(TestFrontEnd.CreateDrivers(_memory, 1));
             _heads = [BlkServerRig.Post(FrontEnd, 0, In, 0, readLength: ReadLength), BlkServerRig.Post(FrontEnd, 0, In, 8, readLength: ReadLength)];
@@ -109,6 +151,10 @@ public sealed class LifetimeTests
 
             Wait(() => Holding.HeldCount == 2, "the reads did not reach the backend");
             Assert.Equal(2, OldMappings()); // ours and the server's
+            if (!breakRing)
+            {
+                return;
+            }
 
             Driver.PutOnAvailRing(64);
             Driver.Kick();
@@ -123,9 +169,12 @@ public sealed class LifetimeTests
 
         public TestFrontEnd FrontEnd { get; }
 
-        private GuestDriver Driver => FrontEnd.Drivers[0];
+        public GuestDriver Driver => FrontEnd.Drivers[0];
 
-        private SplitVirtqueue Queue => Rig.Server.Device.Queues[0];
+        public SplitVirtqueue Queue => Rig.Server.Device.Queues[0];
+
+        /// <summary>The old memory, through our own mapping of its memfd.</summary>
+        public GuestMemoryRegion OldRegion => _memory.Regions[0];
 
         /// <summary>Mappings of the old memfd in this process: ours, plus the server's while it has one.</summary>
         public int OldMappings() => File.ReadLines("/proc/self/maps").Count(line => line.Contains("/memfd:" + _oldName, StringComparison.Ordinal));
