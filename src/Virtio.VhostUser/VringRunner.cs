@@ -269,7 +269,9 @@ internal sealed class VringRunner : IDisposable
         if (queue.InFlightTracker is InFlightTracker tracker)
         {
             queue.InFlightTracker = null;
-            if (queue.InFlightCount == 0 && TryReadUsedIdx(vring, out ushort usedIdx))
+            // A stale chain (it outlived a drain, its completion will be dropped) keeps its flag: a
+            // later back end resubmits it.
+            if (queue.InFlightCount == 0 && queue.StaleCount == 0 && TryReadUsedIdx(vring, out ushort usedIdx))
             {
                 tracker.Stopped(usedIdx);
             }
