@@ -85,6 +85,23 @@ public sealed class LifetimeTests
     }
 
     [Fact]
+    public void GetVringBase_OnABrokenQueueWithReadsInFlight_AnswersOnlyAfterThem()
+    {
+        using var scenario = new HeldReads(breakRing: true);
+
+        scenario.FrontEnd.SendState(11, 0, 0); // GET_VRING_BASE
+        Thread.Sleep(300);
+        Assert.False(scenario.Rig.Logger.Entries.Any(e => e.EventId.Id == 4007), "the ring stopped with reads in flight");
+        scenario.AssertReadsNotDone();
+
+        scenario.Holding.Release();
+        byte[] reply = scenario.FrontEnd.Receive(11);
+        Assert.Equal(2u, BinaryPrimitives.ReadUInt32LittleEndian(reply.AsSpan(4))); // the two reads; the bad head moved nothing
+        Assert.Equal(0, scenario.Queue.InFlightCount);
+        scenario.AssertNoHeadCompleted();
+    }
+
+    [Fact]
     public void Disconnect_WithReadsInFlightOnABrokenQueue_UnmapsOnlyAfterThem()
     {
         using var scenario = new HeldReads(breakRing: true);
