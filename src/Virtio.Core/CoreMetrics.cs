@@ -10,6 +10,9 @@ internal static class CoreMetrics
     /// <summary>Virtqueues stopped because the driver broke a ring rule.</summary>
     public static readonly Counter<long> QueueErrors = Meter.CreateCounter<long>("virtio.queue.errors", description: "Virtqueues stopped because the driver broke a ring rule.");
 
+    /// <summary>Completions dropped because their chain was popped before a restore or returned to a stopped queue.</summary>
+    public static readonly Counter<long> StaleCompletions = Meter.CreateCounter<long>("virtio.queue.completions.stale", description: "Completions dropped because their chain was popped before the queue was restored or stopped.");
+
     /// <summary>Devices that entered DEVICE_NEEDS_RESET.</summary>
     public static readonly Counter<long> NeedsReset = Meter.CreateCounter<long>("virtio.device.needs_reset", description: "Devices that entered DEVICE_NEEDS_RESET.");
 

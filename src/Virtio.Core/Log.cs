@@ -13,6 +13,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 1002, Level = LogLevel.Error, Message = "Virtqueue {QueueIndex}: the device returned head {HeadIndex}, which is not in flight; ignored")]
     public static partial void UsedHeadNotInFlight(ILogger logger, ushort queueIndex, ushort headIndex);
 
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "Virtqueue {QueueIndex}: dropped the completion of head {HeadIndex}, popped before the queue was stopped or restored; further ones are counted (virtio.queue.completions.stale), not logged")]
+    public static partial void StaleCompletionDropped(ILogger logger, ushort queueIndex, ushort headIndex);
+
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Device {DeviceId} needs reset: {Reason}")]
     public static partial void NeedsReset(ILogger logger, ushort deviceId, string reason);
 

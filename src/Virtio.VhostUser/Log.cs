@@ -28,7 +28,7 @@ internal static partial class Log
     [LoggerMessage(EventId = 4007, Level = LogLevel.Debug, Message = "vhost-user: ring {Index} stopped at avail {NextAvail}")]
     public static partial void RingStopped(ILogger logger, ushort index, ushort nextAvail);
 
-    [LoggerMessage(EventId = 4008, Level = LogLevel.Error, Message = "vhost-user: ring {Index} still has {InFlight} request(s) in flight after {Timeout}; stopping it anyway")]
+    [LoggerMessage(EventId = 4008, Level = LogLevel.Error, Message = "vhost-user: ring {Index} still has {InFlight} request(s) in flight after {Timeout}; stopping it anyway (they keep their memory mapped, and their completions will be dropped)")]
     public static partial void StopTimedOut(ILogger logger, ushort index, int inFlight, TimeSpan timeout);
 
     [LoggerMessage(EventId = 4009, Level = LogLevel.Error, Message = "vhost-user: connection {Connection} failed")]
@@ -57,4 +57,13 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4017, Level = LogLevel.Warning, Message = "vhost-user: ring {Index}: its I/O thread did not come round within {Timeout} ({Work}); going on without it")]
     public static partial void IoThreadTimedOut(ILogger logger, ushort index, string work, TimeSpan timeout);
+
+    [LoggerMessage(EventId = 4018, Level = LogLevel.Warning, Message = "vhost-user: memory table generation {Number} retired with {InFlight} request(s) still in flight; its mappings stay until they complete (for ever if they never do)")]
+    public static partial void GenerationRetiredInFlight(ILogger logger, long number, long inFlight);
+
+    [LoggerMessage(EventId = 4019, Level = LogLevel.Debug, Message = "vhost-user: memory table generation {Number} released, {Unmapped} region(s) unmapped")]
+    public static partial void GenerationReleased(ILogger logger, long number, int unmapped);
+
+    [LoggerMessage(EventId = 4020, Level = LogLevel.Warning, Message = "vhost-user: ring {Index} head {Head} was popped again after a reset forgot it; the memory table generation {Number} it pinned stays mapped (further ones not logged)")]
+    public static partial void PinForgotten(ILogger logger, ushort index, ushort head, long number);
 }

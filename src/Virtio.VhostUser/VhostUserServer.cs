@@ -9,6 +9,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Tmds.Linux;
 using Virtio.Core.Devices;
 using Virtio.Core.Memory;
+using Virtio.Core.Queues;
 using Virtio.Core.Threading;
 using Virtio.VhostUser.Interop;
 using Virtio.VhostUser.Memory;
@@ -72,6 +73,13 @@ public sealed class VhostUserServer : IDisposable
             throw new ArgumentException("The device must be created on the memory passed to the factory.", nameof(createDevice));
         }
 
+        // Every request pins the memory-table generation it was popped under, for the device's
+        // lifetime: a request may outlive the connection that made it available.
+        foreach (SplitVirtqueue queue in Device.Queues)
+        {
+            queue.Pinning = new GenerationPins(_memory, queue.Index, queue.MaxSize, _logger);
+        }
+
         _notifier = new VhostUserGuestNotifier(Device.Queues.Count);
         Device.GuestNotifier = _notifier;
         if (ioThreads is not null)
@@ -99,6 +107,13 @@ public sealed class VhostUserServer : IDisposable
 
     /// <summary>The socket path the server listens on.</summary>
     public string SocketPath { get; }
+
+    /// <summary>
+    /// How long stopping a ring waits for its in-flight requests before it goes on without them
+    /// (they keep the memory they were popped under mapped). 30 s; tests shorten it. Set before a
+    /// front end connects; read when a connection starts.
+    /// </summary>
+    internal TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// Listens on <see cref="SocketPath"/> and serves front ends one after the other until
@@ -248,7 +263,7 @@ public sealed class VhostUserServer : IDisposable
         try
         {
             using (connection)
-            using (var session = new VhostUserSession(Device, _memory, _notifier, _ioThreads, new UnixMessageChannel(connection), _logger))
+            using (var session = new VhostUserSession(Device, _memory, _notifier, _ioThreads, new UnixMessageChannel(connection), DrainTimeout, _logger))
             {
                 try
                 {

@@ -31,14 +31,14 @@ internal sealed class VhostUserSession : IDisposable
     private readonly VhostUserMemoryTable _memoryTable;
     private readonly VringRunner _rings;
 
-    public VhostUserSession(VirtioDevice device, VhostUserMemory memory, VhostUserGuestNotifier notifier, IReadOnlyList<IoThread> ioThreads, UnixMessageChannel channel, ILogger logger)
+    public VhostUserSession(VirtioDevice device, VhostUserMemory memory, VhostUserGuestNotifier notifier, IReadOnlyList<IoThread> ioThreads, UnixMessageChannel channel, TimeSpan drainTimeout, ILogger logger)
     {
         _device = device;
         _channel = channel;
         _logger = logger;
         _features = new FeatureNegotiation(device);
         _memoryTable = new VhostUserMemoryTable(memory, logger);
-        _rings = new VringRunner(device, memory, _features, notifier, ioThreads, logger);
+        _rings = new VringRunner(device, memory, _features, notifier, ioThreads, drainTimeout, logger);
     }
 
     /// <summary>Serves messages until the front end closes the connection. Throws on a protocol error.</summary>

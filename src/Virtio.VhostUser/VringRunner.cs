@@ -20,18 +20,18 @@ namespace Virtio.VhostUser;
 /// </summary>
 internal sealed class VringRunner : IDisposable
 {
-    private static readonly TimeSpan s_drainTimeout = TimeSpan.FromSeconds(30);
-
     private readonly VirtioDevice _device;
     private readonly IGuestMemory _memory;
     private readonly FeatureNegotiation _features;
     private readonly VhostUserGuestNotifier _notifier;
     private readonly ILogger _logger;
+    private readonly TimeSpan _drainTimeout;
     private readonly VhostUserVring[] _vrings;
     private InFlightRegion? _inFlight;
 
-    public VringRunner(VirtioDevice device, IGuestMemory memory, FeatureNegotiation features, VhostUserGuestNotifier notifier, IReadOnlyList<IoThread> ioThreads, ILogger logger)
+    public VringRunner(VirtioDevice device, IGuestMemory memory, FeatureNegotiation features, VhostUserGuestNotifier notifier, IReadOnlyList<IoThread> ioThreads, TimeSpan drainTimeout, ILogger logger)
     {
+        _drainTimeout = drainTimeout;
         _device = device;
         _memory = memory;
         _features = features;
@@ -209,7 +209,13 @@ internal sealed class VringRunner : IDisposable
 
         // Nothing processes the ring until StartServing: the tracker and the resubmitted heads are in
         // place before its first pop. Heads the region names wrongly break the queue (DEVICE_NEEDS_RESET).
+        // A head still running here (stale: it outlived the last drain) is not lost: not resubmitted.
         queue.InFlightTracker = tracker;
+        if (queue.StaleCount > 0)
+        {
+            resubmit = Array.FindAll(resubmit, head => !queue.IsStale(head));
+        }
+
         if (resubmit.Length > 0 && !queue.TryResubmit(resubmit, out QueueError resubmitError))
         {
             Log.ResubmitRefused(_logger, vring.Index, resubmitError);
@@ -225,7 +231,10 @@ internal sealed class VringRunner : IDisposable
 
     /// <summary>
     /// Stops the ring: no more kicks served, in-flight requests finished (their completions reach
-    /// the used ring), queue deactivated. Its next available index becomes the ring's base.
+    /// the used ring, or on a broken queue at least returned to it), queue deactivated. Its next
+    /// available index becomes the ring's base. The wait is bounded: a request still at the backend
+    /// after it stays in flight, pinning the memory-table generation it was popped under (the next
+    /// commit does not unmap under it), and its completion is dropped as stale.
     /// </summary>
     public void Stop(VhostUserVring vring)
     {
@@ -240,7 +249,7 @@ internal sealed class VringRunner : IDisposable
         }
 
         SplitVirtqueue queue = _device.Queues[vring.Index];
-        long deadline = Environment.TickCount64 + (long)s_drainTimeout.TotalMilliseconds;
+        long deadline = Environment.TickCount64 + (long)_drainTimeout.TotalMilliseconds;
         // Wait until every request is returned AND published: a completion leaves InFlightCount at
         // AddUsed, but used->idx moves only at the end of the deferred-call section it ran in (on the
         // I/O thread or a backend thread). Deactivating in between would refuse that publish, and the
@@ -252,7 +261,7 @@ internal sealed class VringRunner : IDisposable
 
         if (!IsDrained(queue))
         {
-            Log.StopTimedOut(_logger, vring.Index, queue.InFlightCount, s_drainTimeout);
+            Log.StopTimedOut(_logger, vring.Index, Held(queue) - queue.StaleCount, _drainTimeout);
         }
 
         _device.DeactivateQueue(vring.Index);
@@ -260,7 +269,9 @@ internal sealed class VringRunner : IDisposable
         if (queue.InFlightTracker is InFlightTracker tracker)
         {
             queue.InFlightTracker = null;
-            if (queue.InFlightCount == 0 && TryReadUsedIdx(vring, out ushort usedIdx))
+            // A stale chain (it outlived a drain, its completion will be dropped) keeps its flag: a
+            // later back end resubmits it.
+            if (queue.InFlightCount == 0 && queue.StaleCount == 0 && TryReadUsedIdx(vring, out ushort usedIdx))
             {
                 tracker.Stopped(usedIdx);
             }
@@ -269,9 +280,17 @@ internal sealed class VringRunner : IDisposable
         Log.RingStopped(_logger, vring.Index, vring.Base);
     }
 
-    /// <summary>Whether every request the queue popped is returned and published (or the queue broke).</summary>
+    /// <summary>
+    /// Whether every request the queue popped is returned and published. "Returned" is the queue's
+    /// <see cref="GenerationPins.Held"/>, the very count that keeps the memory mapped, so the drain
+    /// and the unmap cannot disagree; the stale chains among them (they outlived an earlier drain)
+    /// are not waited for again. A broken queue publishes nothing, but its requests are still at the
+    /// backend, writing into guest memory: it is drained once they are returned.
+    /// </summary>
     public static bool IsDrained(SplitVirtqueue queue) =>
-        queue.Error != QueueError.None || (queue.InFlightCount == 0 && queue.PublishedUsed == queue.NextUsed);
+        Held(queue) <= queue.StaleCount && (queue.Error != QueueError.None || queue.PublishedUsed == queue.NextUsed);
+
+    private static int Held(SplitVirtqueue queue) => queue.Pinning is GenerationPins pins ? pins.Held : queue.InFlightCount;
 
     /// <summary>Stops every ring, closes their fds and the in-flight region.</summary>
     public void Dispose()

@@ -273,6 +273,7 @@ public ref struct DescriptorChain
         _hasNext = false;
         reported = error;
         _queue!.MarkBroken(error);
+        _queue.AbandonChain(_head);
         return false;
     }
 }

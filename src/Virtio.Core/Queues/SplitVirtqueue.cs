@@ -32,17 +32,21 @@ public sealed class SplitVirtqueue
     private readonly IGuestMemory _memory;
     private readonly ILogger _logger;
     private readonly bool[] _inFlight;
+    private readonly bool[] _stale; // in flight since before the last TryRestoreState: reserved, never completed
     private readonly uint[] _writableCapacity;
     private ushort[]? _resubmit;
     private int _resubmitNext;
     private int _resubmitCount;
     private IInFlightTracker? _inFlightTracker;
+    private IChainPinning? _pinning;
 
     private ushort _size;
     private ushort _nextAvail;
     private ushort _nextUsed;
     private ushort _lastNotifyDecisionUsed;
     private ushort _inFlightCount;
+    private ushort _staleCount;
+    private bool _staleLogged;
     private bool _ready;
     private bool _notificationsDisabled;
     private QueueError _error;
@@ -65,6 +69,7 @@ public sealed class SplitVirtqueue
         Index = index;
         MaxSize = maxSize;
         _inFlight = new bool[maxSize];
+        _stale = new bool[maxSize];
         _writableCapacity = new uint[maxSize];
         _size = maxSize;
     }
@@ -118,8 +123,22 @@ public sealed class SplitVirtqueue
     /// <summary>The next used-ring index the device will write.</summary>
     public ushort NextUsed => _nextUsed;
 
-    /// <summary>How many popped chains the device has not yet returned.</summary>
+    /// <summary>
+    /// How many popped chains the device has not yet returned. A chain returned to a broken or
+    /// stopped queue leaves the count too (nothing reaches the used ring), so the count drains
+    /// whatever state the queue is in; chains kept as stale by <see cref="TryRestoreState"/> are
+    /// counted by <see cref="StaleCount"/> instead.
+    /// </summary>
     public int InFlightCount => _inFlightCount;
+
+    /// <summary>
+    /// How many chains popped before the last <see cref="TryRestoreState"/> the device has not
+    /// returned yet. Their heads stay reserved (the driver never got them back, so making one
+    /// available again breaks the queue with <see cref="QueueError.HeadAlreadyInFlight"/>), and
+    /// their late <see cref="AddUsed"/> is dropped, counted and logged once: a completion from
+    /// before a restart never completes a head of the restored ring.
+    /// </summary>
+    public int StaleCount => _staleCount;
 
     /// <summary>
     /// The used index last published to the driver (the value of used->idx we stored). It lags
@@ -138,6 +157,22 @@ public sealed class SplitVirtqueue
         get => _inFlightTracker;
         set => _inFlightTracker = value;
     }
+
+    /// <summary>
+    /// Told when the device takes a chain and when it is done with the chain's buffers, in every
+    /// outcome (see <see cref="IChainPinning"/>); none by default. Set only while no thread
+    /// processes the queue; kept across <see cref="Reset"/> and <see cref="TryRestoreState"/>.
+    /// </summary>
+    public IChainPinning? Pinning
+    {
+        get => _pinning;
+        set => _pinning = value;
+    }
+
+    /// <summary>Whether <paramref name="head"/> is a stale chain (see <see cref="StaleCount"/>). Any value is accepted.</summary>
+    /// <param name="head">A head index.</param>
+    /// <returns>True while the chain popped at <paramref name="head"/> before the last restore is not returned.</returns>
+    public bool IsStale(ushort head) => head < MaxSize && _stale[head];
 
     /// <summary>How many chains handed to <see cref="TryResubmit"/> the device has not popped yet.</summary>
     public int ResubmitPending => _resubmitCount - _resubmitNext;
@@ -194,7 +229,9 @@ public sealed class SplitVirtqueue
     /// <see cref="MaxSize"/>, addresses 0, indices 0, no error, nothing in flight.
     /// The device must have finished or dropped its in-flight work first.
     /// </summary>
-    public void Reset()
+    public void Reset() => ResetState(keepInFlightAsStale: false);
+
+    private void ResetState(bool keepInFlightAsStale)
     {
         _ready = false;
         _size = MaxSize;
@@ -208,7 +245,28 @@ public sealed class SplitVirtqueue
         _lastNotifyDecisionUsed = 0;
         _notificationsDisabled = false;
         _error = QueueError.None;
-        Array.Clear(_inFlight);
+        if (keepInFlightAsStale)
+        {
+            // A chain the device still holds was popped from the ring before this restore: its
+            // head stays reserved (_inFlight) and its completion will be dropped (_stale).
+            int stale = 0;
+            for (int head = 0; head < _inFlight.Length; head++)
+            {
+                _stale[head] |= _inFlight[head];
+                _inFlight[head] = _stale[head];
+                stale += _stale[head] ? 1 : 0;
+            }
+
+            _staleCount = (ushort)stale;
+        }
+        else
+        {
+            Array.Clear(_inFlight);
+            Array.Clear(_stale);
+            _staleCount = 0;
+            _staleLogged = false;
+        }
+
         Array.Clear(_writableCapacity);
         _inFlightCount = 0;
         _resubmitNext = 0;
@@ -339,8 +397,10 @@ public sealed class SplitVirtqueue
             _nextAvail++;
         }
 
-        // The queue owns the head before the tracker hears of it, and both before the device does.
+        // The queue owns the head before the tracker and the pinning hear of it, and all of them
+        // before the device does (the pinning holds the memory the chain's buffers are read from).
         _inFlightTracker?.ChainTaken(head);
+        _pinning?.ChainTaken(head);
         chain = new DescriptorChain(this, head);
         return true;
     }
@@ -387,10 +447,24 @@ public sealed class SplitVirtqueue
     /// </summary>
     /// <param name="headIndex">The chain's <see cref="DescriptorChain.HeadIndex"/>.</param>
     /// <param name="writtenLength">Bytes written; capped at the writable bytes of the buffers walked.</param>
-    /// <returns>False (and nothing written) when the queue is not live or broken, or the head is not in flight.</returns>
+    /// <returns>
+    /// False (and nothing written) when the queue is not live or broken, the head is not in flight,
+    /// or the chain is stale (popped before the last <see cref="TryRestoreState"/>). A head that was
+    /// in flight is returned all the same: it leaves <see cref="InFlightCount"/> (or
+    /// <see cref="StaleCount"/>) and <see cref="Pinning"/> hears of it.
+    /// </returns>
     public bool AddUsed(ushort headIndex, uint writtenLength)
     {
-        if (!_ready || _error != QueueError.None || headIndex >= _size || !_inFlight[headIndex])
+        if (headIndex < MaxSize && _stale[headIndex])
+        {
+            // Popped from the ring before a restore: that head belongs to the driver's old ring state.
+            _stale[headIndex] = false;
+            _staleCount--;
+            DropReturned(headIndex);
+            return false;
+        }
+
+        if (headIndex >= _size || !_inFlight[headIndex])
         {
             if (_ready && _error == QueueError.None)
             {
@@ -400,10 +474,29 @@ public sealed class SplitVirtqueue
             return false;
         }
 
+        if (!_ready || _error != QueueError.None)
+        {
+            // Returned to a stopped or broken queue: nothing can reach the used ring, but the
+            // device is done with the buffers. A stopped queue's completion is a stale one.
+            _inFlightCount--;
+            if (_error == QueueError.None)
+            {
+                DropReturned(headIndex);
+            }
+            else
+            {
+                ReleaseHead(headIndex);
+            }
+
+            return false;
+        }
+
         GuestAddress element = new(UsedRing.Value + (uint)new SplitRingLayout(_size).UsedElementOffset(_nextUsed));
         if (!_memory.TryGetSpan(element, SplitRingLayout.UsedElementSize, out Span<byte> slot))
         {
             MarkBroken(QueueError.InvalidRingAddress);
+            _inFlightCount--;
+            ReleaseHead(headIndex);
             return false;
         }
 
@@ -414,7 +507,40 @@ public sealed class SplitVirtqueue
         _inFlightCount--;
         _nextUsed++;
         _inFlightTracker?.ChainUsed(headIndex);
+        _pinning?.ChainReleased(headIndex);
         return true;
+    }
+
+    /// <summary>
+    /// The walk of the chain at <paramref name="head"/> failed and broke the queue: the queue takes
+    /// the chain back itself (a device does not return a chain it could not walk), so it does not
+    /// stay in flight for ever.
+    /// </summary>
+    internal void AbandonChain(ushort head)
+    {
+        if (head < MaxSize && _inFlight[head] && !_stale[head])
+        {
+            _inFlightCount--;
+            ReleaseHead(head);
+        }
+    }
+
+    private void DropReturned(ushort head)
+    {
+        CoreMetrics.StaleCompletions.Add(1);
+        if (!_staleLogged)
+        {
+            _staleLogged = true;
+            Log.StaleCompletionDropped(_logger, Index, head);
+        }
+
+        ReleaseHead(head);
+    }
+
+    private void ReleaseHead(ushort head)
+    {
+        _inFlight[head] = false;
+        _pinning?.ChainReleased(head);
     }
 
     /// <summary>
@@ -557,14 +683,15 @@ public sealed class SplitVirtqueue
 
     /// <summary>
     /// Restores a saved state: configuration and indices, then, when <see cref="SplitVirtqueueState.Ready"/>,
-    /// activates the queue (which checks the rings again).
+    /// activates the queue (which checks the rings again). Chains still in flight become stale
+    /// (see <see cref="StaleCount"/>): their heads stay reserved and their completions are dropped.
     /// </summary>
     /// <param name="state">A state from <see cref="SaveState"/> or from another back end.</param>
     /// <param name="error">Why activation failed, when it did.</param>
     /// <returns>False when the state asked for a live queue whose rings are invalid.</returns>
     public bool TryRestoreState(SplitVirtqueueState state, out QueueError error)
     {
-        Reset();
+        ResetState(keepInFlightAsStale: true);
         _size = state.Size;
         DescriptorTable = state.DescriptorTable;
         AvailRing = state.AvailRing;

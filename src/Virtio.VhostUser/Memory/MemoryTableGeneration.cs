@@ -1,35 +1,55 @@
 using System;
 using System.Collections.Generic;
+using System.Threading;
+using Microsoft.Extensions.Logging;
+using Virtio.Core.Memory;
 
 namespace Virtio.VhostUser.Memory;
 
 /// <summary>
 /// One version of the memory table: its regions, sorted by guest address, and a number that grows
-/// by one with every replacement. Immutable. A generation made by <see cref="VhostUserMemoryTable"/>
-/// is only prepared (its new regions mapped) until the table commits it; after that, the table
-/// unmaps the regions a later generation drops.
+/// by one with every replacement. Its regions never change. A generation made by
+/// <see cref="VhostUserMemoryTable"/> is only prepared (its new regions mapped) until the table
+/// commits it; after that it is the one the device sees until the next commit retires it.
 /// </summary>
 /// <remarks>
-/// The seam for in-flight pinning (not done yet): a request popped under a generation would hold
-/// it, and the table would unmap a dropped region only once no request holds a generation with it.
+/// <para>In-flight pinning: a request the device pops while this generation is the one it sees
+/// holds it (<see cref="Pin"/>, from <see cref="GenerationPins"/> at the pop, on the ring's
+/// processing thread) until the device returns the request (<see cref="Unpin"/>, on whichever
+/// thread completes it). A committed generation holds a reference on each of its mappings; once
+/// retired and no longer pinned it lets go of them, and a mapping no other committed generation
+/// holds is unmapped then, never earlier: a backend write into a request's buffers lands in the
+/// mapping the request was popped under. A request that never returns keeps its generation's
+/// mappings for ever (logged once, when the generation is retired with requests in flight).</para>
+/// <para>The pin count and the retired flag share one word: bit 0 is "retired", the rest counts
+/// pins (two per request), so the last unpin and the retire agree on who releases, lock-free and
+/// allocation-free.</para>
 /// </remarks>
 internal sealed class MemoryTableGeneration
 {
+    private const long RetiredBit = 1;
+    private const long PinUnit = 2;
+
     private readonly VhostUserMemoryRegion[] _regions;
+    private long _state;
+    private int _released;
+    private ILogger? _logger;
 
     public MemoryTableGeneration(long number, VhostUserMemoryRegion[] regions)
     {
         Array.Sort(regions, static (a, b) => a.GuestAddress.CompareTo(b.GuestAddress));
         Number = number;
         _regions = regions;
-        foreach (VhostUserMemoryRegion region in regions)
+        var mappings = new GuestMemoryRegion[regions.Length];
+        for (int i = 0; i < regions.Length; i++)
         {
-            Bytes += region.Size;
+            Bytes += regions[i].Size;
+            mappings[i] = regions[i].Mapping;
         }
-    }
 
-    /// <summary>The first, empty table of a connection.</summary>
-    public static MemoryTableGeneration Empty { get; } = new(0, []);
+        // GuestMemory only indexes the regions: it is never disposed, the mappings are, one by one.
+        View = mappings.Length == 0 ? null : new GuestMemory(mappings);
+    }
 
     /// <summary>0 for the empty table a connection starts with, then one more per replacement.</summary>
     public long Number { get; }
@@ -40,8 +60,17 @@ internal sealed class MemoryTableGeneration
     /// <summary>Bytes in all regions.</summary>
     public ulong Bytes { get; }
 
-    /// <summary>Whether <paramref name="region"/> (this very mapping) is part of this generation.</summary>
-    public bool Contains(VhostUserMemoryRegion region) => Array.IndexOf(_regions, region) >= 0;
+    /// <summary>The regions as guest memory (null when there are none): what the device reads through while this generation is published.</summary>
+    public GuestMemory? View { get; }
+
+    /// <summary>Requests popped under this generation and not returned yet. Any thread.</summary>
+    public long InFlight => Volatile.Read(ref _state) / PinUnit;
+
+    /// <summary>Whether <see cref="Retire"/> was called.</summary>
+    public bool IsRetired => (Volatile.Read(ref _state) & RetiredBit) != 0;
+
+    /// <summary>Whether the generation let go of its mappings (retired, nothing in flight).</summary>
+    public bool IsReleased => Volatile.Read(ref _released) != 0;
 
     /// <summary>
     /// Translates a front-end user address to a guest physical address when [user, user + length)
@@ -63,15 +92,60 @@ internal sealed class MemoryTableGeneration
         return false;
     }
 
-    /// <summary>Unmaps the regions of this generation that <paramref name="successor"/> does not have.</summary>
-    public void DisposeMappingsNotIn(MemoryTableGeneration successor)
+    /// <summary>The table commits this generation: it holds each of its mappings until released. Connection thread.</summary>
+    public void Acquire()
     {
         foreach (VhostUserMemoryRegion region in _regions)
         {
-            if (!successor.Contains(region))
-            {
-                region.Mapping.Dispose();
-            }
+            region.AddReference();
+        }
+    }
+
+    /// <summary>A request popped under this generation holds it. The ring's processing thread; no allocation.</summary>
+    public void Pin() => Interlocked.Add(ref _state, PinUnit);
+
+    /// <summary>A request popped under this generation is returned; the last one after <see cref="Retire"/> releases the mappings. Any thread.</summary>
+    public void Unpin()
+    {
+        if (Interlocked.Add(ref _state, -PinUnit) == RetiredBit)
+        {
+            Release();
+        }
+    }
+
+    /// <summary>
+    /// A later generation was committed (or the connection closed): the mappings are released now
+    /// when nothing is in flight, else by the last <see cref="Unpin"/>. Connection thread, after
+    /// <see cref="Acquire"/> of the successor. Returns the requests still in flight.
+    /// </summary>
+    public long Retire(ILogger logger)
+    {
+        _logger = logger;
+        long before = Interlocked.Or(ref _state, RetiredBit);
+        if (before == 0)
+        {
+            Release();
+        }
+
+        return before / PinUnit;
+    }
+
+    private void Release()
+    {
+        if (Interlocked.Exchange(ref _released, 1) != 0)
+        {
+            return;
+        }
+
+        int unmapped = 0;
+        foreach (VhostUserMemoryRegion region in _regions)
+        {
+            unmapped += region.ReleaseReference() ? 1 : 0;
+        }
+
+        if (_logger is not null)
+        {
+            Log.GenerationReleased(_logger, Number, unmapped);
         }
     }
 }

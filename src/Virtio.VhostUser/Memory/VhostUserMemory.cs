@@ -6,17 +6,20 @@ namespace Virtio.VhostUser.Memory;
 
 /// <summary>
 /// The guest memory a served device sees: the committed generation of the current connection's
-/// <see cref="VhostUserMemoryTable"/>, swapped as a whole (only while the rings are stopped and
-/// nothing is in flight). It maps nothing itself. With no table every access fails, which a device
-/// treats as a bad address.
+/// <see cref="VhostUserMemoryTable"/>, swapped as a whole (while the rings are stopped). It maps
+/// nothing itself. With no table every access fails, which a device treats as a bad address.
+/// <see cref="Current"/> is what a request popped now is pinned to (<see cref="GenerationPins"/>).
 /// </summary>
 internal sealed class VhostUserMemory : IGuestMemory
 {
-    private GuestMemory? _current;
+    private MemoryTableGeneration? _current;
+
+    /// <summary>The published generation, or null before the first table. Any thread.</summary>
+    public MemoryTableGeneration? Current => Volatile.Read(ref _current);
 
     public bool TryGetSpan(GuestAddress address, int length, out Span<byte> span)
     {
-        GuestMemory? memory = Volatile.Read(ref _current);
+        GuestMemory? memory = Volatile.Read(ref _current)?.View;
         if (memory is null)
         {
             span = default;
@@ -27,15 +30,5 @@ internal sealed class VhostUserMemory : IGuestMemory
     }
 
     /// <summary>Makes <paramref name="generation"/>'s regions what the device sees. Called by the table on commit.</summary>
-    public void Publish(MemoryTableGeneration generation)
-    {
-        GuestMemoryRegion[] mappings = new GuestMemoryRegion[generation.Regions.Count];
-        for (int i = 0; i < mappings.Length; i++)
-        {
-            mappings[i] = generation.Regions[i].Mapping;
-        }
-
-        // GuestMemory only indexes the regions: it is never disposed, the regions are, one by one.
-        Volatile.Write(ref _current, mappings.Length == 0 ? null : new GuestMemory(mappings));
-    }
+    public void Publish(MemoryTableGeneration generation) => Volatile.Write(ref _current, generation);
 }

@@ -15,7 +15,8 @@ namespace Virtio.VhostUser.Memory;
 /// files and the table and maps them, returning the next <see cref="MemoryTableGeneration"/>
 /// (nothing the device sees has changed, and a protocol error leaves nothing mapped); the caller
 /// stops the rings, then <see cref="Commit"/> publishes it to <see cref="VhostUserMemory"/> and
-/// unmaps what the old generation had and the new one has not. Used on the connection's thread.
+/// retires the old generation, which unmaps what the new one has not once the last request popped
+/// under it returned (see <see cref="MemoryTableGeneration"/>). Used on the connection's thread.
 /// </summary>
 internal sealed class VhostUserMemoryTable : IDisposable
 {
@@ -24,7 +25,7 @@ internal sealed class VhostUserMemoryTable : IDisposable
 
     private readonly VhostUserMemory _view;
     private readonly ILogger _logger;
-    private MemoryTableGeneration _current = MemoryTableGeneration.Empty;
+    private MemoryTableGeneration _current = new(0, []);
 
     public VhostUserMemoryTable(VhostUserMemory view, ILogger logger)
     {
@@ -105,8 +106,9 @@ internal sealed class VhostUserMemoryTable : IDisposable
 
     /// <summary>
     /// Makes <paramref name="next"/>, prepared from the current generation, the one the device sees,
-    /// and unmaps the regions it dropped. The caller has stopped every ring: nothing may touch a
-    /// dropped mapping any more.
+    /// and retires the old one. The caller has stopped (drained) every ring, but a request that
+    /// outlived the drain still pins the old generation: the regions <paramref name="next"/> dropped
+    /// are unmapped when it returns, not now.
     /// </summary>
     public void Commit(MemoryTableGeneration next)
     {
@@ -127,10 +129,16 @@ internal sealed class VhostUserMemoryTable : IDisposable
 
     private void Swap(MemoryTableGeneration next)
     {
+        // The successor holds the mappings it keeps before the old generation lets go of them.
         MemoryTableGeneration old = _current;
+        next.Acquire();
         _current = next;
         _view.Publish(next);
-        old.DisposeMappingsNotIn(next);
+        long inFlight = old.Retire(_logger);
+        if (inFlight > 0)
+        {
+            Log.GenerationRetiredInFlight(_logger, old.Number, inFlight);
+        }
     }
 
     /// <summary>Checks one region against the file it maps and the other regions, then maps it.</summary>

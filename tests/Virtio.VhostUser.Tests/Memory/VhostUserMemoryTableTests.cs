@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Win32.SafeHandles;
 using Virtio.Core.Memory;
+using Virtio.Testing;
 using Virtio.VhostUser.Memory;
 using Virtio.VhostUser.Protocol;
 using Xunit;
@@ -78,6 +79,57 @@ public sealed class VhostUserMemoryTableTests
         Assert.Throws<InvalidOperationException>(() => table.Commit(stale));
         Assert.Same(first, table.Current);
         Assert.Single(stale.Regions).Mapping.Dispose();
+    }
+
+    [Fact]
+    public void RetiredGeneration_IsUnmappedOnlyAfterTheLastRequestPoppedUnderIt()
+    {
+        using GuestMemoryRegion file = GuestMemoryRegion.CreateMemfd(new GuestAddress(0), Size, "table-test");
+        using GuestMemoryRegion other = GuestMemoryRegion.CreateMemfd(new GuestAddress(0), Size, "table-test-2");
+        var logger = new CapturingLogger();
+        var view = new VhostUserMemory();
+        using var table = new VhostUserMemoryTable(view, logger);
+        var region = new MemoryRegionDescription(0, Size, User, 0);
+        table.Commit(table.PrepareReplace(TableMessage(file), [region]));
+        MemoryTableGeneration old = table.Current;
+        VhostUserMemoryRegion mapped = Assert.Single(old.Regions);
+        var pins = new GenerationPins(view, queueIndex: 0, maxSize: 16, logger);
+        pins.ChainTaken(3); // a request popped under the first table, still at the backend
+        pins.ChainTaken(5);
+
+        table.Commit(table.PrepareReplace(TableMessage(other), [region]));
+        Assert.Equal(2, old.InFlight);
+        Assert.NotEqual(0, mapped.Mapping.HostAddress); // kept for the requests
+        Assert.Single(logger.Entries, e => e.EventId.Id == 4018);
+
+        pins.ChainReleased(3);
+        Assert.NotEqual(0, mapped.Mapping.HostAddress);
+        pins.ChainReleased(5);
+        Assert.Equal(0, mapped.Mapping.HostAddress); // the last one let go
+        Assert.Single(logger.Entries, e => e.EventId.Id == 4019 && e.Message.Contains("generation 1 released, 1 region(s)", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void MappingKeptByTheNextGeneration_OutlivesAPinnedOlderOne()
+    {
+        // ADD_MEM_REG then REM_MEM_REG of the first region: the region is unmapped only when neither
+        // the generation that removed it is current nor a request pins an older one holding it.
+        using GuestMemoryRegion file = GuestMemoryRegion.CreateMemfd(new GuestAddress(0), Size, "table-test");
+        using GuestMemoryRegion second = GuestMemoryRegion.CreateMemfd(new GuestAddress(0), Size, "table-test-2");
+        var view = new VhostUserMemory();
+        using var table = new VhostUserMemoryTable(view, NullLogger.Instance);
+        var first = new MemoryRegionDescription(0, Size, User, 0);
+        table.Commit(table.PrepareReplace(TableMessage(file), [first]));
+        VhostUserMemoryRegion mapped = Assert.Single(table.Current.Regions);
+        var pins = new GenerationPins(view, queueIndex: 0, maxSize: 16, NullLogger.Instance);
+        pins.ChainTaken(0);
+
+        table.Commit(table.PrepareAdd(TableMessage(second), new MemoryRegionDescription(Size, Size, User + Size, 0)));
+        table.Commit(table.PrepareRemove(first));
+        Assert.NotEqual(0, mapped.Mapping.HostAddress); // generation 1 is pinned and holds it
+
+        pins.ChainReleased(0);
+        Assert.Equal(0, mapped.Mapping.HostAddress);
     }
 
     /// <summary>A SET_MEM_TABLE message carrying a duplicate of <paramref name="file"/>'s fd (its payload is not read here).</summary>
