@@ -64,6 +64,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 4019, Level = LogLevel.Debug, Message = "vhost-user: memory table generation {Number} released, {Unmapped} region(s) unmapped")]
     public static partial void GenerationReleased(ILogger logger, long number, int unmapped);
 
+    [LoggerMessage(EventId = 4021, Level = LogLevel.Debug, Message = "vhost-user: ring {Index}: waiting for {InFlight} request(s) to return before it stops")]
+    public static partial void DrainWaiting(ILogger logger, ushort index, int inFlight);
+
     [LoggerMessage(EventId = 4020, Level = LogLevel.Warning, Message = "vhost-user: ring {Index} head {Head} was popped again after a reset forgot it; the memory table generation {Number} it pinned stays mapped (further ones not logged)")]
     public static partial void PinForgotten(ILogger logger, ushort index, ushort head, long number);
 }

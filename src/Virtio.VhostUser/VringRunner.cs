@@ -254,6 +254,12 @@ internal sealed class VringRunner : IDisposable
         // AddUsed, but used->idx moves only at the end of the deferred-call section it ran in (on the
         // I/O thread or a backend thread). Deactivating in between would refuse that publish, and the
         // request would be neither in flight nor visible to the driver: lost across the reconnect.
+        if (!IsDrained(queue))
+        {
+            int waiting = Held(queue) - queue.StaleCount;
+            Log.DrainWaiting(_logger, vring.Index, waiting);
+        }
+
         while (!IsDrained(queue) && Environment.TickCount64 < deadline)
         {
             Thread.Sleep(1);

@@ -40,7 +40,7 @@ public sealed class LifetimeTests
         SendSetMemTable(scenario.FrontEnd, fresh);
 
         // The drain waits for the reads (the broken queue's included): nothing committed, nothing unmapped.
-        Thread.Sleep(300);
+        Assert.True(scenario.Rig.WaitForLog(4021, "waiting for 2 request(s)"), "the drain did not wait for the reads");
         Assert.Equal(1, scenario.Rig.Logger.Entries.Count(e => e.EventId.Id == 4011));
         Assert.Equal(2, scenario.OldMappings());
         scenario.AssertReadsNotDone();
@@ -51,7 +51,7 @@ public sealed class LifetimeTests
         // The reads completed into the old mapping before it went, and it went (after them).
         scenario.AssertReadsDoneBeforeUnmap();
         byte[] oldAfterCommit = scenario.ReadAreas();
-        Thread.Sleep(300);
+        scenario.AssertNothingLeftToWrite();
         Assert.Equal(oldAfterCommit, scenario.ReadAreas()); // not written after the commit
         Assert.True(Bytes(fresh).IndexOfAnyExcept(NewMemoryFill) < 0, "the new memory was written");
         scenario.AssertNoHeadCompleted();
@@ -71,7 +71,6 @@ public sealed class LifetimeTests
         Assert.Single(scenario.Rig.Logger.Entries, e => e.EventId.Id == 4018 && e.Message.Contains("generation 1 retired with 2 request(s)", StringComparison.Ordinal));
         Assert.Equal(2, scenario.OldMappings()); // kept for the requests: never freed under them
         Assert.Equal(2, scenario.Queue.StaleCount); // the ring restarted on the new table
-        Thread.Sleep(100);
         byte[] newMemory = Bytes(fresh).ToArray();
 
         scenario.Holding.Release();
@@ -79,7 +78,7 @@ public sealed class LifetimeTests
         Assert.Equal(1, scenario.OldMappings());
         Assert.Equal(0, scenario.Queue.StaleCount);
         Assert.Single(scenario.Rig.Logger.Entries, e => e.EventId.Id == 1003); // two dropped, logged once
-        Thread.Sleep(100);
+        scenario.AssertNothingLeftToWrite();
         Assert.True(Bytes(fresh).SequenceEqual(newMemory), "a stale completion wrote into the new memory");
         Assert.Equal(0, BinaryPrimitives.ReadUInt16LittleEndian(Bytes(fresh)[(int)(scenario.Driver.UsedRing.Value + 2)..]));
     }
@@ -90,7 +89,7 @@ public sealed class LifetimeTests
         using var scenario = new HeldReads(breakRing: true);
 
         scenario.FrontEnd.SendState(11, 0, 0); // GET_VRING_BASE
-        Thread.Sleep(300);
+        Assert.True(scenario.Rig.WaitForLog(4021, "waiting for 2 request(s)"), "the stop did not wait for the reads");
         Assert.False(scenario.Rig.Logger.Entries.Any(e => e.EventId.Id == 4007), "the ring stopped with reads in flight");
         scenario.AssertReadsNotDone();
 
@@ -107,7 +106,7 @@ public sealed class LifetimeTests
         using var scenario = new HeldReads(breakRing: true);
 
         scenario.FrontEnd.Dispose(); // the session stops the rings, then unmaps
-        Thread.Sleep(300);
+        Assert.True(scenario.Rig.WaitForLog(4021, "waiting for 2 request(s)"), "the disconnect did not wait for the reads");
         Assert.Equal(2, scenario.OldMappings());
         Assert.False(scenario.Rig.Logger.Entries.Any(e => e.EventId.Id == 4003), "the session ended with reads in flight");
         scenario.AssertReadsNotDone();
@@ -116,7 +115,7 @@ public sealed class LifetimeTests
         Assert.True(scenario.Rig.WaitForLog(4003, "disconnected"));
         scenario.AssertReadsDoneBeforeUnmap();
         byte[] oldAfterUnmap = scenario.ReadAreas();
-        Thread.Sleep(300);
+        scenario.AssertNothingLeftToWrite();
         Assert.Equal(oldAfterUnmap, scenario.ReadAreas());
         scenario.AssertNoHeadCompleted();
     }
@@ -235,6 +234,15 @@ public sealed class LifetimeTests
                 Assert.Equal(0, Driver.Span(buffers[^1].Address, 1)[0]); // VIRTIO_BLK_S_OK
                 Assert.True(Driver.Span(buffers[^2].Address, ReadLength).IndexOfAnyExcept((byte)0) < 0);
             }
+        }
+
+        /// <summary>
+        /// No request is left that could still write guest memory: none held by the backend, none in
+        /// flight or stale in the queue. After this, memory compared before and after cannot change.
+        /// </summary>
+        public void AssertNothingLeftToWrite()
+        {
+            Wait(() => Holding.HeldCount == 0 && Queue.InFlightCount == 0 && Queue.StaleCount == 0, "requests are still in flight");
         }
 
         /// <summary>The broken ring's completions reached no used ring: used->idx in the old memory never moved.</summary>
