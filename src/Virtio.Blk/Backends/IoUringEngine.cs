@@ -43,10 +43,12 @@ internal sealed class IoUringEngine : IDisposable
     private readonly IoThread? _ioThread;
     private readonly EventFd? _completionEvent;
     private readonly IDisposable? _completionWatch;
+    private readonly IDisposable? _completionPoller;
     private readonly Thread? _reaper;
     private int _freeCount;
     private bool _stopping;
     private bool _disposed;
+    private bool _ringClosed; // set under _reapGate and _gate: nothing touches the ring any more
 
     /// <summary>Sets up the ring over <paramref name="image"/> and starts taking completions. Any thread.</summary>
     /// <param name="image">The open image; it outlives the engine.</param>
@@ -59,7 +61,11 @@ internal sealed class IoUringEngine : IDisposable
         _image = image;
         _fd = (int)image.Handle.DangerousGetHandle(); // the image stays open until the backend is disposed
         _logger = logger;
-        _ring = new IoUringRing((uint)queueDepth);
+        // Twice the slots: one submission per slot at most, and room beside them for the no-op that
+        // wakes a waiting reaper or drain (Dispose pushes one while the slots' entries may all still
+        // be unsubmitted, waiting for their section's flush), so the submission ring never fills.
+        uint slots = System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, queueDepth));
+        _ring = new IoUringRing(2 * slots);
         try
         {
             if (ioThread is not null)
@@ -67,6 +73,7 @@ internal sealed class IoUringEngine : IDisposable
                 _completionEvent = EventFd.Create();
                 _ring.RegisterCompletionEventFd(_completionEvent);
                 _completionWatch = ioThread.Register(_completionEvent, s_onCompletionEvent, this);
+                _completionPoller = ioThread.RegisterPoller(PollCompletions);
                 _ioThread = ioThread;
             }
         }
@@ -77,8 +84,7 @@ internal sealed class IoUringEngine : IDisposable
             throw;
         }
 
-        // One submission per slot at most, so the submission ring never fills.
-        QueueDepth = (int)_ring.Entries;
+        QueueDepth = (int)Math.Min(slots, _ring.Entries / 2);
         _requests = new IoUringRequest[QueueDepth];
         _free = new int[QueueDepth];
         for (int i = 0; i < QueueDepth; i++)
@@ -183,6 +189,7 @@ internal sealed class IoUringEngine : IDisposable
             // The I/O thread stops watching the ring (a handler already running finishes, under the
             // reap gate); what is still in flight is taken here.
             _completionWatch!.Dispose();
+            _completionPoller!.Dispose();
             while (!Drained())
             {
                 lock (_gate)
@@ -202,6 +209,16 @@ internal sealed class IoUringEngine : IDisposable
             request.Dispose();
         }
 
+        lock (_reapGate)
+        {
+            lock (_gate)
+            {
+                // A polling pass that took the poller before its disposal may still call it once, and
+                // a section it opened may still flush: neither touches the ring from here on.
+                _ringClosed = true;
+            }
+        }
+
         _ring.Dispose();
     }
 
@@ -210,7 +227,7 @@ internal sealed class IoUringEngine : IDisposable
     {
         lock (_gate)
         {
-            uint pending = _ring.Unsubmitted;
+            uint pending = _ringClosed ? 0 : _ring.Unsubmitted;
             if (pending > 0)
             {
                 EnterNow(pending);
@@ -336,6 +353,28 @@ internal sealed class IoUringEngine : IDisposable
         DeferredCalls.Defer(s_flush, this);
     }
 
+    /// <summary>
+    /// The ring's poller, on its I/O thread while it polls: completions found in the ring are taken as
+    /// <see cref="OnCompletionEvent"/> takes them, without waiting for the eventfd to wake the thread
+    /// (which stays signalled and is consumed on the next turn).
+    /// </summary>
+    /// <returns>True when it took completions.</returns>
+    private bool PollCompletions()
+    {
+        lock (_reapGate)
+        {
+            if (_ringClosed || !_ring.HasCompletions)
+            {
+                return false;
+            }
+        }
+
+        using DeferredCallSection section = DeferredCalls.Section(_logger);
+        ReapAll();
+        DeferredCalls.Defer(s_flush, this);
+        return true;
+    }
+
     /// <summary>The reaper thread: waits for completions and finishes or continues their requests.</summary>
     private void Reap()
     {
@@ -379,7 +418,7 @@ internal sealed class IoUringEngine : IDisposable
     {
         lock (_reapGate)
         {
-            while (_ring.TryReap(out IoUringInterop.Cqe cqe))
+            while (!_ringClosed && _ring.TryReap(out IoUringInterop.Cqe cqe))
             {
                 if (cqe.UserData != WakeUserData && cqe.UserData < (ulong)_requests.Length)
                 {

@@ -201,6 +201,16 @@ internal sealed class IoUringRing : IDisposable
     /// <returns>How many were submitted, or -errno (-EINTR and -EAGAIN too).</returns>
     public int SubmitAndWait(uint toSubmit) => IoUringInterop.Enter(_fd, toSubmit, 1, IoUringInterop.EnterGetEvents);
 
+    /// <summary>Whether a completion waits in the completion ring (one acquire load). On the consuming thread.</summary>
+    public unsafe bool HasCompletions
+    {
+        get
+        {
+            // SAFETY: head and tail point into the completion ring, mapped until Dispose.
+            return *_cqHead != Volatile.Read(ref *_cqTail);
+        }
+    }
+
     /// <summary>Takes the next completion, if any. On the consuming thread.</summary>
     /// <param name="completion">The completion entry.</param>
     /// <returns>False when the completion ring is empty.</returns>
