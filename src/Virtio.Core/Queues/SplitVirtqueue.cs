@@ -1,5 +1,6 @@
 using System;
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -31,8 +32,11 @@ public sealed class SplitVirtqueue
 
     private readonly IGuestMemory _memory;
     private readonly ILogger _logger;
-    private readonly bool[] _inFlight;
-    private readonly bool[] _stale; // in flight since before the last TryRestoreState: reserved, never completed
+    private const byte HeadFree = 0;
+    private const byte HeadInFlight = 1;
+    private const byte HeadStale = 2; // in flight since before the last TryRestoreState: reserved, never completed
+
+    private readonly byte[] _heads; // HeadFree, HeadInFlight or HeadStale per head: one load decides AddUsed
     private readonly uint[] _writableCapacity;
     private ushort[]? _resubmit;
     private int _resubmitNext;
@@ -68,8 +72,7 @@ public sealed class SplitVirtqueue
         _logger = logger ?? NullLogger.Instance;
         Index = index;
         MaxSize = maxSize;
-        _inFlight = new bool[maxSize];
-        _stale = new bool[maxSize];
+        _heads = new byte[maxSize];
         _writableCapacity = new uint[maxSize];
         _size = maxSize;
     }
@@ -172,7 +175,7 @@ public sealed class SplitVirtqueue
     /// <summary>Whether <paramref name="head"/> is a stale chain (see <see cref="StaleCount"/>). Any value is accepted.</summary>
     /// <param name="head">A head index.</param>
     /// <returns>True while the chain popped at <paramref name="head"/> before the last restore is not returned.</returns>
-    public bool IsStale(ushort head) => head < MaxSize && _stale[head];
+    public bool IsStale(ushort head) => head < MaxSize && _heads[head] == HeadStale;
 
     /// <summary>How many chains handed to <see cref="TryResubmit"/> the device has not popped yet.</summary>
     public int ResubmitPending => _resubmitCount - _resubmitNext;
@@ -248,21 +251,22 @@ public sealed class SplitVirtqueue
         if (keepInFlightAsStale)
         {
             // A chain the device still holds was popped from the ring before this restore: its
-            // head stays reserved (_inFlight) and its completion will be dropped (_stale).
+            // head stays reserved and its completion will be dropped.
             int stale = 0;
-            for (int head = 0; head < _inFlight.Length; head++)
+            for (int head = 0; head < _heads.Length; head++)
             {
-                _stale[head] |= _inFlight[head];
-                _inFlight[head] = _stale[head];
-                stale += _stale[head] ? 1 : 0;
+                if (_heads[head] != HeadFree)
+                {
+                    _heads[head] = HeadStale;
+                    stale++;
+                }
             }
 
             _staleCount = (ushort)stale;
         }
         else
         {
-            Array.Clear(_inFlight);
-            Array.Clear(_stale);
+            Array.Clear(_heads);
             _staleCount = 0;
             _staleLogged = false;
         }
@@ -326,18 +330,18 @@ public sealed class SplitVirtqueue
                 break;
             }
 
-            if (_inFlight[head])
+            if (_heads[head] != HeadFree)
             {
                 error = QueueError.HeadAlreadyInFlight;
                 break;
             }
 
-            _inFlight[head] = true;
+            _heads[head] = HeadInFlight;
         }
 
         for (int i = 0; i < marked; i++)
         {
-            _inFlight[heads[i]] = false;
+            _heads[heads[i]] = HeadFree;
         }
 
         if (error == QueueError.None && _resubmitCount - _resubmitNext + heads.Length > _size)
@@ -379,13 +383,13 @@ public sealed class SplitVirtqueue
             return false;
         }
 
-        if (_inFlight[head])
+        if (_heads[head] != HeadFree)
         {
             MarkBroken(QueueError.HeadAlreadyInFlight);
             return false;
         }
 
-        _inFlight[head] = true;
+        _heads[head] = HeadInFlight;
         _writableCapacity[head] = 0;
         _inFlightCount++;
         if (resubmitted)
@@ -455,16 +459,40 @@ public sealed class SplitVirtqueue
     /// </returns>
     public bool AddUsed(ushort headIndex, uint writtenLength)
     {
-        if (headIndex < MaxSize && _stale[headIndex])
+        // The one check of the common case: a head of this ring in flight, on a live queue.
+        if (headIndex < _size && _heads[headIndex] == HeadInFlight && _ready && _error == QueueError.None)
+        {
+            GuestAddress element = new(UsedRing.Value + (uint)new SplitRingLayout(_size).UsedElementOffset(_nextUsed));
+            if (_memory.TryGetSpan(element, SplitRingLayout.UsedElementSize, out Span<byte> slot))
+            {
+                uint length = Math.Min(writtenLength, _writableCapacity[headIndex]);
+                BinaryPrimitives.WriteUInt32LittleEndian(slot, headIndex);
+                BinaryPrimitives.WriteUInt32LittleEndian(slot[4..], length);
+                _heads[headIndex] = HeadFree;
+                _inFlightCount--;
+                _nextUsed++;
+                _inFlightTracker?.ChainUsed(headIndex);
+                _pinning?.ChainReleased(headIndex);
+                return true;
+            }
+        }
+
+        return AddUsedOtherwise(headIndex);
+    }
+
+    /// <summary>Every outcome of <see cref="AddUsed"/> but a used element written: stale, unknown, stopped, broken, unwritable.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool AddUsedOtherwise(ushort headIndex)
+    {
+        if (headIndex < MaxSize && _heads[headIndex] == HeadStale)
         {
             // Popped from the ring before a restore: that head belongs to the driver's old ring state.
-            _stale[headIndex] = false;
             _staleCount--;
             DropReturned(headIndex);
             return false;
         }
 
-        if (headIndex >= _size || !_inFlight[headIndex])
+        if (headIndex >= _size || _heads[headIndex] != HeadInFlight)
         {
             if (_ready && _error == QueueError.None)
             {
@@ -491,24 +519,11 @@ public sealed class SplitVirtqueue
             return false;
         }
 
-        GuestAddress element = new(UsedRing.Value + (uint)new SplitRingLayout(_size).UsedElementOffset(_nextUsed));
-        if (!_memory.TryGetSpan(element, SplitRingLayout.UsedElementSize, out Span<byte> slot))
-        {
-            MarkBroken(QueueError.InvalidRingAddress);
-            _inFlightCount--;
-            ReleaseHead(headIndex);
-            return false;
-        }
-
-        uint length = Math.Min(writtenLength, _writableCapacity[headIndex]);
-        BinaryPrimitives.WriteUInt32LittleEndian(slot, headIndex);
-        BinaryPrimitives.WriteUInt32LittleEndian(slot[4..], length);
-        _inFlight[headIndex] = false;
+        // The used element is outside the memory (AddUsed could not write it).
+        MarkBroken(QueueError.InvalidRingAddress);
         _inFlightCount--;
-        _nextUsed++;
-        _inFlightTracker?.ChainUsed(headIndex);
-        _pinning?.ChainReleased(headIndex);
-        return true;
+        ReleaseHead(headIndex);
+        return false;
     }
 
     /// <summary>
@@ -518,7 +533,7 @@ public sealed class SplitVirtqueue
     /// </summary>
     internal void AbandonChain(ushort head)
     {
-        if (head < MaxSize && _inFlight[head] && !_stale[head])
+        if (head < MaxSize && _heads[head] == HeadInFlight)
         {
             _inFlightCount--;
             ReleaseHead(head);
@@ -539,7 +554,7 @@ public sealed class SplitVirtqueue
 
     private void ReleaseHead(ushort head)
     {
-        _inFlight[head] = false;
+        _heads[head] = HeadFree;
         _pinning?.ChainReleased(head);
     }
 
