@@ -6,8 +6,8 @@ namespace Virtio.Samples;
 
 /// <summary>
 /// The disk keys the vhost-user daemon's <c>--blk</c> and the sample VMM's <c>--disk</c> share:
-/// <c>engine=io_uring|threads</c>, <c>direct=on|off</c>, <c>readonly</c>, and the null disk
-/// <c>null,size=N[K|M|G|T]</c>. Each caller keeps its own keys (queues, iothreads, serial).
+/// <c>engine=io_uring|threads</c>, <c>direct=on|off</c>, <c>readonly</c>, <c>poll-us=N</c>, and the
+/// null disk <c>null,size=N[K|M|G|T]</c>. Each caller keeps its own keys (queues, iothreads, serial).
 /// </summary>
 internal sealed class DiskKeys
 {
@@ -20,10 +20,18 @@ internal sealed class DiskKeys
     /// <summary>The null disk's size in bytes (a multiple of 512); 0 for a file.</summary>
     public ulong NullSize { get; private set; }
 
+    /// <summary>The most microseconds the disk's I/O threads poll before they sleep (<see cref="Virtio.Core.Threading.IoThread.PollingDuration"/>); 0: no polling.</summary>
+    public int PollMicroseconds { get; private set; }
+
+    /// <summary>The largest poll-us value taken.</summary>
+    public const int MaxPollMicroseconds = 1_000_000;
+
     /// <summary>One-line help for the shared keys.</summary>
     public const string Help =
         "engine=io_uring|threads (default io_uring; falls back to threads, with a warning, where io_uring_setup fails), " +
-        "direct=on|off (O_DIRECT, default off), readonly; null,size=N[K|M|G|T] is a disk that stores nothing (device-only measurement)";
+        "direct=on|off (O_DIRECT, default off), readonly, " +
+        "poll-us=N (the disk's I/O threads poll its rings and io_uring completions before sleeping, for an adaptive window of at most N us: " +
+        "lower latency for up to a busy core per thread; default 0, no polling); null,size=N[K|M|G|T] is a disk that stores nothing (device-only measurement)";
 
     /// <summary>Takes the first part (FILE or <c>null</c>); false with a message when it is empty.</summary>
     public bool TryTakeTarget(string first, out string? error)
@@ -63,6 +71,16 @@ internal sealed class DiskKeys
 
             File = new FileBackendOptions { Engine = File.Engine, ReadOnly = File.ReadOnly, Direct = direct.Value, QueueDepth = File.QueueDepth };
         }
+        else if (part.StartsWith("poll-us=", StringComparison.Ordinal))
+        {
+            if (!int.TryParse(part.AsSpan(8), NumberStyles.None, CultureInfo.InvariantCulture, out int us) || us > MaxPollMicroseconds)
+            {
+                error = $"'{part}': poll-us is 0..{MaxPollMicroseconds} microseconds";
+                return true;
+            }
+
+            PollMicroseconds = us;
+        }
         else if (part.StartsWith("size=", StringComparison.Ordinal))
         {
             if (!TryParseSize(part.AsSpan(5), out ulong size))
@@ -96,6 +114,15 @@ internal sealed class DiskKeys
     /// <summary>Opens the disk: the null backend, or <see cref="BlockBackends.OpenFile"/> with <paramref name="ioThreads"/>.</summary>
     public IBlockBackend Open(System.Collections.Generic.IReadOnlyList<Virtio.Core.Threading.IoThread>? ioThreads, Microsoft.Extensions.Logging.ILogger logger) =>
         Path is null ? new NullBlockBackend(NullSize) : BlockBackends.OpenFile(Path, File, ioThreads, logger);
+
+    /// <summary>Sets the polling ceiling of <paramref name="ioThreads"/> from poll-us.</summary>
+    public void ApplyPolling(System.Collections.Generic.IEnumerable<Virtio.Core.Threading.IoThread> ioThreads)
+    {
+        foreach (Virtio.Core.Threading.IoThread thread in ioThreads)
+        {
+            thread.PollingDuration = TimeSpan.FromMicroseconds(PollMicroseconds);
+        }
+    }
 
     /// <summary>The engine that serves <paramref name="backend"/>, for the start-up log line.</summary>
     public static string EngineOf(IBlockBackend backend) => backend switch

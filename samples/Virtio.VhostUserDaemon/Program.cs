@@ -74,15 +74,16 @@ internal static class Program
             // Ring i and its completions run on ioThreads[i % n]: one call-fd write per wake-up. With
             // io_uring each I/O thread submits to and reaps its own ring: no other thread per request.
             ioThreads = StartIoThreads(spec!.IoThreads > 0 ? spec.IoThreads : Math.Min(spec.Queues, Environment.ProcessorCount), logger);
+            spec.Disk.ApplyPolling(ioThreads);
             IBlockBackend backend = spec.Disk.Open(ioThreads, loggers.CreateLogger("blk-backend"));
             owned = new Owned(backend is IDisposable file ? [file, .. ioThreads] : [.. ioThreads]);
             // Ring sizes are the front end's choice (QEMU's queue-size, up to 1024): offer that much.
             var options = new BlockDeviceOptions { QueueCount = spec.Queues, QueueSize = MaxRingSize, ReadOnly = spec.Disk.File.ReadOnly, IoThreads = ioThreads };
             createDevice = memory => new BlockDevice(memory, backend, options, loggers.CreateLogger("virtio-blk"));
             logger.LogInformation(
-                "virtio-blk on {Path} ({Capacity} bytes, {Queues} queue(s) on {IoThreads} I/O thread(s), engine {Engine}{Direct}{ReadOnly})",
+                "virtio-blk on {Path} ({Capacity} bytes, {Queues} queue(s) on {IoThreads} I/O thread(s), engine {Engine}{Direct}{ReadOnly}, polling up to {PollUs} us)",
                 spec.Disk.Path ?? "null", backend.Capacity, spec.Queues, ioThreads.Length, DiskKeys.EngineOf(backend),
-                spec.Disk.File.Direct ? ", O_DIRECT" : "", spec.Disk.File.ReadOnly ? ", read-only" : "");
+                spec.Disk.File.Direct ? ", O_DIRECT" : "", spec.Disk.File.ReadOnly ? ", read-only" : "", spec.Disk.PollMicroseconds);
         }
         else
         {

@@ -47,7 +47,9 @@ internal sealed class VhostUserVring
         }
     };
 
+    private readonly Func<bool> _poll;
     private IDisposable? _registration;
+    private IDisposable? _poller;
 
     public VhostUserVring(VirtioDevice device, ushort index, IoThread ioThread)
     {
@@ -55,6 +57,7 @@ internal sealed class VhostUserVring
         Index = index;
         IoThread = ioThread;
         Num = device.Queues[index].MaxSize;
+        _poll = Poll;
     }
 
     public VirtioDevice Device { get; }
@@ -155,10 +158,15 @@ internal sealed class VhostUserVring
         Error = error;
     }
 
-    /// <summary>Starts serving the kick fd on the ring's I/O thread.</summary>
+    /// <summary>
+    /// Starts serving the kick fd on the ring's I/O thread, and polls the ring there while the thread
+    /// polls (<see cref="IoThread.PollingDuration"/> above zero): buffers the front end made available
+    /// are then processed without waiting for the kick.
+    /// </summary>
     public void StartServing()
     {
         _registration = IoThread.Register(Kick!, s_onKick, this);
+        _poller = IoThread.RegisterPoller(_poll);
     }
 
     /// <summary>
@@ -177,7 +185,28 @@ internal sealed class VhostUserVring
 
         _registration.Dispose();
         _registration = null;
+        _poller?.Dispose();
+        _poller = null;
         return IoThread.RunAndWait(s_nothing, null, IoThreadTimeout);
+    }
+
+    /// <summary>The ring's poller, on its I/O thread: a kick found by looking at avail->idx, handled as <c>s_onKick</c> handles one.</summary>
+    private bool Poll()
+    {
+        if (!Device.Queues[Index].HasAvailable())
+        {
+            return false;
+        }
+
+        DeferredCalls.Begin();
+        try
+        {
+            return Device.PollQueue(Index);
+        }
+        finally
+        {
+            DeferredCalls.End();
+        }
     }
 
     /// <summary>

@@ -1,5 +1,6 @@
 using System;
 using System.IO;
+using System.Threading;
 using Virtio.Blk.Backends;
 using Virtio.Core.Notifications;
 using Virtio.Core.Threading;
@@ -105,11 +106,14 @@ public sealed class IoUringOnIoThreadTests : IDisposable
         Assert.Equal(0, rig.Device.InFlight);
     }
 
-    [Fact]
-    public void SteadyState_AllocatesNothingOnTheIoThread()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void SteadyState_AllocatesNothingOnTheIoThread(bool polling)
     {
         const int batch = 16;
         const int rounds = 200;
+        _ioThread.PollingDuration = polling ? TimeSpan.FromMilliseconds(50) : TimeSpan.Zero;
         string path = TestFiles.NewImage(_directory, 1 << 20);
         using var backend = new IoUringBlockBackend(path, ioThreads: [_ioThread]);
         using var rig = NewRig(backend);
@@ -152,6 +156,41 @@ public sealed class IoUringOnIoThreadTests : IDisposable
 
         // Pop, parse, submit, enter, reap, complete, publish and interrupt for 3200 requests on the I/O thread: 0 B.
         Assert.Equal(0, allocated);
+        Assert.Equal(polling, _ioThread.PollingTime > TimeSpan.Zero);
+    }
+
+    [Fact]
+    public void PollingIoThread_ServesARequestMadeAvailableWithoutANotify_AndDisposesWhilePolling()
+    {
+        // A ceiling far above the test's pace: once grown, the window covers the gap between requests.
+        _ioThread.PollingDuration = TimeSpan.FromSeconds(2);
+        string path = TestFiles.NewImage(_directory, 1 << 20, fill: 0x3C);
+        var backend = new IoUringBlockBackend(path, ioThreads: [_ioThread]);
+        using var rig = NewRig(backend);
+        using HostNotifierController controller = Attach(rig);
+
+        // Notified requests 2 ms apart: the thread's waits, far below the ceiling, grow the window
+        // from 4 us until it covers them (it grows only as far as the gaps need).
+        for (int i = 0; i < 40; i++)
+        {
+            Thread.Sleep(2); // pacing, not waiting for anything
+            Assert.Equal(BlockStatus.Ok, rig.Read(8, 4096).BlockStatus);
+        }
+
+        Assert.NotEqual(TimeSpan.Zero, _ioThread.PollingTime);
+
+        // Right after the last completion, while the thread polls: avail->idx moves, and no notify
+        // follows, so only the queue's poller can find the request.
+        Pending quiet = rig.Post(0, (uint)BlockRequestType.In, 16, inLength: 4096, kick: false);
+        _ = rig.Guests[0].Kick();
+        Completion done = rig.Wait(quiet);
+        Assert.Equal(BlockStatus.Ok, done.BlockStatus);
+        Assert.True(done.Data.AsSpan().IndexOfAnyExcept((byte)0x3C) < 0);
+
+        // The I/O thread is still polling the ring's completion queue: closing the ring stops that first.
+        // A poll of the unmapped ring would kill the process; the thread goes on serving.
+        backend.Dispose();
+        Assert.Equal(IoThreadRunResult.Ran, _ioThread.RunAndWait(static _ => { }, null, Bound));
     }
 
     private BlkRig NewRig(IBlockBackend backend) => new(backend, new BlockDeviceOptions { QueueSize = 128, IoThreads = [_ioThread] }, queueSize: 128);

@@ -199,6 +199,7 @@ internal sealed class VirtualMachine
                 io =>
                 {
                     // io_uring submits and reaps on the disk's own I/O thread: no other thread per request.
+                    disk.Disk.ApplyPolling([io]);
                     IBlockBackend file = disk.Disk.Open([io], diskLogger);
                     backend.Target = file as IDisposable;
                     string engine = DiskKeys.EngineOf(file);

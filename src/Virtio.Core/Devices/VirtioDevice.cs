@@ -258,6 +258,36 @@ public abstract class VirtioDevice
     }
 
     /// <summary>
+    /// Looks at queue <paramref name="index"/> without a kick, for an <see cref="Threading.IoThread"/>
+    /// poller: when the device is live, the queue ready and the driver has made chains available that
+    /// the device has not popped (avail->idx moved, one acquire load), processes it as
+    /// <see cref="NotifyQueue"/> does. Cheap when there is nothing: call it as often as polling wants.
+    /// Open a <see cref="Threading.DeferredCalls"/> section around it, as around a kick.
+    /// </summary>
+    /// <param name="index">The queue; out-of-range values are ignored.</param>
+    /// <returns>True when the pass popped or returned a chain (polling found work).</returns>
+    public bool PollQueue(ushort index)
+    {
+        if (index >= _queues.Length || !IsLive)
+        {
+            return false;
+        }
+
+        SplitVirtqueue queue = _queues[index];
+        if (!queue.HasAvailable())
+        {
+            return false;
+        }
+
+        // A device that cannot take more (every slot in flight) leaves the chains where they are:
+        // that is no progress, or polling would spin without sleeping until a completion.
+        ushort nextAvail = queue.NextAvail;
+        ushort nextUsed = queue.NextUsed;
+        NotifyQueue(index);
+        return queue.NextAvail != nextAvail || queue.NextUsed != nextUsed;
+    }
+
+    /// <summary>
     /// Resets the device (virtio 1.2 §2.4): lets the device finish or drop in-flight work
     /// (<see cref="OnReset"/>), then returns queues, features and status to their initial state.
     /// </summary>

@@ -226,6 +226,8 @@ public sealed class HostNotifierController : IDisposable
     {
         private EventFd? _eventFd;
         private IDisposable? _registration;
+        private IDisposable? _poller;
+        private Func<bool>? _poll;
 
         public HostNotifierState State { get; private set; }
 
@@ -360,13 +362,32 @@ public sealed class HostNotifierController : IDisposable
             return false;
         }
 
-        private void StartServing() =>
+        private void StartServing()
+        {
             _registration = ioThread.Register(_eventFd!, static state => ((QueueNotifier)state!).DrainAndProcess(), this);
+
+            // While the I/O thread polls (IoThread.PollingDuration), it also looks at the ring itself.
+            _poller = ioThread.RegisterPoller(_poll ??= Poll);
+        }
 
         private void StopServing()
         {
             _registration?.Dispose();
             _registration = null;
+            _poller?.Dispose();
+            _poller = null;
+        }
+
+        /// <summary>A kick found by looking at avail->idx while the I/O thread polls: processed as one.</summary>
+        private bool Poll()
+        {
+            if (!owner._device.Queues[index].HasAvailable())
+            {
+                return false;
+            }
+
+            using DeferredCallSection section = DeferredCalls.Section(owner._logger);
+            return owner._device.PollQueue(index);
         }
 
         private void DrainAndProcess()

@@ -26,8 +26,12 @@ namespace Virtio.Core.Threading;
 /// </para>
 /// <para>
 /// When idle the thread sleeps in epoll_wait with no timeout and uses no CPU. With
-/// <see cref="PollingDuration"/> above zero and pollers registered, it first calls the pollers
-/// repeatedly for up to that long, trading CPU for latency, as data-plane threads do.
+/// <see cref="PollingDuration"/> above zero and pollers registered, it polls adaptively before it
+/// sleeps, trading CPU for latency as data-plane threads do: it calls the pollers repeatedly for a
+/// window that doubles (from 4 us, up to <see cref="PollingDuration"/>) while work keeps coming
+/// sooner than the ceiling, and drops to zero after a wait longer than the ceiling, so an idle thread
+/// stops spinning after one turn. <see cref="PollingTime"/> and the
+/// <c>virtio.iothread.polling_time</c> counter say how much CPU time polling took.
 /// </para>
 /// </remarks>
 public sealed class IoThread : IDisposable
@@ -40,6 +44,10 @@ public sealed class IoThread : IDisposable
         "virtio.iothread.wakeups", unit: "{wakeup}", description: "Returns from epoll_wait of all I/O threads.");
     private static readonly Counter<long> s_failures = s_meter.CreateCounter<long>(
         "virtio.iothread.callback_failures", unit: "{exception}", description: "Handlers, scheduled work and pollers that threw.");
+    private static readonly Counter<double> s_pollingTime = s_meter.CreateCounter<double>(
+        "virtio.iothread.polling_time", unit: "s", description: "Time all I/O threads spent polling before they slept (one busy core each meanwhile).");
+    private static readonly Counter<long> s_pollHits = s_meter.CreateCounter<long>(
+        "virtio.iothread.poll_hits", unit: "{turn}", description: "Polling turns of all I/O threads that found work, so the thread did not sleep.");
 
     private readonly string _name;
     private readonly ILogger _logger;
@@ -63,6 +71,8 @@ public sealed class IoThread : IDisposable
     private int _wakeRequested;
     private volatile bool _stopRequested;
     private long _pollingTicks;
+    private long _pollingTicksSpent; // written by the I/O thread only
+    private PollingWindow _window;   // the I/O thread's only
 
     /// <summary>
     /// Creates the epoll instance and the thread, not yet started. Any thread may call it.
@@ -119,8 +129,9 @@ public sealed class IoThread : IDisposable
     public bool IsCurrentThread => Environment.CurrentManagedThreadId == _threadId;
 
     /// <summary>
-    /// How long the loop calls the registered pollers before sleeping in epoll_wait; zero (the default)
-    /// never polls. Any thread may read or set it; the loop picks up a new value on its next iteration.
+    /// The most the loop calls the registered pollers before sleeping in epoll_wait (the adaptive
+    /// window's ceiling, see the remarks on <see cref="IoThread"/>); zero (the default) never polls.
+    /// Any thread may read or set it; the loop picks up a new value on its next iteration.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">The value is negative.</exception>
     public TimeSpan PollingDuration
@@ -132,6 +143,12 @@ public sealed class IoThread : IDisposable
             Volatile.Write(ref _pollingTicks, (long)(value.TotalSeconds * Stopwatch.Frequency));
         }
     }
+
+    /// <summary>
+    /// The time the loop has spent polling so far, found work or not: CPU time of one core, the cost
+    /// of <see cref="PollingDuration"/>. Any thread may read it; it lags the loop by at most one turn.
+    /// </summary>
+    public TimeSpan PollingTime => Stopwatch.GetElapsedTime(0, Volatile.Read(ref _pollingTicksSpent));
 
     /// <summary>Starts the thread. Any thread may call it, once.</summary>
     /// <exception cref="InvalidOperationException">The thread was already started or stopped.</exception>
@@ -296,7 +313,11 @@ public sealed class IoThread : IDisposable
     /// code on the I/O thread.
     /// </summary>
     /// <param name="poll">Checks for work without blocking, for example whether a ring has new entries.</param>
-    /// <returns>The registration; disposing it (from any thread) removes the callback.</returns>
+    /// <returns>
+    /// The registration; disposing it (from any thread) removes the callback. The pass over the pollers
+    /// that is running meanwhile may still call it once; after <see cref="RunAndWait"/> of any work
+    /// following the disposal, nothing calls it any more (scheduled work runs between polling turns).
+    /// </returns>
     /// <exception cref="ArgumentNullException"><paramref name="poll"/> is null.</exception>
     /// <exception cref="ObjectDisposedException">The instance has been disposed.</exception>
     public IDisposable RegisterPoller(Func<bool> poll)
@@ -480,11 +501,23 @@ public sealed class IoThread : IDisposable
             {
                 while (!_stopRequested)
                 {
-                    int timeout = PollBeforeSleeping() ? 0 : -1;
+                    long ceiling = Volatile.Read(ref _pollingTicks);
+                    bool adaptive = ceiling > 0 && Volatile.Read(ref _pollers).Length > 0;
+                    long turnStart = adaptive ? Stopwatch.GetTimestamp() : 0;
+                    int timeout = adaptive && PollBeforeSleeping(turnStart) ? 0 : -1;
 
                     // SAFETY: `events` points at MaxEventsPerWait pinned entries, all the kernel may write;
                     // the reference taken above keeps `epfd` open until the loop exits.
                     int ready = LibC.epoll_wait(epfd, events, MaxEventsPerWait, timeout);
+                    if (adaptive)
+                    {
+                        _window.Adjust(Stopwatch.GetTimestamp() - turnStart, ceiling);
+                    }
+                    else
+                    {
+                        _window.Adjust(0, 0);
+                    }
+
                     if (ready < 0)
                     {
                         int errno = LibC.errno;
@@ -585,30 +618,31 @@ public sealed class IoThread : IDisposable
         }
     }
 
-    /// <returns>True if a poller found work, so the loop should not sleep in epoll_wait this time.</returns>
-    private bool PollBeforeSleeping()
+    /// <summary>
+    /// Calls the pollers until one finds work, work is scheduled, a stop is asked for, or the window
+    /// (<see cref="_window"/>) has passed since <paramref name="turnStart"/>.
+    /// </summary>
+    /// <returns>True if the loop should not sleep in epoll_wait this time.</returns>
+    private bool PollBeforeSleeping(long turnStart)
     {
-        long budget = Volatile.Read(ref _pollingTicks);
-        if (budget <= 0)
+        long window = _window.Ticks;
+        if (window <= 0)
         {
             return false;
         }
 
-        PollerRegistration[] pollers = Volatile.Read(ref _pollers);
-        if (pollers.Length == 0)
-        {
-            return false;
-        }
-
-        long deadline = Stopwatch.GetTimestamp() + budget;
+        long deadline = turnStart + window;
+        long now;
+        bool found = false;
+        bool hit = false;
         do
         {
-            bool progress = false;
+            PollerRegistration[] pollers = Volatile.Read(ref _pollers);
             foreach (PollerRegistration poller in pollers)
             {
                 try
                 {
-                    progress |= poller.Poll();
+                    hit |= poller.Poll();
                 }
                 catch (Exception exception)
                 {
@@ -617,21 +651,25 @@ public sealed class IoThread : IDisposable
                 }
             }
 
-            if (progress)
-            {
-                return true;
-            }
+            now = Stopwatch.GetTimestamp();
 
             // Scheduled work or a stop request arrived: let epoll_wait see the wake fd at once.
-            if (Volatile.Read(ref _wakeRequested) != 0 || _stopRequested)
+            if (hit || Volatile.Read(ref _wakeRequested) != 0 || _stopRequested)
             {
-                return true;
+                found = true;
+                break;
             }
-
-            pollers = Volatile.Read(ref _pollers);
         }
-        while (Stopwatch.GetTimestamp() < deadline);
+        while (now < deadline);
 
-        return false;
+        long spent = now - turnStart;
+        Volatile.Write(ref _pollingTicksSpent, _pollingTicksSpent + spent);
+        s_pollingTime.Add((double)spent / Stopwatch.Frequency);
+        if (hit)
+        {
+            s_pollHits.Add(1);
+        }
+
+        return found;
     }
 }

@@ -354,6 +354,65 @@ public sealed class IoThreadTests
     }
 
     [Fact]
+    public void Poller_ThatKeepsFindingWork_IsCalledAgainWithoutAnyWakeup()
+    {
+        using var io = new IoThread("io-test-adaptive") { PollingDuration = TimeSpan.FromSeconds(1) };
+        using var reached = new ManualResetEventSlim();
+        int hits = 0;
+        bool stopWaking = false;
+        using IDisposable poller = io.RegisterPoller(() =>
+        {
+            // Finds work every call once the test stops waking the loop, then runs dry.
+            if (!Volatile.Read(ref stopWaking))
+            {
+                return false;
+            }
+
+            if (++hits == 1000)
+            {
+                reached.Set();
+            }
+
+            return hits < 1000;
+        });
+        io.Start();
+
+        // Wake-ups close together grow the window from zero until the poller runs at all.
+        for (int i = 0; i < 1000 && io.PollingTime == TimeSpan.Zero; i++)
+        {
+            WaitForLoop(io);
+        }
+
+        Assert.NotEqual(TimeSpan.Zero, io.PollingTime);
+        Volatile.Write(ref stopWaking, true);
+        WaitForLoop(io);
+
+        // From here nothing wakes the thread: only polling that found work keeps calling the poller.
+        Assert.True(reached.Wait(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken), $"the poller ran {Volatile.Read(ref hits)} times, not 1000");
+    }
+
+    [Fact]
+    public void Poller_WithoutPollingDuration_IsNeverCalled()
+    {
+        using var io = new IoThread("io-test-no-poll");
+        int polls = 0;
+        using IDisposable poller = io.RegisterPoller(() =>
+        {
+            Interlocked.Increment(ref polls);
+            return true;
+        });
+        io.Start();
+
+        for (int i = 0; i < 100; i++)
+        {
+            WaitForLoop(io);
+        }
+
+        Assert.Equal(0, Volatile.Read(ref polls));
+        Assert.Equal(TimeSpan.Zero, io.PollingTime);
+    }
+
+    [Fact]
     public void Start_Twice_Throws()
     {
         using var io = StartedIoThread();
