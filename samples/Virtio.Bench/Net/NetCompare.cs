@@ -23,6 +23,7 @@ internal static class NetCompare
         }
 
         Directory.CreateDirectory(options.WorkDirectory);
+        progress.WriteLine($"net-compare: logs in {options.WorkDirectory}");
         IReadOnlyList<string> iperf3 = Iperf3(options.GuestDirectory);
         var results = new List<NetBootResult>();
         using (NetNamespaceScope ns = NetNamespaceScope.Create(options.WorkDirectory))
@@ -43,7 +44,7 @@ internal static class NetCompare
                     NetBootResult result = NetBoot.Run(backEnd, options, ns, name, iperf3);
                     results.Add(result);
                     progress.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"round {round}/{options.Rounds} {Name(backEnd)}: send {result.SendGbps:F2} Gbit/s, recv {result.ReceiveGbps:F2} Gbit/s, ping avg {result.PingAverage:F3} ms p50 {result.PingMedian:F3} ms, CPU s back end {result.BackEndCpuSeconds:F2} QEMU {result.QemuCpuSeconds:F2} (load {LoadAverage()})"));
+                        $"round {round}/{options.Rounds} {Name(backEnd)}: send {result.SendGbps:F2} Gbit/s, recv {result.ReceiveGbps:F2} Gbit/s, ping avg {result.PingAverage:F3} ms p50 {result.PingMedian:F3} ms, CPU s daemon {Cell(result.BackEndCpuSeconds, "F2")} QEMU {result.QemuCpuSeconds:F2} (load {LoadAverage()})"));
                 }
             }
         }
@@ -71,6 +72,7 @@ internal static class NetCompare
         Row(output, "CPU s in the two iperf3 runs: back-end process (our daemon)", ours, qemu, r => r.BackEndCpuSeconds, "F2");
         Row(output, "CPU s in the two iperf3 runs: QEMU process", ours, qemu, r => r.QemuCpuSeconds, "F2");
         Row(output, "CPU s in the two iperf3 runs: daemon + QEMU", ours, qemu, r => r.TotalCpuSeconds, "F2");
+        Row(output, "daemon + QEMU CPU s per 10 Gbit moved", ours, qemu, r => 10 * r.TotalCpuSeconds / ((r.SendGbps + r.ReceiveGbps) * options.IperfSeconds), "F2");
         output.WriteLine();
         output.WriteLine("CPU is utime+stime from /proc/PID/stat between the guest's last ping and the end of its second iperf3 run.");
         output.WriteLine("QEMU's figure includes the TCG emulation of the guest (most of it); with -netdev tap it also includes");

@@ -45,7 +45,8 @@ internal static class NetCompareCommand
                 return 2;
             }
 
-            string workDirectory = r.GetValue(work) ?? Directory.CreateTempSubdirectory("virtio-net-compare-").FullName;
+            // A fresh directory per run, unless given; NetCompare creates it once the requirements hold.
+            string workDirectory = r.GetValue(work) ?? Path.Combine(Path.GetTempPath(), $"virtio-net-compare-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Environment.ProcessId}");
             var options = new NetCompareOptions(roundCount, iperfSeconds, pingCount, pingInterval, Path.GetFullPath(r.GetValue(guest)!),
                 Path.GetFullPath(r.GetValue(daemonDll) ?? Compare.FindDaemonDll()), Path.GetFullPath(workDirectory), bootTimeout);
             try
