@@ -119,7 +119,7 @@ internal static class Compare
     }
 
     /// <summary>samples/Virtio.VhostUserDaemon/bin/CONFIG/TFM/ next to samples/Virtio.Bench/bin/CONFIG/TFM/.</summary>
-    private static string FindDaemonDll()
+    internal static string FindDaemonDll()
     {
         var ours = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
         string tfm = ours.Name;

@@ -4,6 +4,7 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using System.Net.Sockets;
+using Virtio.Bench.Net;
 using Virtio.VhostUser.FrontEnd;
 
 namespace Virtio.Bench;
@@ -73,7 +74,7 @@ internal static class Program
             return Guard(() => Compare.Run(r.GetValue(image), r.GetValue(imageMiB), r.GetValue(compareSeconds), Math.Max(1, r.GetValue(rounds)), depths, r.GetValue(rws)!.Select(ParsePattern).ToArray(), r.GetValue(modes)!.Select(ParseMode).ToArray(), r.GetValue(compareBs), r.GetValue(daemonDll)));
         });
 
-        var root = new RootCommand("vhost-user-blk load generator on the Virtio.VhostUser front end. Every run is bounded in time.") { blk, compare };
+        var root = new RootCommand("vhost-user-blk load generator on the Virtio.VhostUser front end, and a virtio-net comparison with QEMU under a Linux guest. Every run is bounded in time.") { blk, compare, NetCompareCommand.Create() };
         return root.Parse(args).Invoke();
     }
 

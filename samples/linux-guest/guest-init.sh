@@ -16,6 +16,8 @@
 #   vt_backlog=64     fio verify_backlog (verify reads interleaved with the writes); 0 = off
 #   vt_fio_extra=""   more fio options, appended to every run
 #   vt_ip=10.99.0.2/24 vt_peer=10.99.0.1 vt_iperf_time=5   for vtest=net
+#   vt_ping_count=3 vt_ping_interval=1   for vtest=net: the pings before iperf3; net-ping lists
+#                     each round-trip time in ms as rtts=a,b,c (busybox ping, -i may be fractional)
 #   vt_writers=4 vt_blocks=100000 vt_nonce=0   for vtest=crash-write: vt_writers parallel writers,
 #                     writer w writes 4 KiB block w, w+W, w+2W, ... (W = vt_writers), each with
 #                     O_DIRECT + fsync, and prints VTEST-ACK w=W seq=N after the write returned
@@ -43,6 +45,7 @@ echo "VTEST-INIT uptime=$(uptime_s) kernel=$(uname -r) clocksource=$(cat /sys/de
 : "${vtest:=none}" "${vt_dev:=/dev/vda}" "${vt_size:=32M}" "${vt_runtime:=10}" "${vt_numjobs:=2}"
 : "${vt_bs:=4k 64k}" "${vt_qd:=1 32}" "${vt_engine:=libaio}" "${vt_backlog:=64}" "${vt_fio_extra:=}"
 : "${vt_ip:=10.99.0.2/24}" "${vt_peer:=10.99.0.1}" "${vt_iperf_time:=5}"
+: "${vt_ping_count:=3}" "${vt_ping_interval:=1}"
 
 PASSED=0 FAILED=0 SKIPPED=0
 result() { # name status [metrics...]
@@ -256,8 +259,9 @@ t_net() {
     ip link set eth0 up
     ip addr add "$vt_ip" dev eth0
     echo "VTEST-NET $(ip -o link show eth0 | tr -s ' ') features=$(cat /sys/class/net/eth0/device/features 2>/dev/null)"
-    if ping -c 3 -W 2 "$vt_peer" > /tmp/ping.out 2>&1; then
-        result net-ping pass "$(tail -1 /tmp/ping.out | tr ' ' '_')"
+    if ping -c "$vt_ping_count" -i "$vt_ping_interval" -W 2 "$vt_peer" > /tmp/ping.out 2>&1; then
+        rtts=$(sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' /tmp/ping.out | tr '\n' ',')
+        result net-ping pass "$(tail -1 /tmp/ping.out | tr ' ' '_')" "rtts=${rtts%,}"
     else
         result net-ping fail "$(tail -2 /tmp/ping.out | tr ' \n' '__')"; return
     fi

@@ -26,8 +26,10 @@ namespace Virtio.Net;
 /// under VIRTIO_NET_F_MRG_RXBUF; when the guest has no buffers it stops watching the backend and keeps
 /// the frame it holds: nothing is lost, the guest's next receive kick resumes), and control
 /// (<c>NetControlQueue</c>).</para>
-/// <para>Queue processing runs on whichever thread notifies the queue (Core serializes each queue);
-/// the transport calls the other members from one thread at a time.</para>
+/// <para>Queue processing runs on whichever thread notifies the queue (Core serializes each queue),
+/// inside a <see cref="DeferredCalls"/> section: the used ring of a data queue is published, and the
+/// driver interrupted, once at the end of the section, not once per frame or per pass. The
+/// transport calls the other members from one thread at a time.</para>
 /// </remarks>
 public sealed class NetDevice : VirtioDevice, IDisposable
 {
@@ -292,6 +294,10 @@ public sealed class NetDevice : VirtioDevice, IDisposable
     /// <inheritdoc />
     protected override void ProcessQueue(SplitVirtqueue queue)
     {
+        // A pass publishes its used entries, and interrupts, at the end of this section, or of the
+        // caller's when there is one (an I/O thread's kick handler): one publish and at most one
+        // interrupt per queue however many passes run before it ends.
+        using DeferredCallSection section = DeferredCalls.Section(Logger);
         int index = queue.Index;
         if (_control is not null && index == ControlQueueIndex)
         {

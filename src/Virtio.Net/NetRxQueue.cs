@@ -14,8 +14,10 @@ namespace Virtio.Net;
 /// the guest has no buffers it stops watching and keeps the frame it holds, so nothing is lost.
 /// </summary>
 /// <remarks>
-/// <see cref="Process"/> runs on whichever thread notifies the queue (Core serializes each queue);
-/// <see cref="Arm"/>, <see cref="Disarm"/> and <see cref="Close"/> on any thread.
+/// <see cref="Process"/> runs on whichever thread notifies the queue (Core serializes each queue),
+/// normally the pair's I/O thread, inside the device's <see cref="DeferredCalls"/> section: a pass
+/// reads up to <c>Budget</c> frames from the non-blocking backend and publishes the used ring once,
+/// at the end of the section. <see cref="Arm"/>, <see cref="Disarm"/> and <see cref="Close"/> run on any thread.
 /// </remarks>
 internal sealed class NetRxQueue
 {
@@ -30,6 +32,7 @@ internal sealed class NetRxQueue
     private readonly Lock _gate = new();
     private readonly byte[] _staging;
     private readonly NetRxReservation _reservation;
+    private readonly DeferredUsedPublish _publish;
 
     // Guarded by _gate: the registration of the backend's readiness fd (null while not watched).
     private IDisposable? _registration;
@@ -50,6 +53,7 @@ internal sealed class NetRxQueue
         QueueIndex = (ushort)(2 * pair);
         _staging = new byte[stagingSize];
         _reservation = new NetRxReservation(maxChains);
+        _publish = new DeferredUsedPublish(device, device.Queues[QueueIndex]);
     }
 
     public int Pair { get; }
@@ -57,6 +61,21 @@ internal sealed class NetRxQueue
     public ushort QueueIndex { get; }
 
     public void Process(SplitVirtqueue queue)
+    {
+        lock (_publish.Gate)
+        {
+            Drain(queue);
+        }
+    }
+
+    /// <summary>Forgets the held frame and the reserved chains. Only while the device resets, with the watch stopped.</summary>
+    public void Clear()
+    {
+        _hasPending = false;
+        _reservation.Clear();
+    }
+
+    private void Drain(SplitVirtqueue queue)
     {
         if (!_device.LinkUp)
         {
@@ -70,7 +89,6 @@ internal sealed class NetRxQueue
         while (true)
         {
             starved = false;
-            bool delivered = false;
             queue.DisableNotification();
             while (budget > 0)
             {
@@ -96,11 +114,7 @@ internal sealed class NetRxQueue
                 }
 
                 NetRxResult result = TryDeliver(queue);
-                if (result == NetRxResult.Delivered)
-                {
-                    delivered = true;
-                }
-                else if (result == NetRxResult.NoBuffers)
+                if (result == NetRxResult.NoBuffers)
                 {
                     starved = true;
                     break;
@@ -111,10 +125,9 @@ internal sealed class NetRxQueue
                 }
             }
 
-            if (delivered)
-            {
-                _device.PublishUsed(queue);
-            }
+            // Once per section, however many passes it holds: one used->idx store, at most one interrupt
+            // (also for chains returned unused, which TryReserve put on the used ring without a frame).
+            _publish.Request();
 
             // Re-enable kicks, then look again: buffers added meanwhile would otherwise wait for a kick that never comes.
             if (queue.EnableNotification() && starved && budget > 0)
@@ -163,13 +176,6 @@ internal sealed class NetRxQueue
             _registration?.Dispose();
             _registration = null;
         }
-    }
-
-    /// <summary>Forgets the held frame and the reserved chains. Only while the device resets, with the watch stopped.</summary>
-    public void Clear()
-    {
-        _hasPending = false;
-        _reservation.Clear();
     }
 
     private void OnReady()

@@ -12,8 +12,11 @@ namespace Virtio.Net;
 /// A frame that fails is dropped and counted; every chain goes back on the used ring with length 0.
 /// </summary>
 /// <remarks>
-/// <see cref="Process"/> runs on whichever thread notifies the queue (Core serializes each queue).
-/// The buffers of the chain being sent are kept between chains, so nothing is allocated per frame.
+/// <see cref="Process"/> runs on whichever thread notifies the queue (Core serializes each queue),
+/// normally the pair's I/O thread, inside the device's <see cref="DeferredCalls"/> section: a pass
+/// writes every available frame (up to 2 x queue size) to the non-blocking backend and publishes the
+/// used ring once, at the end of the section. The buffers of the chain being sent are kept between
+/// chains, so nothing is allocated per frame.
 /// </remarks>
 internal sealed class NetTxQueue
 {
@@ -25,6 +28,7 @@ internal sealed class NetTxQueue
     private readonly ILogger _logger;
     private readonly IoSegment[] _segments;
     private readonly IoSegment[] _frame;
+    private readonly DeferredUsedPublish _publish;
 
     public NetTxQueue(NetDevice device, int pair, INetBackend backend, IoThread ioThread, int maxSegments, ILogger logger)
     {
@@ -35,11 +39,20 @@ internal sealed class NetTxQueue
         QueueIndex = (ushort)((2 * pair) + 1);
         _segments = new IoSegment[maxSegments];
         _frame = new IoSegment[maxSegments];
+        _publish = new DeferredUsedPublish(device, device.Queues[QueueIndex]);
     }
 
     public ushort QueueIndex { get; }
 
     public void Process(SplitVirtqueue queue)
+    {
+        lock (_publish.Gate)
+        {
+            Drain(queue);
+        }
+    }
+
+    private void Drain(SplitVirtqueue queue)
     {
         // Bounded: a guest refilling as fast as we drain cannot keep this thread here forever.
         int budget = 2 * queue.Size;
@@ -67,7 +80,8 @@ internal sealed class NetTxQueue
                 queue.AddUsed(chain.HeadIndex, 0);
             }
 
-            _device.PublishUsed(queue);
+            // Once per section, however many passes it holds: one used->idx store, at most one interrupt.
+            _publish.Request();
             if (budget == 0)
             {
                 if (queue.EnableNotification())

@@ -13,7 +13,13 @@ public sealed class InterruptRecorder : IGuestNotifier
     /// <summary>Released once per used-buffer notification, for tests that wait on one.</summary>
     public System.Threading.SemaphoreSlim UsedBufferSignal { get; } = new(0);
 
-    /// <summary>Every notification, in order.</summary>
+    /// <summary>
+    /// Whether <see cref="Raised"/> records each notification (the default). Off, the recorder only counts
+    /// and signals, so it allocates nothing on the device's thread: for tests that measure allocations there.
+    /// </summary>
+    public bool KeepLog { get; set; } = true;
+
+    /// <summary>Every notification, in order (while <see cref="KeepLog"/> is on).</summary>
     public ConcurrentQueue<(InterruptReason Reason, ushort Queue)> Raised { get; } = new();
 
     /// <summary>Used-buffer notifications so far.</summary>
@@ -25,7 +31,11 @@ public sealed class InterruptRecorder : IGuestNotifier
     /// <inheritdoc />
     public void Notify(InterruptReason reason, ushort queueIndex)
     {
-        Raised.Enqueue((reason, queueIndex));
+        if (KeepLog)
+        {
+            Raised.Enqueue((reason, queueIndex));
+        }
+
         Interlocked.Increment(ref reason == InterruptReason.UsedBuffer ? ref _used : ref _config);
         if (reason == InterruptReason.UsedBuffer)
         {
