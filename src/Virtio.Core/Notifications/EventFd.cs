@@ -1,6 +1,7 @@
 using System;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
+using System.Threading;
 using Tmds.Linux;
 using Virtio.Core.Interop;
 
@@ -12,10 +13,20 @@ namespace Virtio.Core.Notifications;
 /// signals as an ioeventfd, and what vhost-user passes as call and kick fds.
 /// </summary>
 /// <remarks>
+/// <para>
 /// Descriptors made by <see cref="Create"/> are non-blocking and close-on-exec. <see cref="Signal"/> and
 /// <see cref="TryConsume"/> are safe to call from any thread at the same time, allocate nothing and
 /// never block. The instance owns its descriptor and closes it on <see cref="SafeHandle.Dispose()"/>;
 /// a descriptor handed to a hypervisor stays open there until the hypervisor is told to drop it.
+/// </para>
+/// <para>
+/// A descriptor received from a peer (<see cref="FromOwnedHandle"/>) is hostile: the peer shares its
+/// open file description, so it may have made it blocking, make it blocking again at any time, fill
+/// the counter or drain it. Such an instance is switched to non-blocking when wrapped, reads it with
+/// preadv2(RWF_NOWAIT), which cannot block whatever the flags say, and writes it only after poll(2)
+/// with a zero timeout said a write fits; only a peer that both clears O_NONBLOCK and fills the
+/// counter between that poll and the write (microseconds) could still block a write.
+/// </para>
 /// </remarks>
 [SuppressMessage(
     "Interoperability",
@@ -23,6 +34,10 @@ namespace Virtio.Core.Notifications;
     Justification = "Never marshalled as a P/Invoke return value; instances come only from Create and FromOwnedHandle.")]
 public sealed class EventFd : SafeHandle
 {
+    private static bool s_noWaitReadUnsupported; // the kernel refused RWF_NOWAIT on an eventfd once: poll first instead
+
+    private bool _peerShared;
+
     private EventFd()
         : base(invalidHandleValue: new IntPtr(-1), ownsHandle: true)
     {
@@ -69,17 +84,24 @@ public sealed class EventFd : SafeHandle
 
     /// <summary>
     /// Wraps a descriptor received from elsewhere (a vhost-user message, a parent process) and takes
-    /// ownership: disposing the result closes <paramref name="fd"/>. Any thread may call it.
+    /// ownership: disposing the result closes <paramref name="fd"/>. Makes the descriptor non-blocking,
+    /// and from then on reads and writes it so that a peer sharing it cannot block the caller (see the
+    /// remarks). Any thread may call it.
     /// </summary>
-    /// <param name="fd">An open eventfd. It should be non-blocking, or <see cref="TryConsume"/> blocks
-    /// while the counter is zero.</param>
+    /// <param name="fd">An open eventfd, blocking or not.</param>
     /// <returns>The instance that now owns <paramref name="fd"/>.</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="fd"/> is negative.</exception>
     public static EventFd FromOwnedHandle(int fd)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(fd);
-        var eventFd = new EventFd();
+        var eventFd = new EventFd { _peerShared = true };
         eventFd.SetHandle(new IntPtr(fd));
+        int flags = LibC.fcntl(fd, LibC.F_GETFL);
+        if (flags >= 0 && (flags & LibC.O_NONBLOCK) == 0)
+        {
+            _ = LibC.fcntl(fd, LibC.F_SETFL, flags | LibC.O_NONBLOCK);
+        }
+
         return eventFd;
     }
 
@@ -126,14 +148,20 @@ public sealed class EventFd : SafeHandle
         try
         {
             DangerousAddRef(ref added);
+            int fd = (int)handle;
+            if (_peerShared && write && !CanWrite(fd))
+            {
+                return false; // the counter is full: already signalled
+            }
+
             long done;
             do
             {
                 // SAFETY: `value` points at the caller's local, which outlives the call; the kernel reads or
                 // writes exactly its 8 bytes, and DangerousAddRef above keeps the descriptor open.
                 done = write
-                    ? LibC.write((int)handle, value, sizeof(ulong))
-                    : LibC.read((int)handle, value, sizeof(ulong));
+                    ? LibC.write(fd, value, sizeof(ulong))
+                    : _peerShared ? ReadNoWait(fd, value) : LibC.read(fd, value, sizeof(ulong));
             }
             while (done < 0 && LibC.errno == LibC.EINTR);
 
@@ -157,6 +185,62 @@ public sealed class EventFd : SafeHandle
                 DangerousRelease();
             }
         }
+    }
+
+    /// <summary>Whether a write of 1 fits in the counter now (poll POLLOUT, zero timeout), so write(2) cannot block.</summary>
+    private static unsafe bool CanWrite(int fd)
+    {
+        pollfd entry = default;
+        entry.fd = fd;
+        entry.events = (short)LibC.POLLOUT;
+        int ready;
+        do
+        {
+            // SAFETY: `entry` is a local that outlives the call; the kernel writes only its revents.
+            ready = LibC.poll(&entry, 1, 0);
+        }
+        while (ready < 0 && LibC.errno == LibC.EINTR);
+
+        // An error (EBADF on a closed peer is impossible here: we hold the descriptor) lets write report it.
+        return ready != 0;
+    }
+
+    /// <summary>
+    /// Reads the counter without blocking whatever the descriptor's flags: preadv2(RWF_NOWAIT), or
+    /// where the kernel refuses that for eventfds, poll(POLLIN, 0) first (a drain by the peer between
+    /// the two could then still block; Linux has accepted RWF_NOWAIT on eventfd reads since 6.8).
+    /// </summary>
+    private static unsafe long ReadNoWait(int fd, ulong* value)
+    {
+        if (!Volatile.Read(ref s_noWaitReadUnsupported))
+        {
+            var iov = new IoVec((nint)value, sizeof(ulong));
+
+            // SAFETY: `iov` is a local describing the caller's 8-byte local; offset -1 is the file position
+            // (none for an eventfd); the kernel writes at most 8 bytes.
+            long done = EventFdInterop.PReadV2(fd, &iov, 1, -1, EventFdInterop.RWF_NOWAIT);
+            if (done >= 0 || (Marshal.GetLastPInvokeError() is var errno && errno != LibC.EOPNOTSUPP && errno != LibC.EINVAL))
+            {
+                return done; // the errno stays where LibC.errno reads it
+            }
+
+            Volatile.Write(ref s_noWaitReadUnsupported, true);
+        }
+
+        pollfd entry = default;
+        entry.fd = fd;
+        entry.events = (short)LibC.POLLIN;
+
+        // SAFETY: `entry` is a local that outlives the call; the kernel writes only its revents.
+        int ready = LibC.poll(&entry, 1, 0);
+        if (ready == 0)
+        {
+            Marshal.SetLastPInvokeError(LibC.EAGAIN); // where LibC.errno reads it
+            return -1;
+        }
+
+        // SAFETY: as for read(2) in TransferCounter: the caller's 8-byte local, the descriptor held open.
+        return LibC.read(fd, value, sizeof(ulong));
     }
 
     /// <summary>Closes the descriptor; called once by the runtime when the last reference is released.</summary>
