@@ -1,3 +1,4 @@
+using System;
 using Microsoft.Extensions.Logging;
 using Virtio.Core.Notifications;
 using Virtio.Core.Queues;
@@ -18,6 +19,9 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Device {DeviceId} needs reset: {Reason}")]
     public static partial void NeedsReset(ILogger logger, ushort deviceId, string reason);
+
+    [LoggerMessage(EventId = 1105, Level = LogLevel.Error, Message = "Device {DeviceId}: processing queue {QueueIndex} threw; the queue is broken (DEVICE_NEEDS_RESET)")]
+    public static partial void ProcessingThrew(ILogger logger, ushort deviceId, ushort queueIndex, Exception exception);
 
     [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Device {DeviceId}: FEATURES_OK refused, the driver asked for 0x{Requested:x16} of 0x{Offered:x16} offered")]
     public static partial void FeaturesRefused(ILogger logger, ushort deviceId, ulong requested, ulong offered);

@@ -58,6 +58,9 @@ public sealed class RecordingDevice : VirtioDevice
     /// <summary>When set, chains are popped but not completed (kept in flight).</summary>
     public bool HoldCompletions { get; set; }
 
+    /// <summary>When set, processing a queue throws, as a buggy device would.</summary>
+    public bool ThrowWhileProcessing { get; set; }
+
     /// <summary>Chains popped and held (when <see cref="HoldCompletions"/>).</summary>
     public List<(ushort Queue, ushort Head, uint Writable)> Held { get; } = new();
 
@@ -110,6 +113,11 @@ public sealed class RecordingDevice : VirtioDevice
         try
         {
             LastProcessingThread = Environment.CurrentManagedThreadId;
+            if (ThrowWhileProcessing)
+            {
+                throw new InvalidOperationException("a device bug (RecordingDevice.ThrowWhileProcessing)");
+            }
+
             Drain(queue);
         }
         finally

@@ -234,7 +234,9 @@ public abstract class VirtioDevice
     /// <summary>
     /// The driver notified queue <paramref name="index"/>: processes it on the calling thread (the
     /// vCPU thread on the synchronous path, the I/O thread on the event fd path) when the device is
-    /// live and the queue ready, else does nothing. Calls for one queue are serialized.
+    /// live and the queue ready, else does nothing. Calls for one queue are serialized. An exception
+    /// out of <see cref="ProcessQueue"/> does not reach the caller: it is logged and breaks the queue
+    /// with <see cref="QueueError.DeviceFailed"/> (DEVICE_NEEDS_RESET).
     /// </summary>
     /// <param name="index">The queue the driver kicked; out-of-range values are ignored.</param>
     public void NotifyQueue(ushort index)
@@ -252,7 +254,17 @@ public abstract class VirtioDevice
         {
             if (IsLive && queue.IsReady)
             {
-                ProcessQueue(queue);
+                try
+                {
+                    ProcessQueue(queue);
+                }
+                catch (Exception exception)
+                {
+                    // Device code must not throw on guest input; if it does anyway, this queue stops
+                    // (DEVICE_NEEDS_RESET, one logged reason), not the caller's thread or the process.
+                    Log.ProcessingThrew(Logger, DeviceId, index, exception);
+                    queue.MarkBroken(QueueError.DeviceFailed);
+                }
             }
         }
     }

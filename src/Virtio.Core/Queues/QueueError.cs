@@ -65,4 +65,10 @@ public enum QueueError : byte
     /// memory the other side controls: see <see cref="SplitVirtqueue.TryResubmit"/>).
     /// </summary>
     InvalidResubmission,
+
+    /// <summary>
+    /// The device threw while it processed the queue: a bug in device or backend code, contained to
+    /// this queue (see <see cref="Devices.VirtioDevice.NotifyQueue"/>) instead of the thread or the process.
+    /// </summary>
+    DeviceFailed,
 }
