@@ -13,6 +13,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 4002, Level = LogLevel.Information, Message = "vhost-user: front end {Connection} connected")]
     public static partial void Connected(ILogger logger, int connection);
 
+    [LoggerMessage(EventId = 4030, Level = LogLevel.Warning, Message = "vhost-user: front end {Connection} refused: its user id {UserId} (SO_PEERCRED) is not allowed")]
+    public static partial void PeerRefused(ILogger logger, int connection, string userId);
+
     [LoggerMessage(EventId = 4003, Level = LogLevel.Information, Message = "vhost-user: front end {Connection} disconnected; rings stopped, device state kept for a reconnect")]
     public static partial void Disconnected(ILogger logger, int connection);
 

@@ -109,6 +109,14 @@ public sealed class VhostUserServer : IDisposable
     public string SocketPath { get; }
 
     /// <summary>
+    /// The user ids a front end may run under, checked with SO_PEERCRED when it connects: another
+    /// peer is disconnected at once with one logged reason (event 4030), before it can send a message.
+    /// Null (the default) accepts any peer that can open the socket, which <see cref="RunAsync"/>
+    /// creates with mode 0600 (its owner only). Set before <see cref="RunAsync"/>.
+    /// </summary>
+    public IReadOnlyCollection<uint>? AllowedUserIds { get; set; }
+
+    /// <summary>
     /// How long stopping a ring waits for its in-flight requests before it goes on without them
     /// (they keep the memory they were popped under mapped). 30 s; tests shorten it. Set before a
     /// front end connects; read when a connection starts.
@@ -118,15 +126,24 @@ public sealed class VhostUserServer : IDisposable
     /// <summary>
     /// Listens on <see cref="SocketPath"/> and serves front ends one after the other until
     /// <paramref name="cancellationToken"/> is cancelled; then stops the rings of the current
-    /// connection, closes it and removes the socket file. Call once.
+    /// connection, closes it and removes the socket file. The socket file is created with mode 0600;
+    /// an existing socket file at the path is replaced, anything else there is left alone and refused.
+    /// Call once.
     /// </summary>
     /// <param name="cancellationToken">Stops serving.</param>
     /// <returns>Completes when the server has stopped.</returns>
+    /// <exception cref="IOException">Something that is not a socket exists at <see cref="SocketPath"/>, or binding failed.</exception>
     public Task RunAsync(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (File.Exists(SocketPath))
+        if (IsSocketFile(SocketPath) is bool socket)
         {
+            if (!socket)
+            {
+                // A typo (--socket disk.img) must not delete the disk.
+                throw new IOException($"{SocketPath} exists and is not a socket; refusing to replace it.");
+            }
+
             File.Delete(SocketPath);
         }
 
@@ -202,6 +219,11 @@ public sealed class VhostUserServer : IDisposable
         }
 
         var handle = new SafeSocketHandle(fd, ownsHandle: true);
+
+        // Linux creates the socket file with the socket inode's mode (less the umask): owner only
+        // from the first instant, so nobody else can connect between bind and a chmod. The front end
+        // shares all of guest memory with whoever it reaches here.
+        _ = LibC.fchmod(fd, 0x180); // 0600
         // SAFETY: address is a local that outlives the call and the kernel reads only its
         // sizeof(sockaddr_un) bytes; fd is the socket created above, owned by handle.
         if (LibC.bind(fd, (sockaddr*)&address, (uint)sizeof(sockaddr_un)) != 0 || LibC.listen(fd, 1) != 0)
@@ -242,6 +264,41 @@ public sealed class VhostUserServer : IDisposable
         }
     }
 
+    /// <summary>The peer's user id from SO_PEERCRED (struct ucred: pid, uid, gid), or null when the kernel gives none.</summary>
+    private static uint? PeerUserId(Socket connection)
+    {
+        Span<byte> credentials = stackalloc byte[12];
+        try
+        {
+            return connection.GetRawSocketOption(LibC.SOL_SOCKET, LibC.SO_PEERCRED, credentials) >= 8
+                ? System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(credentials[4..])
+                : null;
+        }
+        catch (SocketException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Whether the file at <paramref name="path"/> is a socket (lstat: a symbolic link is not), or null when nothing is there.</summary>
+    private static unsafe bool? IsSocketFile(string path)
+    {
+        int length = System.Text.Encoding.UTF8.GetMaxByteCount(path.Length) + 1;
+        Span<byte> name = length <= 1024 ? stackalloc byte[length] : new byte[length];
+        name[System.Text.Encoding.UTF8.GetBytes(path, name)] = 0;
+        stat st;
+        fixed (byte* p = name)
+        {
+            // SAFETY: p is a NUL-terminated copy of the path; st is a local the kernel fills.
+            if (LibC.lstat(p, &st) != 0)
+            {
+                return null;
+            }
+        }
+
+        return (st.st_mode & LibC.S_IFMT) == LibC.S_IFSOCK;
+    }
+
     /// <summary>Which file is at <paramref name="path"/> now: device and inode, plus its change time,
     /// since a file system hands a freed inode number to the next file at once.</summary>
     private static unsafe (ulong Device, ulong Inode, long ChangeSeconds, long ChangeNanoseconds)? FileIdentity(string path)
@@ -260,6 +317,13 @@ public sealed class VhostUserServer : IDisposable
     private void Serve(Socket connection, int id)
     {
         Log.Connected(_logger, id);
+        if (AllowedUserIds is { } allowed && (PeerUserId(connection) is not uint uid || !System.Linq.Enumerable.Contains(allowed, uid)))
+        {
+            Log.PeerRefused(_logger, id, PeerUserId(connection)?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown");
+            connection.Dispose();
+            return;
+        }
+
         try
         {
             using (connection)
