@@ -1,4 +1,5 @@
 using System;
+using System.Threading;
 using Virtio.Core.Devices;
 using Virtio.Core.Notifications;
 using Virtio.Core.Queues;
@@ -48,8 +49,10 @@ internal sealed class VhostUserVring
     };
 
     private readonly Func<bool> _poll;
+    private readonly Action<SplitVirtqueue, QueueError> _onBroken;
     private IDisposable? _registration;
     private IDisposable? _poller;
+    private EventFd? _errorFd;
 
     public VhostUserVring(VirtioDevice device, ushort index, IoThread ioThread)
     {
@@ -58,6 +61,7 @@ internal sealed class VhostUserVring
         IoThread = ioThread;
         Num = device.Queues[index].MaxSize;
         _poll = Poll;
+        _onBroken = (_, _) => SignalError();
     }
 
     public VirtioDevice Device { get; }
@@ -82,7 +86,8 @@ internal sealed class VhostUserVring
 
     public EventFdGuestNotifier? Call { get; private set; }
 
-    public EventFd? Error { get; private set; }
+    /// <summary>The SET_VRING_ERR fd: signalled when the ring breaks while it is served (as rust-vmm's back ends do), so the front end learns of it.</summary>
+    public EventFd? Error => Volatile.Read(ref _errorFd);
 
     public bool Enabled { get; set; }
 
@@ -154,8 +159,8 @@ internal sealed class VhostUserVring
     /// <summary>Replaces the error fd, closing the old one.</summary>
     public void SetError(EventFd? error)
     {
-        Error?.Dispose();
-        Error = error;
+        EventFd? old = Interlocked.Exchange(ref _errorFd, error);
+        old?.Dispose();
     }
 
     /// <summary>
@@ -167,6 +172,12 @@ internal sealed class VhostUserVring
     {
         _registration = IoThread.Register(Kick!, s_onKick, this);
         _poller = IoThread.RegisterPoller(_poll);
+        SplitVirtqueue queue = Device.Queues[Index];
+        queue.Broken += _onBroken;
+        if (queue.Error != QueueError.None)
+        {
+            SignalError(); // broken while it started (a resubmitted head the region named wrongly)
+        }
     }
 
     /// <summary>
@@ -187,7 +198,21 @@ internal sealed class VhostUserVring
         _registration = null;
         _poller?.Dispose();
         _poller = null;
+        Device.Queues[Index].Broken -= _onBroken;
         return IoThread.RunAndWait(s_nothing, null, IoThreadTimeout);
+    }
+
+    /// <summary>Signals the error fd, if any; on the thread that broke the queue, racing a SET_VRING_ERR that replaces it.</summary>
+    private void SignalError()
+    {
+        try
+        {
+            Volatile.Read(ref _errorFd)?.Signal();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Replaced or closed meanwhile: the front end gave a new fd (or none) after the break.
+        }
     }
 
     /// <summary>The ring's poller, on its I/O thread: a kick found by looking at avail->idx, handled as <c>s_onKick</c> handles one.</summary>

@@ -51,4 +51,30 @@ public sealed class HostileEventFdTests
             _ = LibC.close(call);
         }
     }
+
+    [Fact]
+    public void RingThatBreaks_SignalsItsErrorFd()
+    {
+        using var rig = new BlkServerRig();
+        using TestFrontEnd frontEnd = rig.Connect();
+        frontEnd.Start(TestFrontEnd.CreateDrivers(rig.Memory, 1));
+        using var error = Virtio.Core.Notifications.EventFd.Create();
+        frontEnd.Send64(14, 0, [error.Fd]); // SET_VRING_ERR, ring 0
+        _ = frontEnd.Call64(1);             // every message before it has been handled
+
+        // A head past the ring's size: the queue breaks (DEVICE_NEEDS_RESET) on the kick.
+        frontEnd.Drivers[0].PutOnAvailRing(999);
+        frontEnd.Drivers[0].SetAvailIndex((ushort)(frontEnd.Drivers[0].AvailIndex + 1));
+        frontEnd.Kicks[0].Signal();
+
+        long deadline = Environment.TickCount64 + 10_000;
+        bool signalled;
+        while (!(signalled = error.TryConsume(out _)) && Environment.TickCount64 < deadline)
+        {
+            System.Threading.Thread.Sleep(1);
+        }
+
+        Assert.True(signalled, "the error fd was never signalled");
+        Assert.Equal(Virtio.Core.Queues.QueueError.InvalidHeadIndex, rig.Server.Device.Queues[0].Error);
+    }
 }
