@@ -22,7 +22,7 @@ internal static class InterleavedRounds
                     BackEndProcess b = backEnds[(i + round) % backEnds.Count];
                     var options = new BlkOptions(b.SocketPath, c.QueueDepth, blockSize, c.Pattern, seconds, c.Mode, Verify: false, SizeMiB: 0, BackendPid: b.ProcessId);
                     BlkResult r = BlkLoad.Run(options, TextWriter.Null);
-                    Console.Error.WriteLine($"round {round + 1}/{rounds} {Program.Name(c.Mode)} qd{c.QueueDepth} {Program.Name(c.Pattern)} {b.Name}: {r.Iops:F0} IOPS, backend {r.BackendCpuMicroseconds:F1} us/req, bench {r.OwnCpuMicroseconds:F2} us/req, kicks/req {r.KicksPerRequest:F3}{(r.Errors > 0 ? $", {r.Errors} ERRORS" : "")}");
+                    Console.Error.WriteLine($"round {round + 1}/{rounds} {Program.Name(c.Mode)} qd{c.QueueDepth} {Program.Name(c.Pattern)} {b.Name}: {r.Iops:F0} IOPS, backend {r.BackendCpuMicroseconds:F1} us/req, bench {r.OwnCpuMicroseconds:F2} us/req, kicks/req {r.KicksPerRequest:F3}, empty polls/req {r.EmptyPollsPerRequest:F2}{(r.Errors > 0 ? $", {r.Errors} ERRORS" : "")}");
                     results.Add(c, b.Name, r);
                 }
             }

@@ -122,7 +122,7 @@ internal static class Program
         Console.WriteLine(string.Create(c, $"{Name(o.Pattern)} qd {o.QueueDepth} bs {o.BlockSize} {Name(o.Mode)}: {r.Completed} requests in {r.Seconds:F2} s"));
         Console.WriteLine(string.Create(c, $"  IOPS {r.Iops:F0}  MiB/s {r.MiBps:F1}"));
         Console.WriteLine(string.Create(c, $"  latency us: mean {r.MeanMicroseconds:F1}  p50 {r.P50Microseconds:F1}  p99 {r.P99Microseconds:F1}"));
-        Console.WriteLine(string.Create(c, $"  kicks/request {r.KicksPerRequest:F3}  calls/request {r.CallsPerRequest:F3}"));
+        Console.WriteLine(string.Create(c, $"  kicks/request {r.KicksPerRequest:F3}  calls/request {r.CallsPerRequest:F3}  empty polls/request {r.EmptyPollsPerRequest:F3}"));
         Console.WriteLine(string.Create(c, $"  CPU us/request: back end {r.BackendCpuMicroseconds:F2}  bench {r.OwnCpuMicroseconds:F2}"));
         Console.WriteLine(string.Create(c, $"  allocated in the request loop: {r.AllocatedInLoop} bytes; errors {r.Errors}"));
     }
