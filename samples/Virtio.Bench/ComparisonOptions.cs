@@ -12,7 +12,7 @@ internal sealed class ComparisonOptions
     private readonly Option<int> _bs = new("--bs") { Description = "Bytes per request.", DefaultValueFactory = _ => 4096 };
     private readonly Option<string?> _daemonDll = new("--daemon-dll") { Description = "Virtio.VhostUserDaemon.dll (default: next to this bench's build output, samples/Virtio.VhostUserDaemon/bin/CONFIG/TFM/)." };
     private readonly Option<bool> _null = new("--null") { Description = "Null disks of --size-mib MiB instead of the image: our daemon's --blk null,size=N against qemu-storage-daemon's null-co export (read-zeroes=off: neither touches the data buffers)." };
-    private readonly Option<string?> _oursKeys = new("--ours-keys") { Description = "K=V,... appended to our daemon's --blk spec after queues=1 (for example engine=threads); passed through unchecked: the daemon rejects keys it does not know." };
+    private readonly Option<string?> _oursKeys = new("--ours-keys") { Description = "K=V,... appended to our daemon's --blk spec after queues=1 (for example poll-us=50 for its adaptive polling, or engine=threads); passed through unchecked: the daemon rejects keys it does not know." };
     private readonly Option<bool> _qsdIoThread = new("--qsd-iothread") { Description = "Run qemu-storage-daemon's exports on an iothread (--object iothread,id=iot0,poll-max-ns=N and the export's iothread=iot0) instead of its main loop, which does not poll." };
     private readonly Option<int> _qsdPollMaxNs = new("--qsd-poll-max-ns") { Description = "With --qsd-iothread: the iothread's poll-max-ns (QEMU's default 32768; 0 turns its adaptive polling off).", DefaultValueFactory = _ => 32768 };
 
