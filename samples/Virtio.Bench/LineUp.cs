@@ -22,10 +22,6 @@ internal sealed class LineUp : IDisposable
     /// <summary>Column labels, parallel to <see cref="BackEnds"/>.</summary>
     public string[] Labels { get; }
 
-    public BackEndProcess Ours => BackEnds[0];
-
-    public BackEndProcess Reference => BackEnds[^1];
-
     public static LineUp Start(LineUpOptions o, string directory)
     {
         var started = new List<BackEndProcess>();
