@@ -50,15 +50,33 @@ internal sealed class BackEndProcess : IDisposable
 
     public int ProcessId => _process.Id;
 
-    public static BackEndProcess Ours(string daemonDll, string image, string socketPath) =>
-        new("ours", socketPath, "dotnet", [daemonDll, "--socket", socketPath, "--blk", $"{image},queues=1"]);
+    /// <summary>Our daemon serving <paramref name="blkSpec"/> (the whole value of its --blk).</summary>
+    public static BackEndProcess Ours(string daemonDll, string blkSpec, string socketPath) =>
+        new("ours", socketPath, "dotnet", [daemonDll, "--socket", socketPath, "--blk", blkSpec]);
 
-    public static BackEndProcess QemuStorageDaemon(string name, string aio, string image, string socketPath, string node = "file") =>
-        new(name, socketPath, "qemu-storage-daemon",
-        [
-            "--blockdev", node == "null" ? "driver=null-co,node-name=f,size=268435456" : $"driver=file,node-name=f,filename={image},aio={aio},locking=off",
-            "--export", $"type=vhost-user-blk,id=e,node-name=f,addr.type=unix,addr.path={socketPath},writable=on",
-        ]);
+    /// <summary>
+    /// qemu-storage-daemon exporting the node <paramref name="blockdev"/> describes (node-name f) over
+    /// vhost-user-blk: in its main loop, or on an iothread with poll-max-ns <paramref name="ioThreadPollMaxNs"/> when given.
+    /// </summary>
+    public static BackEndProcess QemuStorageDaemon(string name, string blockdev, string socketPath, int? ioThreadPollMaxNs)
+    {
+        List<string> arguments = [];
+        string onIoThread = "";
+        if (ioThreadPollMaxNs is int pollMaxNs)
+        {
+            arguments.AddRange(["--object", $"iothread,id=iot0,poll-max-ns={pollMaxNs}"]);
+            onIoThread = ",iothread=iot0";
+        }
+
+        arguments.AddRange(["--blockdev", blockdev, "--export", $"type=vhost-user-blk,id=e,node-name=f,addr.type=unix,addr.path={socketPath},writable=on{onIoThread}"]);
+        return new(name, socketPath, "qemu-storage-daemon", arguments);
+    }
+
+    /// <summary>A file node on <paramref name="image"/> with <c>aio=</c><paramref name="aio"/> (threads or io_uring).</summary>
+    public static string FileNode(string image, string aio) => $"driver=file,node-name=f,filename={image},aio={aio},locking=off";
+
+    /// <summary>A null-co node of <paramref name="bytes"/>; reads leave the buffer untouched (read-zeroes=off), as our null disk does.</summary>
+    public static string NullNode(long bytes) => $"driver=null-co,node-name=f,size={bytes},read-zeroes=off";
 
     public void Dispose()
     {

@@ -46,6 +46,7 @@ internal static class BlkLoad
             Prefill(ring, o, blocks);
         }
 
+        ring.WarmUp();
         var run = new Runner(ring, o, blocks, write);
         double backendBefore = ProcessCpu.Seconds(backendPid);
         TimeSpan ownBefore = Process.GetCurrentProcess().TotalProcessorTime;
@@ -67,7 +68,8 @@ internal static class BlkLoad
             (backendAfter - backendBefore) * perRequest,
             (ownAfter - ownBefore).TotalSeconds * perRequest,
             run.AllocatedInLoop,
-            run.Errors);
+            run.Errors,
+            run.EmptyPolls);
     }
 
     /// <summary>--verify: writes every block of the region with its pattern first, so any read can be checked.</summary>

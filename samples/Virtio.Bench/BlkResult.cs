@@ -13,7 +13,8 @@ internal sealed record BlkResult(
     double BackendCpuMicroseconds,
     double OwnCpuMicroseconds,
     long AllocatedInLoop,
-    long Errors)
+    long Errors,
+    long EmptyPolls)
 {
     public double Iops => Completed / Seconds;
 
@@ -22,4 +23,7 @@ internal sealed record BlkResult(
     public double KicksPerRequest => Completed == 0 ? 0 : (double)Kicks / Completed;
 
     public double CallsPerRequest => Completed == 0 ? 0 : (double)Calls / Completed;
+
+    /// <summary>Passes over the used ring that found nothing, per request: above 0, the generator waited for the back end.</summary>
+    public double EmptyPollsPerRequest => Completed == 0 ? 0 : (double)EmptyPolls / Completed;
 }

@@ -9,7 +9,7 @@ using Virtio.VhostUser.FrontEnd;
 
 namespace Virtio.Bench;
 
-/// <summary>vhost-user-blk load generator: `blk` runs one load against a socket, `compare` runs our daemon against qemu-storage-daemon.</summary>
+/// <summary>vhost-user-blk load generator: `blk` runs one load against a socket, `compare` and `sweep` run our daemon against qemu-storage-daemon.</summary>
 internal static class Program
 {
     public static int Main(string[] args)
@@ -46,35 +46,30 @@ internal static class Program
             });
         });
 
-        var image = new Option<string?>("--image") { Description = "Raw image all three back ends export (default: a new 256 MiB file in /dev/shm, removed after)." };
-        var imageMiB = new Option<int>("--size-mib") { Description = "Size of the image compare creates when --image is not given.", DefaultValueFactory = _ => 256 };
-        var compareSeconds = new Option<double>("--seconds") { Description = "Seconds per run.", DefaultValueFactory = _ => 4 };
-        var rounds = new Option<int>("--rounds") { Description = "Rounds; each back end runs every case once per round, in rotating order; medians are reported.", DefaultValueFactory = _ => 3 };
+        var shared = new ComparisonOptions(defaultSeconds: 4);
         var qds = new Option<int[]>("--qd") { Description = "Queue depths.", DefaultValueFactory = _ => [1, 32], AllowMultipleArgumentsPerToken = true };
         var rws = new Option<string[]>("--rw") { Description = "Patterns (randread, randwrite, read, write).", DefaultValueFactory = _ => ["randread", "randwrite"], AllowMultipleArgumentsPerToken = true };
         var modes = new Option<string[]>("--mode") { Description = "Modes (interrupt, poll).", DefaultValueFactory = _ => ["interrupt", "poll"], AllowMultipleArgumentsPerToken = true };
-        var compareBs = new Option<int>("--bs") { Description = "Bytes per request.", DefaultValueFactory = _ => 4096 };
-        var daemonDll = new Option<string?>("--daemon-dll") { Description = "Virtio.VhostUserDaemon.dll (default: next to this bench's build output, samples/Virtio.VhostUserDaemon/bin/CONFIG/TFM/)." };
-        var compare = new Command("compare", "Start our daemon (dotnet Virtio.VhostUserDaemon.dll) and qemu-storage-daemon with aio=threads and aio=io_uring on the same image, run every case against each, interleaved, and print a Markdown table. Children are killed on exit.")
+        var compare = new Command("compare", "Start our daemon (dotnet Virtio.VhostUserDaemon.dll) and qemu-storage-daemon with aio=threads and aio=io_uring on the same image (or, with --null, our null disk and a null-co export), run every case against each, interleaved, and print a Markdown table. Children are killed on exit.")
         {
-            image, imageMiB, compareSeconds, rounds, qds, rws, modes, compareBs, daemonDll,
+            qds, rws, modes,
         };
+        shared.AddTo(compare);
         compare.SetAction(r =>
         {
+            ComparisonSettings? settings = shared.Read(r, out string? error);
             int[] depths = r.GetValue(qds)!;
-            foreach (int depth in depths)
+            error ??= depths.Select(depth => Validate(depth, settings!.BlockSize, settings.Seconds)).FirstOrDefault(e => e is not null);
+            if (error is not null)
             {
-                if (Validate(depth, r.GetValue(compareBs), r.GetValue(compareSeconds)) is string error)
-                {
-                    Console.Error.WriteLine(error);
-                    return 2;
-                }
+                Console.Error.WriteLine(error);
+                return 2;
             }
 
-            return Guard(() => Compare.Run(r.GetValue(image), r.GetValue(imageMiB), r.GetValue(compareSeconds), Math.Max(1, r.GetValue(rounds)), depths, r.GetValue(rws)!.Select(ParsePattern).ToArray(), r.GetValue(modes)!.Select(ParseMode).ToArray(), r.GetValue(compareBs), r.GetValue(daemonDll)));
+            return Guard(() => Compare.Run(settings!, Cases(r.GetValue(modes)!, depths, r.GetValue(rws)!)));
         });
 
-        var root = new RootCommand("vhost-user-blk load generator on the Virtio.VhostUser front end, and a virtio-net comparison with QEMU under a Linux guest. Every run is bounded in time.") { blk, compare, NetCompareCommand.Create() };
+        var root = new RootCommand("vhost-user-blk load generator on the Virtio.VhostUser front end, and a virtio-net comparison with QEMU under a Linux guest. Every run is bounded in time.") { blk, compare, SweepCommand.Create(), NetCompareCommand.Create() };
         return root.Parse(args).Invoke();
     }
 
@@ -82,13 +77,13 @@ internal static class Program
 
     public static string Name(NotifyMode mode) => mode.ToString().ToLowerInvariant();
 
-    private static string? Validate(int queueDepth, int blockSize, double seconds) =>
+    internal static string? Validate(int queueDepth, int blockSize, double seconds) =>
         queueDepth is < 1 or > 341 ? "--qd must be 1 to 341."
         : blockSize < 512 || blockSize % 512 != 0 || blockSize > (16 << 20) ? "--bs must be a multiple of 512 up to 16 MiB."
         : seconds is <= 0 or > 3600 ? "--seconds must be in (0, 3600]."
         : null;
 
-    private static IoPattern ParsePattern(string text) => text switch
+    internal static IoPattern ParsePattern(string text) => text switch
     {
         "randread" => IoPattern.RandRead,
         "randwrite" => IoPattern.RandWrite,
@@ -97,9 +92,14 @@ internal static class Program
         _ => throw new ArgumentException($"unknown --rw {text}"),
     };
 
-    private static NotifyMode ParseMode(string text) => text == "interrupt" ? NotifyMode.Interrupt : NotifyMode.Poll;
+    internal static NotifyMode ParseMode(string text) => text switch
+    {
+        "interrupt" => NotifyMode.Interrupt,
+        "poll" => NotifyMode.Poll,
+        _ => throw new ArgumentException($"unknown --mode {text}"),
+    };
 
-    private static int Guard(Func<int> run)
+    internal static int Guard(Func<int> run)
     {
         try
         {
@@ -112,13 +112,17 @@ internal static class Program
         }
     }
 
+    /// <summary>Every mode, then every depth, then every pattern: the order of the table's rows and of the runs in a round.</summary>
+    internal static BenchCase[] Cases(string[] modes, int[] depths, string[] patterns) =>
+        [.. modes.Select(ParseMode).SelectMany(m => depths.SelectMany(qd => patterns.Select(p => new BenchCase(m, qd, ParsePattern(p)))))];
+
     private static void Print(BlkOptions o, BlkResult r)
     {
         CultureInfo c = CultureInfo.InvariantCulture;
         Console.WriteLine(string.Create(c, $"{Name(o.Pattern)} qd {o.QueueDepth} bs {o.BlockSize} {Name(o.Mode)}: {r.Completed} requests in {r.Seconds:F2} s"));
         Console.WriteLine(string.Create(c, $"  IOPS {r.Iops:F0}  MiB/s {r.MiBps:F1}"));
         Console.WriteLine(string.Create(c, $"  latency us: mean {r.MeanMicroseconds:F1}  p50 {r.P50Microseconds:F1}  p99 {r.P99Microseconds:F1}"));
-        Console.WriteLine(string.Create(c, $"  kicks/request {r.KicksPerRequest:F3}  calls/request {r.CallsPerRequest:F3}"));
+        Console.WriteLine(string.Create(c, $"  kicks/request {r.KicksPerRequest:F3}  calls/request {r.CallsPerRequest:F3}  empty polls/request {r.EmptyPollsPerRequest:F3}"));
         Console.WriteLine(string.Create(c, $"  CPU us/request: back end {r.BackendCpuMicroseconds:F2}  bench {r.OwnCpuMicroseconds:F2}"));
         Console.WriteLine(string.Create(c, $"  allocated in the request loop: {r.AllocatedInLoop} bytes; errors {r.Errors}"));
     }

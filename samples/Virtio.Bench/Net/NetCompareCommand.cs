@@ -48,7 +48,7 @@ internal static class NetCompareCommand
             // A fresh directory per run, unless given; NetCompare creates it once the requirements hold.
             string workDirectory = r.GetValue(work) ?? Path.Combine(Path.GetTempPath(), $"virtio-net-compare-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Environment.ProcessId}");
             var options = new NetCompareOptions(roundCount, iperfSeconds, pingCount, pingInterval, Path.GetFullPath(r.GetValue(guest)!),
-                Path.GetFullPath(r.GetValue(daemonDll) ?? Compare.FindDaemonDll()), Path.GetFullPath(workDirectory), bootTimeout);
+                Path.GetFullPath(r.GetValue(daemonDll) ?? DaemonDll.Default()), Path.GetFullPath(workDirectory), bootTimeout);
             try
             {
                 return NetCompare.Run(options, Console.Out, Console.Error);
