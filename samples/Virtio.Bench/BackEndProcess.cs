@@ -8,14 +8,7 @@ namespace Virtio.Bench;
 /// <summary>A back-end child process (our daemon or qemu-storage-daemon) on its own socket; killed on dispose or when the bench exits.</summary>
 internal sealed class BackEndProcess : IDisposable
 {
-    private static readonly List<Process> s_live = [];
     private readonly Process _process;
-
-    static BackEndProcess()
-    {
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => KillAll();
-        Console.CancelKeyPress += (_, _) => KillAll();
-    }
 
     private BackEndProcess(string name, string socketPath, string file, IEnumerable<string> arguments)
     {
@@ -38,10 +31,7 @@ internal sealed class BackEndProcess : IDisposable
         };
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
-        lock (s_live)
-        {
-            s_live.Add(_process);
-        }
+        LiveChildren.Add(_process);
     }
 
     public string Name { get; }
@@ -80,40 +70,9 @@ internal sealed class BackEndProcess : IDisposable
 
     public void Dispose()
     {
-        Kill(_process);
-        lock (s_live)
-        {
-            s_live.Remove(_process);
-        }
+        LiveChildren.Release(_process);
 
         _process.Dispose();
         File.Delete(SocketPath);
-    }
-
-    private static void KillAll()
-    {
-        lock (s_live)
-        {
-            foreach (Process process in s_live)
-            {
-                Kill(process);
-            }
-        }
-    }
-
-    private static void Kill(Process process)
-    {
-        try
-        {
-            if (!process.HasExited)
-            {
-                process.Kill(entireProcessTree: true);
-                process.WaitForExit(5000);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            // already gone
-        }
     }
 }

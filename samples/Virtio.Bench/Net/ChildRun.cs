@@ -14,18 +14,11 @@ namespace Virtio.Bench.Net;
 /// </summary>
 internal sealed class ChildRun : IDisposable
 {
-    private static readonly List<Process> s_live = [];
     private readonly Process _process;
     private readonly StreamWriter _log;
     private readonly Action<string>? _onLine;
     private readonly CountdownEvent _streamsOpen = new(2);
     private bool _logClosed;
-
-    static ChildRun()
-    {
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => KillAll();
-        Console.CancelKeyPress += (_, _) => KillAll();
-    }
 
     private ChildRun(IReadOnlyList<string> command, string logPath, Action<string>? onLine)
     {
@@ -53,10 +46,7 @@ internal sealed class ChildRun : IDisposable
             throw new IOException($"could not start {command[0]}");
         }
 
-        lock (s_live)
-        {
-            s_live.Add(_process);
-        }
+        LiveChildren.Add(_process);
 
         // QEMU's -nographic console reads stdin: give it end of file, as `< /dev/null` would.
         _process.StandardInput.Close();
@@ -87,7 +77,7 @@ internal sealed class ChildRun : IDisposable
     {
         if (!_process.WaitForExit(limit))
         {
-            Kill(_process);
+            LiveChildren.Kill(_process);
             throw new TimeoutException($"{_process.StartInfo.FileName} did not end within {limit.TotalSeconds:F0} s (log {LogPath})");
         }
 
@@ -97,11 +87,7 @@ internal sealed class ChildRun : IDisposable
 
     public void Dispose()
     {
-        Kill(_process);
-        lock (s_live)
-        {
-            s_live.Remove(_process);
-        }
+        LiveChildren.Release(_process);
 
         _streamsOpen.Wait(TimeSpan.FromSeconds(5));
         _process.Dispose();
@@ -138,32 +124,5 @@ internal sealed class ChildRun : IDisposable
         }
 
         _onLine?.Invoke(line);
-    }
-
-    private static void KillAll()
-    {
-        lock (s_live)
-        {
-            foreach (Process process in s_live)
-            {
-                Kill(process);
-            }
-        }
-    }
-
-    private static void Kill(Process process)
-    {
-        try
-        {
-            if (!process.HasExited)
-            {
-                process.Kill(entireProcessTree: true);
-                process.WaitForExit(5000);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            // never started, or already gone
-        }
     }
 }
