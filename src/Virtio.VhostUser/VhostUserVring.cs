@@ -216,23 +216,7 @@ internal sealed class VhostUserVring
     }
 
     /// <summary>The ring's poller, on its I/O thread: a kick found by looking at avail->idx, handled as <c>s_onKick</c> handles one.</summary>
-    private bool Poll()
-    {
-        if (!Device.Queues[Index].HasAvailable())
-        {
-            return false;
-        }
-
-        DeferredCalls.Begin();
-        try
-        {
-            return Device.PollQueue(Index);
-        }
-        finally
-        {
-            DeferredCalls.End();
-        }
-    }
+    private bool Poll() => Device.PollQueue(Index);
 
     /// <summary>
     /// Replaces the call notifier, in <paramref name="notifier"/> too. A completion on another thread may still hold the old one: its fd

@@ -273,8 +273,9 @@ public abstract class VirtioDevice
     /// Looks at queue <paramref name="index"/> without a kick, for an <see cref="Threading.IoThread"/>
     /// poller: when the device is live, the queue ready and the driver has made chains available that
     /// the device has not popped (avail->idx moved, one acquire load), processes it as
-    /// <see cref="NotifyQueue"/> does. Cheap when there is nothing: call it as often as polling wants.
-    /// Open a <see cref="Threading.DeferredCalls"/> section around it, as around a kick.
+    /// <see cref="NotifyQueue"/> does, inside one <see cref="Threading.DeferredCalls"/> section (as a
+    /// kick handler opens one), so the pass raises at most one interrupt. Cheap when there is nothing:
+    /// call it as often as polling wants.
     /// </summary>
     /// <param name="index">The queue; out-of-range values are ignored.</param>
     /// <returns>True when the pass popped or returned a chain (polling found work).</returns>
@@ -295,7 +296,11 @@ public abstract class VirtioDevice
         // that is no progress, or polling would spin without sleeping until a completion.
         ushort nextAvail = queue.NextAvail;
         ushort nextUsed = queue.NextUsed;
-        NotifyQueue(index);
+        using (Threading.DeferredCalls.Section(Logger))
+        {
+            NotifyQueue(index);
+        }
+
         return queue.NextAvail != nextAvail || queue.NextUsed != nextUsed;
     }
 

@@ -379,16 +379,7 @@ public sealed class HostNotifierController : IDisposable
         }
 
         /// <summary>A kick found by looking at avail->idx while the I/O thread polls: processed as one.</summary>
-        private bool Poll()
-        {
-            if (!owner._device.Queues[index].HasAvailable())
-            {
-                return false;
-            }
-
-            using DeferredCallSection section = DeferredCalls.Section(owner._logger);
-            return owner._device.PollQueue(index);
-        }
+        private bool Poll() => owner._device.PollQueue(index);
 
         private void DrainAndProcess()
         {
