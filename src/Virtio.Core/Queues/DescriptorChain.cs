@@ -60,8 +60,11 @@ public ref struct DescriptorChain
             return;
         }
 
-        // The table was checked to lie in guest memory when the queue was activated.
-        _tableEntries = _queue.Size;
+        // The table was checked to lie in guest memory when the queue was activated. The size is
+        // read once, so the table's span and the walk's bound agree even if a transport stores
+        // another size meanwhile.
+        ushort size = _queue.Size;
+        _tableEntries = size;
         _error = QueueError.None;
         if (!_queue.Memory.TryGetSpan(_queue.DescriptorTable, (int)_tableEntries * SplitVirtqueue.DescriptorSize, out _table))
         {
@@ -69,7 +72,7 @@ public ref struct DescriptorChain
         }
 
         _next = _head;
-        _ttl = _queue.Size;
+        _ttl = size;
         _inIndirect = false;
         _hasNext = true;
         _seenWritable = false;

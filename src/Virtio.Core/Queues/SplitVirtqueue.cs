@@ -92,11 +92,16 @@ public sealed class SplitVirtqueue
     /// <summary>The guest memory the queue lives in.</summary>
     public IGuestMemory Memory => _memory;
 
-    /// <summary>The size the driver chose (QueueNum); checked when the queue is activated. Set only while not ready.</summary>
+    /// <summary>
+    /// The size the driver chose (QueueNum); checked when the queue is activated. Set only while not
+    /// ready. A value above <see cref="MaxSize"/> is stored as 0, which activation refuses: whatever
+    /// a driver writes, and whenever it writes it, the size the queue indexes by never exceeds its
+    /// per-head arrays.
+    /// </summary>
     public ushort Size
     {
         get => _size;
-        set => _size = value;
+        set => _size = value <= MaxSize ? value : (ushort)0;
     }
 
     /// <summary>The descriptor table's guest address (QueueDesc). Set only while not ready.</summary>
@@ -302,7 +307,8 @@ public sealed class SplitVirtqueue
             return false;
         }
 
-        error = heads.Length > _size ? QueueError.InvalidResubmission : ValidateResubmission(heads);
+        ushort size = _size;
+        error = heads.Length > size ? QueueError.InvalidResubmission : ValidateResubmission(heads, size);
         if (error != QueueError.None)
         {
             MarkBroken(error);
@@ -315,7 +321,7 @@ public sealed class SplitVirtqueue
         return true;
     }
 
-    private QueueError ValidateResubmission(ReadOnlySpan<ushort> heads)
+    private QueueError ValidateResubmission(ReadOnlySpan<ushort> heads, ushort size)
     {
         // The same rules as a head on the available ring; duplicates are found by marking each head
         // in flight for the moment of the check (no allocation), then unmarking the ones marked here.
@@ -324,7 +330,7 @@ public sealed class SplitVirtqueue
         for (; marked < heads.Length; marked++)
         {
             ushort head = heads[marked];
-            if (head >= _size)
+            if (head >= size)
             {
                 error = QueueError.InvalidHeadIndex;
                 break;
@@ -344,7 +350,7 @@ public sealed class SplitVirtqueue
             _heads[heads[i]] = HeadFree;
         }
 
-        if (error == QueueError.None && _resubmitCount - _resubmitNext + heads.Length > _size)
+        if (error == QueueError.None && _resubmitCount - _resubmitNext + heads.Length > size)
         {
             error = QueueError.InvalidResubmission;
         }
@@ -366,18 +372,21 @@ public sealed class SplitVirtqueue
             return false;
         }
 
+        // Read once: a transport thread may store another size meanwhile (a guest racing QueueNum
+        // against its own QueueReady); every stored size is at most MaxSize, and this call uses one.
+        ushort size = _size;
         ushort head;
         bool resubmitted = _resubmitNext != _resubmitCount;
         if (resubmitted)
         {
             head = _resubmit![_resubmitNext];
         }
-        else if (!TryReadAvailHead(out head))
+        else if (!TryReadAvailHead(size, out head))
         {
             return false;
         }
 
-        if (head >= _size)
+        if (head >= size)
         {
             MarkBroken(QueueError.InvalidHeadIndex);
             return false;
@@ -409,7 +418,7 @@ public sealed class SplitVirtqueue
         return true;
     }
 
-    private bool TryReadAvailHead(out ushort head)
+    private bool TryReadAvailHead(ushort size, out ushort head)
     {
         head = 0;
         if (!TryReadAvailIdx(out ushort availIdx))
@@ -425,7 +434,7 @@ public sealed class SplitVirtqueue
 
         // virtio 1.2 §2.7.13.3: the driver never has more than the queue size outstanding; an idx
         // further ahead is garbage and would make the device pop stale entries forever.
-        if (pending > _size)
+        if (pending > size)
         {
             MarkBroken(QueueError.AvailIndexTooFar);
             return false;
@@ -433,7 +442,7 @@ public sealed class SplitVirtqueue
 
         // The acquire load of avail->idx above orders this read of the ring entry after it
         // (virtio 1.2 §2.7.13.2: the driver writes the entry before it moves idx).
-        GuestAddress entry = new(AvailRing.Value + (uint)new SplitRingLayout(_size).AvailEntryOffset(_nextAvail));
+        GuestAddress entry = new(AvailRing.Value + (uint)new SplitRingLayout(size).AvailEntryOffset(_nextAvail));
         if (!_memory.TryGetSpan(entry, 2, out Span<byte> slot))
         {
             MarkBroken(QueueError.InvalidRingAddress);
@@ -459,10 +468,12 @@ public sealed class SplitVirtqueue
     /// </returns>
     public bool AddUsed(ushort headIndex, uint writtenLength)
     {
-        // The one check of the common case: a head of this ring in flight, on a live queue.
-        if (headIndex < _size && _heads[headIndex] == HeadInFlight && _ready && _error == QueueError.None)
+        // The one check of the common case: a head of this ring in flight, on a live queue. The size
+        // is read once (see TryPopChain).
+        ushort size = _size;
+        if (headIndex < size && _heads[headIndex] == HeadInFlight && _ready && _error == QueueError.None)
         {
-            GuestAddress element = new(UsedRing.Value + (uint)new SplitRingLayout(_size).UsedElementOffset(_nextUsed));
+            GuestAddress element = new(UsedRing.Value + (uint)new SplitRingLayout(size).UsedElementOffset(_nextUsed));
             if (_memory.TryGetSpan(element, SplitRingLayout.UsedElementSize, out Span<byte> slot))
             {
                 uint length = Math.Min(writtenLength, _writableCapacity[headIndex]);
@@ -477,12 +488,12 @@ public sealed class SplitVirtqueue
             }
         }
 
-        return AddUsedOtherwise(headIndex);
+        return AddUsedOtherwise(headIndex, size);
     }
 
     /// <summary>Every outcome of <see cref="AddUsed"/> but a used element written: stale, unknown, stopped, broken, unwritable.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private bool AddUsedOtherwise(ushort headIndex)
+    private bool AddUsedOtherwise(ushort headIndex, ushort size)
     {
         if (headIndex < MaxSize && _heads[headIndex] == HeadStale)
         {
@@ -492,7 +503,9 @@ public sealed class SplitVirtqueue
             return false;
         }
 
-        if (headIndex >= _size || _heads[headIndex] != HeadInFlight)
+        // In flight is decided against the per-head arrays, not the current size: a driver that
+        // shrank the queue while it was stopped must not strand a chain popped before.
+        if (headIndex >= MaxSize || _heads[headIndex] != HeadInFlight)
         {
             if (_ready && _error == QueueError.None)
             {
@@ -502,10 +515,11 @@ public sealed class SplitVirtqueue
             return false;
         }
 
-        if (!_ready || _error != QueueError.None)
+        if (!_ready || _error != QueueError.None || headIndex >= size)
         {
-            // Returned to a stopped or broken queue: nothing can reach the used ring, but the
-            // device is done with the buffers. A stopped queue's completion is a stale one.
+            // Returned to a stopped or broken queue, or to a ring resized since the pop: nothing
+            // can reach the used ring, but the device is done with the buffers. A stopped queue's
+            // completion is a stale one.
             _inFlightCount--;
             if (_error == QueueError.None)
             {
@@ -707,7 +721,7 @@ public sealed class SplitVirtqueue
     public bool TryRestoreState(SplitVirtqueueState state, out QueueError error)
     {
         ResetState(keepInFlightAsStale: true);
-        _size = state.Size;
+        Size = state.Size;
         DescriptorTable = state.DescriptorTable;
         AvailRing = state.AvailRing;
         UsedRing = state.UsedRing;
