@@ -292,6 +292,17 @@ public sealed class NetDevice : VirtioDevice, IDisposable
     }
 
     /// <inheritdoc />
+    protected override void OnQueueQuiescing(SplitVirtqueue queue)
+    {
+        // Receive queues are the even indices below the control queue: they hold chains between frames.
+        int index = queue.Index;
+        if ((index & 1) == 0 && index / 2 < _pairs)
+        {
+            _rx[index / 2].ReturnReserved(queue);
+        }
+    }
+
+    /// <inheritdoc />
     protected override void ProcessQueue(SplitVirtqueue queue)
     {
         // A pass publishes its used entries, and interrupts, at the end of this section, or of the
