@@ -50,6 +50,12 @@ public sealed class BlockDevice : VirtioDevice
         }
     };
 
+    private static readonly Action<object?> s_kick = static state =>
+    {
+        var queue = (BlockQueue)state!;
+        queue.Device.NotifyQueue(queue.Queue.Index);
+    };
+
     private readonly IBlockBackend _backend;
     private readonly BlockDeviceOptions _options;
     private readonly BlockQueue[] _queues;
@@ -300,6 +306,10 @@ public sealed class BlockDevice : VirtioDevice
     private void Drain(BlockQueue queue)
     {
         SplitVirtqueue ring = queue.Queue;
+
+        // Bounded: a guest refilling the ring with requests that fail at once (no backend wait) could
+        // otherwise keep this thread, and every other queue it serves, here for ever.
+        int budget = ring.Size;
         do
         {
             ring.DisableNotification();
@@ -320,11 +330,27 @@ public sealed class BlockDevice : VirtioDevice
                     return;
                 }
 
+                if (budget == 0)
+                {
+                    // The rest waits for a later pass: kicks back on; when chains are already there no
+                    // kick may come for them, so the pass is requeued behind the thread's other work.
+                    queue.Starved = false;
+                    DeferredCalls.Defer(s_publish, queue);
+                    if (ring.EnableNotification())
+                    {
+                        BlockMetrics.BudgetExhausted.Add(1);
+                        Requeue(queue);
+                    }
+
+                    return;
+                }
+
                 if (!ring.TryPopChain(out DescriptorChain chain))
                 {
                     break;
                 }
 
+                budget--;
                 HandleChain(queue, ref chain);
             }
 
@@ -334,6 +360,29 @@ public sealed class BlockDevice : VirtioDevice
         while (ring.EnableNotification());
 
         queue.Starved = false;
+    }
+
+    /// <summary>
+    /// Runs another pass over <paramref name="queue"/> later: on its I/O thread, after the work already
+    /// there (FIFO), or without one (or once it stopped) on the thread pool. Not per request: only when a
+    /// pass used up its budget with chains left.
+    /// </summary>
+    private static void Requeue(BlockQueue queue)
+    {
+        if (queue.IoThread is { } ioThread)
+        {
+            try
+            {
+                ioThread.Schedule(s_kick, queue);
+                return;
+            }
+            catch (InvalidOperationException)
+            {
+                // The I/O thread has stopped: the pool runs the pass rather than lose it.
+            }
+        }
+
+        ThreadPool.UnsafeQueueUserWorkItem(queue, preferLocal: false);
     }
 
     private void TakeCompletions(BlockQueue queue)

@@ -100,7 +100,7 @@ public sealed class NetDevice : VirtioDevice, IDisposable
             _tx[i] = new NetTxQueue(this, i, _backends[i], ioThread, 2 * options.QueueSize, Logger);
         }
 
-        _control = options.ControlQueue ? new NetControlQueue(this, 2 * options.QueueSize, Logger) : null;
+        _control = options.ControlQueue ? new NetControlQueue(this, _ioThreads[0], 2 * options.QueueSize, Logger) : null;
     }
 
     /// <summary>Frame, byte and drop counts of this device. Any thread may read them.</summary>
