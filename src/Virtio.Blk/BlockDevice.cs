@@ -50,6 +50,12 @@ public sealed class BlockDevice : VirtioDevice
         }
     };
 
+    private static readonly Action<object?> s_kick = static state =>
+    {
+        var queue = (BlockQueue)state!;
+        queue.Device.NotifyQueue(queue.Queue.Index);
+    };
+
     private readonly IBlockBackend _backend;
     private readonly BlockDeviceOptions _options;
     private readonly BlockQueue[] _queues;
@@ -57,6 +63,7 @@ public sealed class BlockDevice : VirtioDevice
     private readonly bool _readOnly;
     private readonly BlockRequestParser _parser;
     private readonly byte[] _serial = new byte[IdBytes];
+    private readonly int _maxChainSegments;
     private readonly object _drainGate = new();
     private int _generation;
     private int _inFlight;
@@ -80,6 +87,7 @@ public sealed class BlockDevice : VirtioDevice
         _parser = new BlockRequestParser(_capacitySectors, _readOnly, options, (backend.Capabilities & BlockBackendCapabilities.WriteZeroesMayUnmap) != 0);
         Encoding.ASCII.GetBytes(options.Serial.AsSpan(0, Math.Min(options.Serial.Length, IdBytes)), _serial);
 
+        _maxChainSegments = (int)SegMax(options) + 2;
         int slots = options.MaxInFlightPerQueue > 0 ? Math.Min(options.MaxInFlightPerQueue, options.QueueSize) : options.QueueSize;
         _queues = new BlockQueue[options.QueueCount];
         for (int i = 0; i < _queues.Length; i++)
@@ -300,6 +308,10 @@ public sealed class BlockDevice : VirtioDevice
     private void Drain(BlockQueue queue)
     {
         SplitVirtqueue ring = queue.Queue;
+
+        // Bounded: a guest refilling the ring with requests that fail at once (no backend wait) could
+        // otherwise keep this thread, and every other queue it serves, here for ever.
+        int budget = ring.Size;
         do
         {
             ring.DisableNotification();
@@ -320,11 +332,27 @@ public sealed class BlockDevice : VirtioDevice
                     return;
                 }
 
+                if (budget == 0)
+                {
+                    // The rest waits for a later pass: kicks back on; when chains are already there no
+                    // kick may come for them, so the pass is requeued behind the thread's other work.
+                    queue.Starved = false;
+                    DeferredCalls.Defer(s_publish, queue);
+                    if (ring.EnableNotification())
+                    {
+                        BlockMetrics.BudgetExhausted.Add(1);
+                        Requeue(queue);
+                    }
+
+                    return;
+                }
+
                 if (!ring.TryPopChain(out DescriptorChain chain))
                 {
                     break;
                 }
 
+                budget--;
                 HandleChain(queue, ref chain);
             }
 
@@ -334,6 +362,29 @@ public sealed class BlockDevice : VirtioDevice
         while (ring.EnableNotification());
 
         queue.Starved = false;
+    }
+
+    /// <summary>
+    /// Runs another pass over <paramref name="queue"/> later: on its I/O thread, after the work already
+    /// there (FIFO), or without one (or once it stopped) on the thread pool. Not per request: only when a
+    /// pass used up its budget with chains left.
+    /// </summary>
+    private static void Requeue(BlockQueue queue)
+    {
+        if (queue.IoThread is { } ioThread)
+        {
+            try
+            {
+                ioThread.Schedule(s_kick, queue);
+                return;
+            }
+            catch (InvalidOperationException)
+            {
+                // The I/O thread has stopped: the pool runs the pass rather than lose it.
+            }
+        }
+
+        ThreadPool.UnsafeQueueUserWorkItem(queue, preferLocal: false);
     }
 
     private void TakeCompletions(BlockQueue queue)
@@ -403,8 +454,15 @@ public sealed class BlockDevice : VirtioDevice
                 break;
             }
 
+            if (count > _maxChainSegments)
+            {
+                // Past seg_max + 2: refused before anything grows for it.
+                RefuseTooLong(queue, ref chain, count);
+                return;
+            }
+
             // A chain longer than any before: grow the slot (once per new longest chain) and walk it again.
-            io.EnsureChainCapacity(count);
+            io.EnsureChainCapacity(count, _maxChainSegments);
             chain.Reset();
         }
 
@@ -454,6 +512,42 @@ public sealed class BlockDevice : VirtioDevice
         }
     }
 
+    /// <summary>
+    /// A chain of more buffers than the device advertises (seg_max + 2): IOERR in its status byte, the
+    /// last byte of its last buffer (walked again to find it: nothing is stored for the chain), or,
+    /// when that buffer is not writable, back with used length 0 as a malformed chain.
+    /// </summary>
+    private void RefuseTooLong(BlockQueue queue, ref DescriptorChain chain, int count)
+    {
+        ushort head = chain.HeadIndex;
+        chain.Reset();
+        nint status = 0;
+        while (chain.TryMoveNext(out DescriptorBuffer buffer, out _))
+        {
+            if (buffer.Length > 0)
+            {
+                IoSegment segment = buffer.Segment;
+                status = buffer.IsWriteOnly ? segment.Address + segment.Length - 1 : 0;
+            }
+        }
+
+        if (queue.Queue.Error != QueueError.None)
+        {
+            return; // the second walk broke the queue (the guest rewrote the chain): DEVICE_NEEDS_RESET
+        }
+
+        Log.ChainTooLong(Logger, queue.Queue.Index, head, count, _maxChainSegments);
+        if (status == 0)
+        {
+            BlockMetrics.Malformed.Add(1);
+            queue.Queue.AddUsed(head, 0);
+            DeferredCalls.Defer(s_publish, queue);
+            return;
+        }
+
+        Finish(queue, head, status, BlockRequestError.ChainTooLong.ToStatus(), 0);
+    }
+
     /// <summary>GET_ID: the serial into the data buffers, at most 20 bytes; how many were written.</summary>
     private uint WriteSerial(BlockIo io)
     {
@@ -475,7 +569,7 @@ public sealed class BlockDevice : VirtioDevice
         SubmitToBackend(queue, io);
     }
 
-    private static uint SegMax(BlockDeviceOptions options) => (uint)Math.Max(1, options.QueueSize - 2);
+    private static uint SegMax(BlockDeviceOptions options) => (uint)Math.Clamp(options.MaxSegments, 1, Math.Max(1, options.QueueSize - 2));
 
     private static ulong OfferedFeatures(IBlockBackend backend, BlockDeviceOptions options)
     {
@@ -487,6 +581,7 @@ public sealed class BlockDevice : VirtioDevice
             throw new ArgumentException("QueueSize must be a power of two up to 32768.", nameof(options));
         }
 
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxSegments, 1, nameof(options));
         if (options.BlockSize < SectorSize || (options.BlockSize & (options.BlockSize - 1)) != 0)
         {
             throw new ArgumentException("BlockSize must be a power of two of at least 512.", nameof(options));

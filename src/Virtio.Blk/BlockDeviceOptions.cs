@@ -13,8 +13,16 @@ public sealed class BlockDeviceOptions
     /// <summary>Request queues (VIRTIO_BLK_F_MQ when above 1). Default 1.</summary>
     public int QueueCount { get; init; } = 1;
 
-    /// <summary>The largest queue size (QueueNumMax), a power of two. Default 256; SEG_MAX is this minus 2.</summary>
+    /// <summary>The largest queue size (QueueNumMax), a power of two. Default 256; SEG_MAX is <see cref="MaxSegments"/>, at most this minus 2.</summary>
     public ushort QueueSize { get; init; } = 256;
+
+    /// <summary>
+    /// The most data buffers one request may have: <c>seg_max</c> (VIRTIO_BLK_F_SEG_MAX), capped at
+    /// <see cref="QueueSize"/> - 2. A chain of more buffers than this plus 2 (header and status) fails
+    /// with IOERR and one log line, and no pooled per-request array grows past that many entries, so a
+    /// peer's long chains cannot make the device retain large arrays. Default 254; at least 1.
+    /// </summary>
+    public int MaxSegments { get; init; } = 254;
 
     /// <summary>
     /// Requests each queue keeps in flight at most; when all are in flight the queue stops popping

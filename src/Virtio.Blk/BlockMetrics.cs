@@ -21,5 +21,7 @@ internal static class BlockMetrics
 
     public static readonly Counter<long> BytesWritten = Meter.CreateCounter<long>("virtio.blk.bytes.written", "By", "Bytes written by successful OUT requests.");
 
+    public static readonly Counter<long> BudgetExhausted = Meter.CreateCounter<long>("virtio.blk.queue.budget_exhausted", "{event}", "Passes over a queue that stopped at their budget (one ring's worth of chains) with chains left, and were requeued.");
+
     public static readonly Counter<long> Starved = Meter.CreateCounter<long>("virtio.blk.queue.starved", "{event}", "Times a queue stopped popping because all its request slots were in flight.");
 }

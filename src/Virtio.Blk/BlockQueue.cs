@@ -16,7 +16,7 @@ namespace Virtio.Blk;
 /// pushed (I/O thread, or the backend's thread without one). <see cref="OnCompleted"/> runs on any
 /// thread and takes only the short completion lock before handing over.
 /// </remarks>
-internal sealed class BlockQueue : IBlockIoOwner
+internal sealed class BlockQueue : IBlockIoOwner, IThreadPoolWorkItem
 {
     private static readonly Action<object?> s_drainCompletions = static state => ((BlockQueue)state!).RunScheduledCompletions();
 
@@ -202,6 +202,9 @@ internal sealed class BlockQueue : IBlockIoOwner
 
         return marked;
     }
+
+    /// <summary>A pass requeued on the thread pool (the queue has no I/O thread): the device processes the queue again.</summary>
+    void IThreadPoolWorkItem.Execute() => Device.NotifyQueue(Queue.Index);
 
     private void RunScheduledCompletions()
     {

@@ -44,4 +44,7 @@ internal enum BlockRequestError : byte
 
     /// <summary>A segment that ends past the disk's capacity.</summary>
     SegmentBeyondCapacity,
+
+    /// <summary>More buffers than <c>seg_max</c> + 2 (header and status): <see cref="BlockDeviceOptions.MaxSegments"/>.</summary>
+    ChainTooLong,
 }

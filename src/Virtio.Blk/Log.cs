@@ -21,6 +21,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 2005, Level = LogLevel.Debug, Message = "virtio-blk: writeback cache {Enabled} by the driver")]
     public static partial void WritebackChanged(ILogger logger, bool enabled);
 
+    [LoggerMessage(EventId = 2006, Level = LogLevel.Debug, Message = "virtio-blk queue {QueueIndex}: request {Head} rejected with IOERR: {Count} buffers, more than the {Limit} (seg_max + 2) the device accepts")]
+    public static partial void ChainTooLong(ILogger logger, ushort queueIndex, ushort head, int count, int limit);
+
     [LoggerMessage(EventId = 2101, Level = LogLevel.Debug, Message = "File backend: {Operation} at {Offset} failed with errno {Errno}")]
     public static partial void FileIoFailed(ILogger logger, Backends.BlockOperation operation, ulong offset, int errno);
 

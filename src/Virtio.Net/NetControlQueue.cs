@@ -2,6 +2,7 @@ using System;
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using Virtio.Core.Queues;
+using Virtio.Core.Threading;
 
 namespace Virtio.Net;
 
@@ -12,7 +13,9 @@ namespace Virtio.Net;
 /// queue pairs, and writes VIRTIO_NET_OK or VIRTIO_NET_ERR.
 /// </summary>
 /// <remarks>
-/// <see cref="Process"/> runs on whichever thread notifies the queue (Core serializes it). Commands
+/// <see cref="Process"/> runs on whichever thread notifies the queue (Core serializes it); a pass
+/// answers at most <c>Budget</c> commands and requeues the rest on the device's first I/O thread, so a
+/// guest refilling the ring cannot keep a thread (and the other queues it serves) here. Commands
 /// are copied into one buffer kept for the device's life before they are read: the guest may rewrite
 /// its buffers at any time.
 /// </remarks>
@@ -20,28 +23,38 @@ internal sealed class NetControlQueue
 {
     private const int BufferSize = 8192;
 
+    /// <summary>Commands one pass answers at most (a guest refills the ring as fast as we answer).</summary>
+    internal const int Budget = 64;
+
     private const byte AckOk = 0; // VIRTIO_NET_OK
     private const byte AckErr = 1; // VIRTIO_NET_ERR
 
+    private static readonly Action<object?> s_kick = static state => ((NetControlQueue)state!).Kick();
+
     private readonly NetDevice _device;
+    private readonly IoThread _ioThread;
     private readonly ILogger _logger;
     private readonly byte[] _buffer = new byte[BufferSize];
     private IoSegment[] _segments;
+    private ushort _queueIndex;
 
-    public NetControlQueue(NetDevice device, int maxSegments, ILogger logger)
+    public NetControlQueue(NetDevice device, IoThread ioThread, int maxSegments, ILogger logger)
     {
         _device = device;
+        _ioThread = ioThread;
         _logger = logger;
         _segments = new IoSegment[maxSegments];
     }
 
     public void Process(SplitVirtqueue queue)
     {
+        int budget = Budget;
         do
         {
             queue.DisableNotification();
-            while (queue.TryPopChain(out DescriptorChain chain))
+            while (budget > 0 && queue.TryPopChain(out DescriptorChain chain))
             {
+                budget--;
                 if (!chain.TryGather(_segments, out int readable, out int count))
                 {
                     return;
@@ -75,9 +88,34 @@ internal sealed class NetControlQueue
             }
 
             _device.PublishUsed(queue);
+            if (budget == 0)
+            {
+                // Kicks back on; commands already there may get no kick of their own: requeue the pass.
+                if (queue.EnableNotification())
+                {
+                    Requeue(queue.Index);
+                }
+
+                return;
+            }
         }
         while (queue.EnableNotification());
     }
+
+    private void Requeue(ushort queueIndex)
+    {
+        _queueIndex = queueIndex;
+        try
+        {
+            _ioThread.Schedule(s_kick, this);
+        }
+        catch (InvalidOperationException)
+        {
+            // The I/O thread has stopped: the device is being torn down, nothing serves the queue any more.
+        }
+    }
+
+    private void Kick() => _device.NotifyQueue(_queueIndex);
 
     private byte Execute(NetControlCommand command, ReadOnlySpan<byte> data)
     {

@@ -100,7 +100,7 @@ public sealed class NetDevice : VirtioDevice, IDisposable
             _tx[i] = new NetTxQueue(this, i, _backends[i], ioThread, 2 * options.QueueSize, Logger);
         }
 
-        _control = options.ControlQueue ? new NetControlQueue(this, 2 * options.QueueSize, Logger) : null;
+        _control = options.ControlQueue ? new NetControlQueue(this, _ioThreads[0], 2 * options.QueueSize, Logger) : null;
     }
 
     /// <summary>Frame, byte and drop counts of this device. Any thread may read them.</summary>
@@ -289,6 +289,17 @@ public sealed class NetDevice : VirtioDevice, IDisposable
         _filter = RxFilter.Default;
         Interlocked.Exchange(ref _mac, (long)_initialMac);
         _activePairs = 1;
+    }
+
+    /// <inheritdoc />
+    protected override void OnQueueQuiescing(SplitVirtqueue queue)
+    {
+        // Receive queues are the even indices below the control queue: they hold chains between frames.
+        int index = queue.Index;
+        if ((index & 1) == 0 && index / 2 < _pairs)
+        {
+            _rx[index / 2].ReturnReserved(queue);
+        }
     }
 
     /// <inheritdoc />

@@ -68,6 +68,29 @@ internal sealed class NetRxQueue
         }
     }
 
+    /// <summary>
+    /// The ring is stopping (QueueReady = 0, a vhost-user GET_VRING_BASE, SET_VRING_ENABLE 0 or memory
+    /// table change): stops the watch, returns the reserved chains unused (length 0) and publishes them,
+    /// so nothing stays in flight and no frame is written into them after the ring restarts. The held
+    /// frame, if any, is the backend's and is kept for the restarted ring. Under Core's processing lock.
+    /// </summary>
+    public void ReturnReserved(SplitVirtqueue queue)
+    {
+        Disarm();
+        lock (_publish.Gate)
+        {
+            if (_reservation.ChainCount == 0)
+            {
+                return;
+            }
+
+            _reservation.ReturnAll(queue);
+
+            // Published now, not at the end of a section: the stop that called us waits for it.
+            _device.PublishUsed(queue);
+        }
+    }
+
     /// <summary>Forgets the held frame and the reserved chains. Only while the device resets, with the watch stopped.</summary>
     public void Clear()
     {

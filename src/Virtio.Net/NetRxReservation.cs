@@ -120,6 +120,24 @@ internal sealed class NetRxReservation
         RemoveFirst(chains);
     }
 
+    /// <summary>
+    /// Gives every reserved chain back to the driver unused and forgets them (the ring is stopping).
+    /// virtio 1.2 §2.7.8 (The Virtqueue Used Ring): <c>len</c> is "the total of bytes written into the
+    /// buffer" and the device "MUST write at least len bytes", so length 0 is a conforming return of a
+    /// buffer the device never wrote, and the driver "MUST NOT make assumptions about data in
+    /// device-writable buffers beyond the first len bytes". Each head leaves the queue's in-flight
+    /// count, also on a broken queue, where nothing reaches the used ring.
+    /// </summary>
+    public void ReturnAll(SplitVirtqueue queue)
+    {
+        for (int i = 0; i < ChainCount; i++)
+        {
+            queue.AddUsed(_heads[i], 0);
+        }
+
+        Clear();
+    }
+
     /// <summary>Forgets every reserved chain (the device is resetting: Core clears the rings).</summary>
     public void Clear()
     {

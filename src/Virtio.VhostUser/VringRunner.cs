@@ -248,6 +248,9 @@ internal sealed class VringRunner : IDisposable
             Log.IoThreadTimedOut(_logger, vring.Index, "stopping the kick handler", VhostUserVring.IoThreadTimeout);
         }
 
+        // No more passes over the ring, and chains the device holds with no request in progress (net
+        // receive buffers waiting for a frame) go back to the driver now: the drain does not wait for them.
+        _device.QuiesceQueue(vring.Index);
         SplitVirtqueue queue = _device.Queues[vring.Index];
         long deadline = Environment.TickCount64 + (long)_drainTimeout.TotalMilliseconds;
         // Wait until every request is returned AND published: a completion leaves InFlightCount at

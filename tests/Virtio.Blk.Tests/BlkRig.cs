@@ -26,7 +26,7 @@ internal sealed record Completion(byte Status, uint Length, byte[] Data)
 internal sealed class BlkRig : IDisposable
 {
     public const byte StatusSentinel = 0xFF;
-    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
     private const ulong HeapStart = 16 << 20;
     private const ulong HeapPerQueue = 8 << 20;
 

@@ -63,7 +63,7 @@ public sealed class IoUringBlockBackendTests : FileBackendContract<IoUringBlockB
         // 512-byte segments: a 256 KiB request is 512 iovecs in one readv.
         string path = TestFiles.NewImage(Directory, 1 << 20);
         using var backend = new IoUringBlockBackend(path);
-        using var rig = new BlkRig(backend, new BlockDeviceOptions { QueueSize = 1024 }, queueSize: 1024);
+        using var rig = new BlkRig(backend, new BlockDeviceOptions { QueueSize = 1024, MaxSegments = 1022 }, queueSize: 1024);
         byte[] data = BlkRig.Pattern(256 << 10, 9);
 
         Assert.Equal(BlockStatus.Ok, rig.Write(0, data, segment: 512).BlockStatus);

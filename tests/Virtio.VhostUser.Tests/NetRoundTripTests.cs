@@ -95,7 +95,7 @@ public sealed class NetRoundTripTests
         }
     }
 
-    private static void WriteFrame(PipeWriter writer, byte[] frame)
+    internal static void WriteFrame(PipeWriter writer, byte[] frame)
     {
         Span<byte> span = writer.GetSpan(4 + frame.Length);
         BinaryPrimitives.WriteInt32LittleEndian(span, frame.Length);

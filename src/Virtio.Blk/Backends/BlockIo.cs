@@ -14,7 +14,8 @@ namespace Virtio.Blk.Backends;
 /// The device fills a <see cref="BlockIo"/> on the queue's processing thread before
 /// <see cref="IBlockBackend.Submit"/>; from then until <see cref="Complete"/> the backend may read its
 /// members from any thread. Nothing here allocates per request: the segment and range arrays grow
-/// to the largest request seen and stay.
+/// to the largest request seen and stay, bounded by <see cref="BlockDeviceOptions.MaxSegments"/> and
+/// the discard / write-zeroes segment limits.
 /// </remarks>
 public sealed class BlockIo
 {
@@ -120,12 +121,18 @@ public sealed class BlockIo
         WrittenOnSuccess = 0;
     }
 
-    /// <summary>Grows <see cref="ChainBuffer"/> to at least <paramref name="count"/> segments (only while the longest chain grows).</summary>
-    internal void EnsureChainCapacity(int count)
+    /// <summary>The room <see cref="ChainBuffer"/> has: at most the device's longest allowed chain.</summary>
+    internal int ChainCapacity => _chain.Length;
+
+    /// <summary>
+    /// Grows <see cref="ChainBuffer"/> to at least <paramref name="count"/> segments (only while the
+    /// longest chain grows), never past <paramref name="limit"/> (the longest chain the device accepts).
+    /// </summary>
+    internal void EnsureChainCapacity(int count, int limit)
     {
         if (count > _chain.Length)
         {
-            _chain = new IoSegment[Math.Max(count, _chain.Length * 2)];
+            _chain = new IoSegment[Math.Min(Math.Max(count, _chain.Length * 2), Math.Max(count, limit))];
         }
     }
 

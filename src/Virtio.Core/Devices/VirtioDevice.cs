@@ -25,6 +25,7 @@ public abstract class VirtioDevice
 {
     private readonly SplitVirtqueue[] _queues;
     private readonly object[] _processingLocks;
+    private readonly bool[] _quiesced;
     private int _status;
     private int _configGeneration;
     private ulong _stagedDriverFeatures;
@@ -50,6 +51,7 @@ public abstract class VirtioDevice
         Logger = logger ?? NullLogger.Instance;
         _queues = new SplitVirtqueue[queueMaxSizes.Length];
         _processingLocks = new object[queueMaxSizes.Length];
+        _quiesced = new bool[queueMaxSizes.Length];
         for (int i = 0; i < _queues.Length; i++)
         {
             var queue = new SplitVirtqueue(memory, (ushort)i, queueMaxSizes[i], Logger);
@@ -207,6 +209,9 @@ public abstract class VirtioDevice
         }
 
         SplitVirtqueue queue = _queues[index];
+
+        // Not ready yet, so nothing processes it: the queue is served again from here on.
+        Volatile.Write(ref _quiesced[index], false);
         queue.EventIdx = IsNegotiated(VirtioFeatures.EventIdx);
         queue.IndirectDescriptors = IsNegotiated(VirtioFeatures.IndirectDescriptors);
         if (!queue.TryActivate(out QueueError error))
@@ -220,14 +225,60 @@ public abstract class VirtioDevice
         return true;
     }
 
-    /// <summary>Stops queue <paramref name="index"/> (QueueReady = 0). Called by a transport.</summary>
+    /// <summary>
+    /// Stops queue <paramref name="index"/> (QueueReady = 0): quiesces it first (<see cref="QuiesceQueue"/>),
+    /// so chains the device holds without work in progress go back to the driver. Called by a transport.
+    /// </summary>
     /// <param name="index">The queue.</param>
     public void DeactivateQueue(ushort index)
     {
         if (index < _queues.Length)
         {
+            QuiesceQueue(index);
             _queues[index].Deactivate();
             StateChanged?.Invoke(this);
+        }
+    }
+
+    /// <summary>
+    /// The transport is about to stop queue <paramref name="index"/>: from now until the queue is
+    /// activated again (<see cref="ActivateQueue"/>) or the device resets, <see cref="NotifyQueue"/> and
+    /// <see cref="PollQueue"/> do not process it, and the device gives back the chains it holds with no
+    /// request in progress (<see cref="OnQueueQuiescing"/>), so a drain that waits for the in-flight
+    /// count does not wait for them. The queue stays live: completions of requests in progress still
+    /// reach the used ring. Idempotent; <see cref="DeactivateQueue"/> calls it. Called by a transport.
+    /// </summary>
+    /// <param name="index">The queue; out-of-range values are ignored.</param>
+    public void QuiesceQueue(ushort index)
+    {
+        if (index >= _queues.Length)
+        {
+            return;
+        }
+
+        SplitVirtqueue queue = _queues[index];
+        lock (_processingLocks[index])
+        {
+            if (_quiesced[index])
+            {
+                return;
+            }
+
+            Volatile.Write(ref _quiesced[index], true);
+            if (!queue.IsReady)
+            {
+                return;
+            }
+
+            try
+            {
+                OnQueueQuiescing(queue);
+            }
+            catch (Exception exception)
+            {
+                Log.ProcessingThrew(Logger, DeviceId, index, exception);
+                queue.MarkBroken(QueueError.DeviceFailed);
+            }
         }
     }
 
@@ -241,7 +292,7 @@ public abstract class VirtioDevice
     /// <param name="index">The queue the driver kicked; out-of-range values are ignored.</param>
     public void NotifyQueue(ushort index)
     {
-        if (index >= _queues.Length || !IsLive || !_queues[index].IsReady)
+        if (index >= _queues.Length || !IsLive || !_queues[index].IsReady || Volatile.Read(ref _quiesced[index]))
         {
             return;
         }
@@ -252,7 +303,7 @@ public abstract class VirtioDevice
         SplitVirtqueue queue = _queues[index];
         lock (_processingLocks[index])
         {
-            if (IsLive && queue.IsReady)
+            if (IsLive && queue.IsReady && !_quiesced[index])
             {
                 try
                 {
@@ -317,6 +368,11 @@ public abstract class VirtioDevice
             queue.Reset();
         }
 
+        for (int i = 0; i < _quiesced.Length; i++)
+        {
+            Volatile.Write(ref _quiesced[i], false);
+        }
+
         _stagedDriverFeatures = 0;
         Volatile.Write(ref _driverFeatures, 0);
         Volatile.Write(ref _status, 0);
@@ -338,6 +394,17 @@ public abstract class VirtioDevice
     /// <summary>Processes the available buffers of <paramref name="queue"/>. Must not throw on guest input.</summary>
     /// <param name="queue">A live queue of this device.</param>
     protected abstract void ProcessQueue(SplitVirtqueue queue);
+
+    /// <summary>
+    /// Called by <see cref="QuiesceQueue"/> under the queue's processing lock, while <paramref name="queue"/>
+    /// is still live and no pass over it runs: the device returns the chains it popped and holds with no
+    /// request in progress (a receive buffer waiting for a frame) and publishes them, and forgets them.
+    /// Requests in progress are left to complete. By default nothing is held.
+    /// </summary>
+    /// <param name="queue">The queue being stopped.</param>
+    protected virtual void OnQueueQuiescing(SplitVirtqueue queue)
+    {
+    }
 
     /// <summary>Called after the driver set DRIVER_OK: the device may start (threads, backends, notifiers).</summary>
     protected virtual void OnDriverOk()
