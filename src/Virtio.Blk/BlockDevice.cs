@@ -263,11 +263,21 @@ public sealed class BlockDevice : VirtioDevice
     /// <summary>Pushes queued completions and resumes a starved queue. Under the queue's gate.</summary>
     internal void PushCompletions(BlockQueue queue)
     {
-        using DeferredCallSection section = DeferredCalls.Section(Logger);
-        TakeCompletions(queue);
-        if (queue.Starved && queue.FreeSlots > 0 && IsLive && queue.Queue.IsReady)
+        // This runs on whichever thread completed a request (a backend worker, the I/O thread, the
+        // thread pool): an exception here would end that thread or the process, so it breaks the
+        // queue instead, as one out of ProcessQueue does.
+        try
         {
-            Drain(queue);
+            using DeferredCallSection section = DeferredCalls.Section(Logger);
+            TakeCompletions(queue);
+            if (queue.Starved && queue.FreeSlots > 0 && IsLive && queue.Queue.IsReady)
+            {
+                Drain(queue);
+            }
+        }
+        catch (Exception exception)
+        {
+            FailQueue(queue.Queue, exception);
         }
     }
 

@@ -313,8 +313,7 @@ public abstract class VirtioDevice
                 {
                     // Device code must not throw on guest input; if it does anyway, this queue stops
                     // (DEVICE_NEEDS_RESET, one logged reason), not the caller's thread or the process.
-                    Log.ProcessingThrew(Logger, DeviceId, index, exception);
-                    queue.MarkBroken(QueueError.DeviceFailed);
+                    FailQueue(queue, exception);
                 }
             }
         }
@@ -440,6 +439,23 @@ public abstract class VirtioDevice
 
         GuestNotifier?.Notify(InterruptReason.UsedBuffer, queue.Index);
         return true;
+    }
+
+    /// <summary>
+    /// Breaks <paramref name="queue"/> because device code threw while working on it: logs the
+    /// exception (event 1105) and stops the queue with <see cref="QueueError.DeviceFailed"/>, which
+    /// puts the device in DEVICE_NEEDS_RESET. <see cref="NotifyQueue"/> does this for
+    /// <see cref="ProcessQueue"/>; a device calls it from every other path that runs its code on
+    /// a queue (a completion resumed on a backend's thread, say), so that an exception costs the
+    /// guest that queue, not the thread or the process.
+    /// </summary>
+    /// <param name="queue">The queue the code was working on.</param>
+    /// <param name="exception">What it threw.</param>
+    protected void FailQueue(SplitVirtqueue queue, Exception exception)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        Log.ProcessingThrew(Logger, DeviceId, queue.Index, exception);
+        queue.MarkBroken(QueueError.DeviceFailed);
     }
 
     /// <summary>The device configuration changed: moves the generation and sends a configuration-change interrupt.</summary>
