@@ -30,15 +30,17 @@ internal sealed class VhostUserSession : IDisposable
     private readonly FeatureNegotiation _features;
     private readonly VhostUserMemoryTable _memoryTable;
     private readonly VringRunner _rings;
+    private readonly VhostUserSessionOptions _options;
 
-    public VhostUserSession(VirtioDevice device, VhostUserMemory memory, VhostUserGuestNotifier notifier, IReadOnlyList<IoThread> ioThreads, UnixMessageChannel channel, TimeSpan drainTimeout, ILogger logger)
+    public VhostUserSession(VirtioDevice device, VhostUserMemory memory, VhostUserGuestNotifier notifier, IReadOnlyList<IoThread> ioThreads, UnixMessageChannel channel, VhostUserSessionOptions options, ILogger logger)
     {
         _device = device;
         _channel = channel;
         _logger = logger;
+        _options = options;
         _features = new FeatureNegotiation(device);
-        _memoryTable = new VhostUserMemoryTable(memory, logger);
-        _rings = new VringRunner(device, memory, _features, notifier, ioThreads, drainTimeout, logger);
+        _memoryTable = new VhostUserMemoryTable(memory, logger, options.MaxMemoryBytes, options.AllowUnsealedMemory);
+        _rings = new VringRunner(device, memory, _features, notifier, ioThreads, options.DrainTimeout, logger);
     }
 
     /// <summary>Serves messages until the front end closes the connection. Throws on a protocol error.</summary>
@@ -148,7 +150,7 @@ internal sealed class VhostUserSession : IDisposable
             case VhostUserRequest.SetInFlightFd:
                 InFlightDescription kept = VhostUserPayloadDecoder.ReadInFlightDescription(m, _rings.Count);
                 _rings.RequireAllStopped(m.Request);
-                _rings.ReplaceInFlight(InFlightSharing.Map(_device, kept, m.TakeFd(0)), "received");
+                _rings.ReplaceInFlight(InFlightSharing.Map(_device, kept, m.TakeFd(0), _options.AllowUnsealedMemory), "received");
                 return false;
             case VhostUserRequest.GetConfig:
                 ConfigSpaceAccess read = VhostUserPayloadDecoder.ReadConfigAccess(m, out _);

@@ -141,9 +141,14 @@ public sealed class BadMessageTests
         AssertRejected(frontEnd => frontEnd.Send(99, []), "unsupported request 99");
     }
 
-    private static void AssertRejected(Action<TestFrontEnd> sendBadMessage, string reason)
+    /// <summary>
+    /// A server (set up by <paramref name="configure"/>) gets the bad message: it closes that
+    /// connection with <paramref name="reason"/> logged (4004) and serves the next front end.
+    /// </summary>
+    internal static void AssertRejected(Action<TestFrontEnd> sendBadMessage, string reason, Action<VhostUserServer>? configure = null)
     {
         using var rig = new BlkServerRig();
+        configure?.Invoke(rig.Server);
         using (TestFrontEnd bad = rig.Connect())
         {
             sendBadMessage(bad);

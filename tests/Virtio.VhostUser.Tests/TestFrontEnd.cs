@@ -233,6 +233,19 @@ internal sealed unsafe class TestFrontEnd : IDisposable
         Send(37, SingleRegion(), [(int)Region.FileDescriptor!.DangerousGetHandle()], flags);
     }
 
+    /// <summary>
+    /// SET_MEM_TABLE (5) of one region or ADD_MEM_REG (37): <paramref name="size"/> bytes of
+    /// <paramref name="fd"/> from offset 0 at <paramref name="guest"/> (user address UserBase + guest).
+    /// </summary>
+    public void SendRegion(uint request, System.Runtime.InteropServices.SafeHandle fd, ulong guest, ulong size)
+    {
+        // SET_MEM_TABLE: count 1 and padding, then the region; ADD_MEM_REG: 8 bytes of padding, then the region.
+        byte[] payload = new byte[8 + 32];
+        BinaryPrimitives.WriteUInt32LittleEndian(payload, request == 5 ? 1u : 0u);
+        WriteRegion(payload.AsSpan(8), guest, size, UserBase + guest, 0);
+        Send(request, payload, [(int)fd.DangerousGetHandle()]);
+    }
+
     public byte[] SingleRegion()
     {
         byte[] region = new byte[40];
