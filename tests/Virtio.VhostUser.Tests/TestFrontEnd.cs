@@ -165,7 +165,7 @@ internal sealed unsafe class TestFrontEnd : IDisposable
 
     public void SendState(uint request, uint index, uint num) => Send(request, State(index, num));
 
-    /// <summary>True when the server closed the connection (reads end of stream) within the receive timeout.</summary>
+    /// <summary>True when the server closed the connection (end of stream, or a reset) within the receive timeout.</summary>
     public bool IsClosedByPeer()
     {
         byte[] buffer = new byte[64];
@@ -179,6 +179,11 @@ internal sealed unsafe class TestFrontEnd : IDisposable
                     return true;
                 }
             }
+        }
+        catch (SocketException exception) when (exception.SocketErrorCode == SocketError.ConnectionReset)
+        {
+            // The server closed with bytes of ours still unread (a payload it refused to read).
+            return true;
         }
         catch (SocketException)
         {
