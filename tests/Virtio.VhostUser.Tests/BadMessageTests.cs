@@ -157,7 +157,12 @@ public sealed class BadMessageTests
 
         Assert.True(rig.WaitForLog(ProtocolErrorEvent, reason), $"no log entry with '{reason}'");
 
-        // The process keeps serving: the next front end negotiates and does I/O.
+        AssertServes(rig);
+    }
+
+    /// <summary>The process keeps serving: the next front end negotiates and does I/O.</summary>
+    internal static void AssertServes(BlkServerRig rig)
+    {
         using TestFrontEnd good = rig.Connect();
         good.Start(TestFrontEnd.CreateDrivers(rig.Memory, 1));
         ushort head = BlkServerRig.Post(good, 0, 1, 0, writeData: new byte[512]);

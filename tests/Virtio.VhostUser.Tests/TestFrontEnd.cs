@@ -195,12 +195,12 @@ internal sealed unsafe class TestFrontEnd : IDisposable
     /// The start-up sequence QEMU sends: features, protocol features, owner, memory table, and for
     /// each ring num, base, addresses, kick, call, enable.
     /// </summary>
-    public ulong Start(List<GuestDriver> drivers, ulong featureMask = ulong.MaxValue, ushort[]? bases = null, bool addMemReg = false, Action? beforeRings = null)
+    public ulong Start(List<GuestDriver> drivers, ulong featureMask = ulong.MaxValue, ushort[]? bases = null, bool addMemReg = false, Action? beforeRings = null, ulong moreProtocolFeatures = 0)
     {
         ulong offered = Call64(1);
         Assert.NotEqual(0ul, offered & ProtocolFeaturesBit);
         ulong protocol = Call64(15);
-        Send64(16, protocol & AllProtocolFeatures);
+        Send64(16, protocol & (AllProtocolFeatures | moreProtocolFeatures));
         Send(3, []);
         ulong features = offered & featureMask;
         Send64(2, features);
