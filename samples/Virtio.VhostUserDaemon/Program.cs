@@ -27,15 +27,30 @@ internal static class Program
         var blk = new Option<string?>("--blk") { Description = BlkSpec.Help };
         var net = new Option<string?>("--net") { Description = "Serve a virtio-net device bridged to a tap: tap=NAME (created if missing)." };
         var verbose = new Option<bool>("--verbose") { Description = "Log every vhost-user message (debug level)." };
+        var allowUid = new Option<string[]>("--allow-uid")
+        {
+            Description = "Accept front ends running under these user ids only (SO_PEERCRED, checked on connect; others are disconnected with a logged reason): UID[,UID...], repeatable. Default: any user that can open the socket, which is created mode 0600 (its owner only).",
+        };
+        var allowUnsealed = new Option<bool>("--allow-unsealed-memory")
+        {
+            Description = "Map shared guest memory that is not sealed against shrinking (F_SEAL_SHRINK): QEMU's memory-backend-file (hugetlbfs, tmpfs) or memory-backend-memfd with seal=off. Only for a trusted front end: truncating such a file under the mapping kills the daemon (SIGBUS). Default: refused.",
+        };
         var root = new RootCommand("vhost-user back end for Virtio for .NET devices: exactly one of --blk or --net. Serves one front end at a time and accepts the next when it disconnects.")
         {
-            socket, blk, net, verbose,
+            socket, blk, net, verbose, allowUid, allowUnsealed,
         };
         root.SetAction(result =>
         {
             try
             {
-                return Run(result.GetValue(socket)!, result.GetValue(blk), result.GetValue(net), result.GetValue(verbose));
+                if (!TryParseUserIds(result.GetValue(allowUid), out uint[]? userIds, out string? error))
+                {
+                    Console.Error.WriteLine(error);
+                    return 2;
+                }
+
+                var access = new Access(userIds, result.GetValue(allowUnsealed));
+                return Run(result.GetValue(socket)!, result.GetValue(blk), result.GetValue(net), result.GetValue(verbose), access);
             }
             catch (Exception exception) when (exception is System.IO.IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
             {
@@ -47,7 +62,36 @@ internal static class Program
         return root.Parse(args).Invoke();
     }
 
-    private static int Run(string socketPath, string? blkText, string? netText, bool verbose)
+    /// <summary>--allow-uid values: each a comma list of decimal user ids; null when none was given.</summary>
+    private static bool TryParseUserIds(string[]? values, out uint[]? userIds, out string? error)
+    {
+        userIds = null;
+        error = null;
+        if (values is null || values.Length == 0)
+        {
+            return true;
+        }
+
+        var ids = new System.Collections.Generic.List<uint>();
+        foreach (string value in values)
+        {
+            foreach (string part in value.Split(','))
+            {
+                if (!uint.TryParse(part, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out uint id))
+                {
+                    error = $"--allow-uid: '{part}' is not a user id (UID[,UID...]).";
+                    return false;
+                }
+
+                ids.Add(id);
+            }
+        }
+
+        userIds = [.. ids];
+        return true;
+    }
+
+    private static int Run(string socketPath, string? blkText, string? netText, bool verbose, Access access)
     {
         if ((blkText is null) == (netText is null))
         {
@@ -103,9 +147,14 @@ internal static class Program
         }
 
         using (owned)
-        using (var server = new VhostUserServer(socketPath, createDevice, logger, ioThreads))
+        using (var server = new VhostUserServer(socketPath, createDevice, logger, ioThreads) { AllowedUserIds = access.UserIds, AllowUnsealedMemory = access.AllowUnsealedMemory })
         using (var stop = new CancellationTokenSource())
         {
+            if (access.UserIds is not null)
+            {
+                logger.LogInformation("front ends accepted from user id(s) {UserIds} only", string.Join(",", access.UserIds));
+            }
+
             Action<PosixSignalContext> onSignal = context =>
             {
                 context.Cancel = true;

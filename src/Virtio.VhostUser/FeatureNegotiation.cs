@@ -24,10 +24,16 @@ internal sealed class FeatureNegotiation
 
     /// <summary>
     /// What GET_PROTOCOL_FEATURES offers. A net front end keeps the configuration space itself
-    /// (MAC, status, MTU) and warns about CONFIG, so it is left out for device ID 1.
+    /// (MAC, status, MTU) and warns about CONFIG, so it is left out for device ID 1, and with it
+    /// BACKEND_REQ, whose only message here (CONFIG_CHANGE_MSG) requires CONFIG.
     /// </summary>
     public VhostUserProtocolFeatures OfferedProtocolFeatures =>
-        _device.DeviceId == NetDeviceId ? VhostUserProtocolFeatures.Supported & ~VhostUserProtocolFeatures.Config : VhostUserProtocolFeatures.Supported;
+        _device.DeviceId == NetDeviceId
+            ? VhostUserProtocolFeatures.Supported & ~(VhostUserProtocolFeatures.Config | VhostUserProtocolFeatures.BackendRequests)
+            : VhostUserProtocolFeatures.Supported;
+
+    /// <summary>Whether SET_BACKEND_REQ_FD may come (BACKEND_REQ acked).</summary>
+    public bool BackendRequests => (ProtocolFeatures & VhostUserProtocolFeatures.BackendRequests) != 0;
 
     /// <summary>The protocol features SET_PROTOCOL_FEATURES acked.</summary>
     public VhostUserProtocolFeatures ProtocolFeatures { get; private set; }

@@ -72,4 +72,13 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4020, Level = LogLevel.Warning, Message = "vhost-user: ring {Index} head {Head} was popped again after a reset forgot it; the memory table generation {Number} it pinned stays mapped (further ones not logged)")]
     public static partial void PinForgotten(ILogger logger, ushort index, ushort head, long number);
+
+    [LoggerMessage(EventId = 4031, Level = LogLevel.Information, Message = "vhost-user: back-end request channel set (SET_BACKEND_REQ_FD): configuration changes are sent to the front end")]
+    public static partial void BackendChannelSet(ILogger logger);
+
+    [LoggerMessage(EventId = 4032, Level = LogLevel.Information, Message = "vhost-user: configuration change (CONFIG_CHANGE_MSG) sent to the front end")]
+    public static partial void ConfigChangeSent(ILogger logger);
+
+    [LoggerMessage(EventId = 4033, Level = LogLevel.Warning, Message = "vhost-user: configuration change not sent to the front end ({Why}); channel broken: {Broken}")]
+    public static partial void ConfigChangeDropped(ILogger logger, string why, bool broken);
 }

@@ -45,6 +45,7 @@ public sealed class VhostUserServer : IDisposable
     private int _connections;
     private bool _disposed;
     private (ulong Device, ulong Inode, long ChangeSeconds, long ChangeNanoseconds)? _socketFile;
+    private ulong _maxGuestMemoryBytes = VhostUserMemoryTable.DefaultMaxBytes;
 
     /// <summary>
     /// Creates the device over the memory the front ends will share, and the I/O threads its rings
@@ -122,6 +123,35 @@ public sealed class VhostUserServer : IDisposable
     /// front end connects; read when a connection starts.
     /// </summary>
     internal TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The most bytes of guest memory one front end may have mapped at a time (all regions of its
+    /// SET_MEM_TABLE or ADD_MEM_REG table together): a table over it is refused and the connection
+    /// closed with one logged reason. The mappings are shared file mappings and cost no memory until
+    /// touched, but a sparse memfd of any size would take that much of this process's address
+    /// space. 1 TiB by default. Set before <see cref="RunAsync"/>; read when a connection starts.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is 0.</exception>
+    public ulong MaxGuestMemoryBytes
+    {
+        get => _maxGuestMemoryBytes;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfZero(value);
+            _maxGuestMemoryBytes = value;
+        }
+    }
+
+    /// <summary>
+    /// Whether shared memory (SET_MEM_TABLE, ADD_MEM_REG and SET_INFLIGHT_FD fds) that is not sealed
+    /// against shrinking is mapped. False by default: such an fd is refused and the connection
+    /// closed with one logged reason, because a front end that truncates the file under the mapping
+    /// (ftruncate) makes the next access kill this process with SIGBUS. QEMU's
+    /// memory-backend-memfd seals its memfd (seal=on is its default); a memory-backend-file (a
+    /// hugetlbfs, tmpfs or disk file) cannot be sealed: set this only for a front end you trust not
+    /// to truncate it. Set before <see cref="RunAsync"/>; read when a connection starts.
+    /// </summary>
+    public bool AllowUnsealedMemory { get; set; }
 
     /// <summary>
     /// Listens on <see cref="SocketPath"/> and serves front ends one after the other until
@@ -327,7 +357,7 @@ public sealed class VhostUserServer : IDisposable
         try
         {
             using (connection)
-            using (var session = new VhostUserSession(Device, _memory, _notifier, _ioThreads, new UnixMessageChannel(connection), DrainTimeout, _logger))
+            using (var session = new VhostUserSession(Device, _memory, _notifier, _ioThreads, new UnixMessageChannel(connection), new VhostUserSessionOptions(DrainTimeout, MaxGuestMemoryBytes, AllowUnsealedMemory), _logger))
             {
                 try
                 {

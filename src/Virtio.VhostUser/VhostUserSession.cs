@@ -30,15 +30,20 @@ internal sealed class VhostUserSession : IDisposable
     private readonly FeatureNegotiation _features;
     private readonly VhostUserMemoryTable _memoryTable;
     private readonly VringRunner _rings;
+    private readonly VhostUserSessionOptions _options;
+    private readonly VhostUserGuestNotifier _notifier;
+    private BackendChannel? _backendChannel;
 
-    public VhostUserSession(VirtioDevice device, VhostUserMemory memory, VhostUserGuestNotifier notifier, IReadOnlyList<IoThread> ioThreads, UnixMessageChannel channel, TimeSpan drainTimeout, ILogger logger)
+    public VhostUserSession(VirtioDevice device, VhostUserMemory memory, VhostUserGuestNotifier notifier, IReadOnlyList<IoThread> ioThreads, UnixMessageChannel channel, VhostUserSessionOptions options, ILogger logger)
     {
         _device = device;
         _channel = channel;
         _logger = logger;
+        _options = options;
+        _notifier = notifier;
         _features = new FeatureNegotiation(device);
-        _memoryTable = new VhostUserMemoryTable(memory, logger);
-        _rings = new VringRunner(device, memory, _features, notifier, ioThreads, drainTimeout, logger);
+        _memoryTable = new VhostUserMemoryTable(memory, logger, options.MaxMemoryBytes, options.AllowUnsealedMemory);
+        _rings = new VringRunner(device, memory, _features, notifier, ioThreads, options.DrainTimeout, logger);
     }
 
     /// <summary>Serves messages until the front end closes the connection. Throws on a protocol error.</summary>
@@ -148,7 +153,10 @@ internal sealed class VhostUserSession : IDisposable
             case VhostUserRequest.SetInFlightFd:
                 InFlightDescription kept = VhostUserPayloadDecoder.ReadInFlightDescription(m, _rings.Count);
                 _rings.RequireAllStopped(m.Request);
-                _rings.ReplaceInFlight(InFlightSharing.Map(_device, kept, m.TakeFd(0)), "received");
+                _rings.ReplaceInFlight(InFlightSharing.Map(_device, kept, m.TakeFd(0), _options.AllowUnsealedMemory), "received");
+                return false;
+            case VhostUserRequest.SetBackendReqFd:
+                SetBackendChannel(m);
                 return false;
             case VhostUserRequest.GetConfig:
                 ConfigSpaceAccess read = VhostUserPayloadDecoder.ReadConfigAccess(m, out _);
@@ -230,6 +238,27 @@ internal sealed class VhostUserSession : IDisposable
         }
     }
 
+    /// <summary>SET_BACKEND_REQ_FD: no payload, one fd, a socket; only with BACKEND_REQ acked. Replaces an earlier one.</summary>
+    private void SetBackendChannel(VhostUserMessage m)
+    {
+        VhostUserPayloadDecoder.ReadEmptyWithFd(m);
+        if (!_features.BackendRequests)
+        {
+            throw new VhostUserProtocolException("SET_BACKEND_REQ_FD without VHOST_USER_PROTOCOL_F_BACKEND_REQ negotiated");
+        }
+
+        if (!FdKind.IsSocket(m.PeekFd(0)))
+        {
+            throw new VhostUserProtocolException("SET_BACKEND_REQ_FD: the fd is not a socket");
+        }
+
+        var channel = new BackendChannel(m.TakeFd(0), _logger);
+        _notifier.SetBackendChannel(channel);
+        _backendChannel?.Dispose();
+        _backendChannel = channel;
+        Log.BackendChannelSet(_logger);
+    }
+
     private static int TakeRawFd(VhostUserMessage m)
     {
         SafeFileHandle handle = m.TakeFd(0);
@@ -241,6 +270,8 @@ internal sealed class VhostUserSession : IDisposable
     /// <summary>Stops every ring, closes the connection's fds and unmaps its memory. The device keeps its state.</summary>
     public void Dispose()
     {
+        _notifier.SetBackendChannel(null);
+        _backendChannel?.Dispose();
         _rings.Dispose();
         _memoryTable.Dispose();
         _message.ClearFds();

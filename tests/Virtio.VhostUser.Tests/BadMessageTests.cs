@@ -141,9 +141,14 @@ public sealed class BadMessageTests
         AssertRejected(frontEnd => frontEnd.Send(99, []), "unsupported request 99");
     }
 
-    private static void AssertRejected(Action<TestFrontEnd> sendBadMessage, string reason)
+    /// <summary>
+    /// A server (set up by <paramref name="configure"/>) gets the bad message: it closes that
+    /// connection with <paramref name="reason"/> logged (4004) and serves the next front end.
+    /// </summary>
+    internal static void AssertRejected(Action<TestFrontEnd> sendBadMessage, string reason, Action<VhostUserServer>? configure = null)
     {
         using var rig = new BlkServerRig();
+        configure?.Invoke(rig.Server);
         using (TestFrontEnd bad = rig.Connect())
         {
             sendBadMessage(bad);
@@ -152,7 +157,12 @@ public sealed class BadMessageTests
 
         Assert.True(rig.WaitForLog(ProtocolErrorEvent, reason), $"no log entry with '{reason}'");
 
-        // The process keeps serving: the next front end negotiates and does I/O.
+        AssertServes(rig);
+    }
+
+    /// <summary>The process keeps serving: the next front end negotiates and does I/O.</summary>
+    internal static void AssertServes(BlkServerRig rig)
+    {
         using TestFrontEnd good = rig.Connect();
         good.Start(TestFrontEnd.CreateDrivers(rig.Memory, 1));
         ushort head = BlkServerRig.Post(good, 0, 1, 0, writeData: new byte[512]);

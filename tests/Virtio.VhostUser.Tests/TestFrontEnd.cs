@@ -165,7 +165,7 @@ internal sealed unsafe class TestFrontEnd : IDisposable
 
     public void SendState(uint request, uint index, uint num) => Send(request, State(index, num));
 
-    /// <summary>True when the server closed the connection (reads end of stream) within the receive timeout.</summary>
+    /// <summary>True when the server closed the connection (end of stream, or a reset) within the receive timeout.</summary>
     public bool IsClosedByPeer()
     {
         byte[] buffer = new byte[64];
@@ -180,6 +180,11 @@ internal sealed unsafe class TestFrontEnd : IDisposable
                 }
             }
         }
+        catch (SocketException exception) when (exception.SocketErrorCode == SocketError.ConnectionReset)
+        {
+            // The server closed with bytes of ours still unread (a payload it refused to read).
+            return true;
+        }
         catch (SocketException)
         {
             return false;
@@ -190,12 +195,12 @@ internal sealed unsafe class TestFrontEnd : IDisposable
     /// The start-up sequence QEMU sends: features, protocol features, owner, memory table, and for
     /// each ring num, base, addresses, kick, call, enable.
     /// </summary>
-    public ulong Start(List<GuestDriver> drivers, ulong featureMask = ulong.MaxValue, ushort[]? bases = null, bool addMemReg = false, Action? beforeRings = null)
+    public ulong Start(List<GuestDriver> drivers, ulong featureMask = ulong.MaxValue, ushort[]? bases = null, bool addMemReg = false, Action? beforeRings = null, ulong moreProtocolFeatures = 0)
     {
         ulong offered = Call64(1);
         Assert.NotEqual(0ul, offered & ProtocolFeaturesBit);
         ulong protocol = Call64(15);
-        Send64(16, protocol & AllProtocolFeatures);
+        Send64(16, protocol & (AllProtocolFeatures | moreProtocolFeatures));
         Send(3, []);
         ulong features = offered & featureMask;
         Send64(2, features);
@@ -231,6 +236,19 @@ internal sealed unsafe class TestFrontEnd : IDisposable
     public void AddMemReg(uint flags = 1)
     {
         Send(37, SingleRegion(), [(int)Region.FileDescriptor!.DangerousGetHandle()], flags);
+    }
+
+    /// <summary>
+    /// SET_MEM_TABLE (5) of one region or ADD_MEM_REG (37): <paramref name="size"/> bytes of
+    /// <paramref name="fd"/> from offset 0 at <paramref name="guest"/> (user address UserBase + guest).
+    /// </summary>
+    public void SendRegion(uint request, System.Runtime.InteropServices.SafeHandle fd, ulong guest, ulong size)
+    {
+        // SET_MEM_TABLE: count 1 and padding, then the region; ADD_MEM_REG: 8 bytes of padding, then the region.
+        byte[] payload = new byte[8 + 32];
+        BinaryPrimitives.WriteUInt32LittleEndian(payload, request == 5 ? 1u : 0u);
+        WriteRegion(payload.AsSpan(8), guest, size, UserBase + guest, 0);
+        Send(request, payload, [(int)fd.DangerousGetHandle()]);
     }
 
     public byte[] SingleRegion()

@@ -67,7 +67,10 @@ public sealed class GuestMemoryRegion : IDisposable
 
     /// <summary>
     /// Creates a memfd of <paramref name="size"/> bytes and maps it shared at guest address
-    /// <paramref name="start"/>, so the same memory can be handed to another process.
+    /// <paramref name="start"/>, so the same memory can be handed to another process. The memfd is
+    /// sealed against shrinking, growing and further seals (F_SEAL_SHRINK | F_SEAL_GROW |
+    /// F_SEAL_SEAL, what QEMU's memory-backend-memfd does by default): a process it is shared with
+    /// may rely on its size (a vhost-user back end refuses memory that could be truncated under it).
     /// </summary>
     /// <param name="start">The first guest physical address.</param>
     /// <param name="size">Bytes, a multiple of the host page size.</param>
@@ -84,7 +87,7 @@ public sealed class GuestMemoryRegion : IDisposable
             fixed (byte* n = nameBytes)
             {
                 // SAFETY: `n` is a NUL-terminated buffer pinned for the duration of the call.
-                fd = LibC.memfd_create(n, LibC.MFD_CLOEXEC);
+                fd = LibC.memfd_create(n, LibC.MFD_CLOEXEC | LibC.MFD_ALLOW_SEALING);
             }
         }
 
@@ -99,6 +102,13 @@ public sealed class GuestMemoryRegion : IDisposable
             int errno = LibC.errno;
             handle.Dispose();
             ThrowErrno("ftruncate", errno);
+        }
+
+        if (LibC.fcntl(fd, LibC.F_ADD_SEALS, LibC.F_SEAL_SHRINK | LibC.F_SEAL_GROW | LibC.F_SEAL_SEAL) != 0)
+        {
+            int errno = LibC.errno;
+            handle.Dispose();
+            ThrowErrno("fcntl(F_ADD_SEALS)", errno);
         }
 
         return MapShared(start, size, handle, 0);

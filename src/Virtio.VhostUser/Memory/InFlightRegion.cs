@@ -44,7 +44,14 @@ internal sealed class InFlightRegion : IDisposable
     /// <summary>Bytes of one queue's region, rounded up to 64.</summary>
     public static ulong QueueRegionSize(ushort queueSize) => ((ulong)(HeaderSize + (EntrySize * queueSize)) + QueueAlignment - 1) & ~(ulong)(QueueAlignment - 1);
 
-    /// <summary>Creates a zeroed memfd for <paramref name="queueCount"/> queues and marks each region version 1.</summary>
+    /// <summary>The seals of a region this class creates: its size is fixed before the front end gets it.</summary>
+    public static int CreatedSeals => LibC.F_SEAL_SHRINK | LibC.F_SEAL_GROW | LibC.F_SEAL_SEAL;
+
+    /// <summary>
+    /// Creates a zeroed memfd for <paramref name="queueCount"/> queues, sealed with
+    /// <see cref="CreatedSeals"/> (so neither side can truncate it under the other's mapping), and
+    /// marks each region version 1.
+    /// </summary>
     public static InFlightRegion Create(ushort queueCount, ushort queueSize)
     {
         ulong size = QueueRegionSize(queueSize) * queueCount;
@@ -61,6 +68,13 @@ internal sealed class InFlightRegion : IDisposable
             int errno = LibC.errno;
             handle.Dispose();
             throw new IOException($"ftruncate failed (errno {errno}).");
+        }
+
+        if (LibC.fcntl(fd, LibC.F_ADD_SEALS, CreatedSeals) != 0)
+        {
+            int errno = LibC.errno;
+            handle.Dispose();
+            throw new IOException($"sealing the in-flight memfd failed (errno {errno}).");
         }
 
         InFlightRegion region = Map(handle, 0, size, queueCount, queueSize);
@@ -124,7 +138,7 @@ internal sealed class InFlightRegion : IDisposable
         fixed (byte* name = "vhost-user-inflight\0"u8)
         {
             // SAFETY: name is a NUL-terminated literal pinned for the call.
-            return LibC.memfd_create(name, LibC.MFD_CLOEXEC);
+            return LibC.memfd_create(name, LibC.MFD_CLOEXEC | LibC.MFD_ALLOW_SEALING);
         }
     }
 

@@ -17,8 +17,12 @@ internal static class InFlightSharing
     public static InFlightRegion Create(VirtioDevice device, InFlightDescription description) =>
         InFlightRegion.Create(description.QueueCount, QueueSize(device, description));
 
-    /// <summary>SET_INFLIGHT_FD: maps the region the front end kept; takes ownership of <paramref name="fd"/>.</summary>
-    public static InFlightRegion Map(VirtioDevice device, InFlightDescription description, SafeFileHandle fd)
+    /// <summary>
+    /// SET_INFLIGHT_FD: maps the region the front end kept; takes ownership of <paramref name="fd"/>.
+    /// The fd must be sealed against shrinking (ours is, see <see cref="InFlightRegion.Create"/>)
+    /// unless <paramref name="allowUnsealed"/>: a truncated region would fault on the next access.
+    /// </summary>
+    public static InFlightRegion Map(VirtioDevice device, InFlightDescription description, SafeFileHandle fd, bool allowUnsealed = false)
     {
         ushort queueSize = QueueSize(device, description);
         ulong size = description.MmapSize;
@@ -28,6 +32,12 @@ internal static class InFlightSharing
         {
             fd.Dispose();
             throw new VhostUserProtocolException($"SET_INFLIGHT_FD: mmap size {size} at offset {offset}, expected {expected} bytes at a page-aligned offset");
+        }
+
+        if (!FileSeals.CannotShrink(fd, out int seals) && !allowUnsealed)
+        {
+            fd.Dispose();
+            throw new VhostUserProtocolException($"SET_INFLIGHT_FD: the fd is not sealed against shrinking ({FileSeals.Describe(seals)}); it could be truncated under the mapping");
         }
 
         long fileSize = FileStat.Size(fd);

@@ -23,14 +23,25 @@ internal sealed class VhostUserMemoryTable : IDisposable
     /// <summary>How many memory regions ADD_MEM_REG may build up (GET_MAX_MEM_SLOTS).</summary>
     public const int MaxMemSlots = 32;
 
+    /// <summary>The default bound on the bytes one connection's table may map (1 TiB).</summary>
+    public const ulong DefaultMaxBytes = 1ul << 40;
+
     private readonly VhostUserMemory _view;
     private readonly ILogger _logger;
+    private readonly ulong _maxBytes;
+    private readonly bool _allowUnsealed;
     private MemoryTableGeneration _current = new(0, []);
 
-    public VhostUserMemoryTable(VhostUserMemory view, ILogger logger)
+    /// <param name="view">The memory the device sees.</param>
+    /// <param name="logger">Where table changes are logged.</param>
+    /// <param name="maxBytes">The most bytes all regions together may map (a sparse memfd costs no memory, but address space).</param>
+    /// <param name="allowUnsealed">Whether a region's fd may lack F_SEAL_SHRINK (a trusted front end's file backend).</param>
+    public VhostUserMemoryTable(VhostUserMemory view, ILogger logger, ulong maxBytes = DefaultMaxBytes, bool allowUnsealed = false)
     {
         _view = view;
         _logger = logger;
+        _maxBytes = maxBytes;
+        _allowUnsealed = allowUnsealed;
     }
 
     /// <summary>The committed generation, the one the device sees.</summary>
@@ -39,6 +50,13 @@ internal sealed class VhostUserMemoryTable : IDisposable
     /// <summary>SET_MEM_TABLE: maps a whole new table.</summary>
     public MemoryTableGeneration PrepareReplace(VhostUserMessage m, MemoryRegionDescription[] regions)
     {
+        ulong total = 0;
+        foreach (MemoryRegionDescription region in regions)
+        {
+            total = AddSaturating(total, region.Size);
+        }
+
+        CheckBound(m.Request, total, regions.Length);
         var mapped = new VhostUserMemoryRegion[regions.Length];
         try
         {
@@ -69,6 +87,7 @@ internal sealed class VhostUserMemoryTable : IDisposable
             throw new VhostUserProtocolException($"ADD_MEM_REG: all {MaxMemSlots} memory slots are in use");
         }
 
+        CheckBound(m.Request, AddSaturating(_current.Bytes, region.Size), current.Count + 1);
         var regions = new VhostUserMemoryRegion[current.Count + 1];
         for (int i = 0; i < current.Count; i++)
         {
@@ -141,8 +160,20 @@ internal sealed class VhostUserMemoryTable : IDisposable
         }
     }
 
+    /// <summary>A sum of region sizes that saturates instead of wrapping (each size is below 2^64, the sum need not be).</summary>
+    private static ulong AddSaturating(ulong a, ulong b) => a > ulong.MaxValue - b ? ulong.MaxValue : a + b;
+
+    /// <summary>The table would map <paramref name="total"/> bytes in <paramref name="count"/> regions: refused over the bound.</summary>
+    private void CheckBound(VhostUserRequest request, ulong total, int count)
+    {
+        if (total > _maxBytes)
+        {
+            throw new VhostUserProtocolException($"{request}: {count} region(s) of 0x{total:x} bytes in all, over this server's bound of 0x{_maxBytes:x} bytes (MaxGuestMemoryBytes)");
+        }
+    }
+
     /// <summary>Checks one region against the file it maps and the other regions, then maps it.</summary>
-    private static VhostUserMemoryRegion Map(VhostUserMessage m, MemoryRegionDescription region, int index, int fdIndex, ReadOnlySpan<VhostUserMemoryRegion> others)
+    private VhostUserMemoryRegion Map(VhostUserMessage m, MemoryRegionDescription region, int index, int fdIndex, ReadOnlySpan<VhostUserMemoryRegion> others)
     {
         string where = region.Describe(m.Request, index);
         foreach (VhostUserMemoryRegion other in others)
@@ -161,6 +192,14 @@ internal sealed class VhostUserMemoryTable : IDisposable
         SafeFileHandle fd = m.TakeFd(fdIndex);
         try
         {
+            // Seals first, then the size: once the file cannot shrink, fstat's size is a floor for
+            // ever. Without the seal the front end could ftruncate it under the mapping and the
+            // next access (a kick) would kill this process with SIGBUS.
+            if (!FileSeals.CannotShrink(fd, out int seals) && !_allowUnsealed)
+            {
+                throw new VhostUserProtocolException($"{where}: the fd is not sealed against shrinking ({FileSeals.Describe(seals)}); it could be truncated under the mapping. Share a memfd with F_SEAL_SHRINK (QEMU's memory-backend-memfd seals by default) or allow unsealed memory for a trusted front end");
+            }
+
             long fileSize = FileStat.Size(fd);
             if (fileSize < 0 || (ulong)fileSize < region.MmapOffset + region.Size)
             {

@@ -22,6 +22,9 @@ internal static class VhostUserPayloadDecoder
     /// <summary>A request without payload or fds.</summary>
     public static void ReadEmpty(VhostUserMessage m) => Expect(m, 0, 0);
 
+    /// <summary>A request without payload that carries one fd (SET_BACKEND_REQ_FD).</summary>
+    public static void ReadEmptyWithFd(VhostUserMessage m) => Expect(m, 0, 1);
+
     /// <summary>A u64 payload without fds (SET_FEATURES, SET_PROTOCOL_FEATURES).</summary>
     public static ulong ReadUInt64(VhostUserMessage m)
     {

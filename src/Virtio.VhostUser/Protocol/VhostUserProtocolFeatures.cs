@@ -20,6 +20,12 @@ public enum VhostUserProtocolFeatures : ulong
     /// <summary>VHOST_USER_PROTOCOL_F_REPLY_ACK (bit 3): need_reply asks for a u64 status reply.</summary>
     ReplyAck = 1ul << 3,
 
+    /// <summary>
+    /// VHOST_USER_PROTOCOL_F_BACKEND_REQ (bit 5, SLAVE_REQ in older texts): SET_BACKEND_REQ_FD hands the
+    /// back end a socket for its own requests; the server sends CONFIG_CHANGE_MSG on it.
+    /// </summary>
+    BackendRequests = 1ul << 5,
+
     /// <summary>VHOST_USER_PROTOCOL_F_CONFIG (bit 9): GET_CONFIG / SET_CONFIG reach the device configuration.</summary>
     Config = 1ul << 9,
 
@@ -29,6 +35,6 @@ public enum VhostUserProtocolFeatures : ulong
     /// <summary>VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS (bit 15): GET_MAX_MEM_SLOTS, ADD_MEM_REG, REM_MEM_REG.</summary>
     ConfigureMemSlots = 1ul << 15,
 
-    /// <summary>What <see cref="VhostUserServer"/> offers (a net device without <see cref="Config"/>).</summary>
-    Supported = MultiQueue | ReplyAck | Config | InFlightSharedMemory | ConfigureMemSlots,
+    /// <summary>What <see cref="VhostUserServer"/> offers (a net device without <see cref="Config"/> and <see cref="BackendRequests"/>).</summary>
+    Supported = MultiQueue | ReplyAck | BackendRequests | Config | InFlightSharedMemory | ConfigureMemSlots,
 }

@@ -1,0 +1,15 @@
+using System.Diagnostics.Metrics;
+
+namespace Virtio.VhostUser;
+
+/// <summary>Virtio.VhostUser's instruments (meter "Virtio.VhostUser").</summary>
+internal static class VhostUserMetrics
+{
+    public static readonly Meter Meter = new("Virtio.VhostUser");
+
+    /// <summary>CONFIG_CHANGE_MSG sent to a front end on its back-end request channel.</summary>
+    public static readonly Counter<long> ConfigChangesSent = Meter.CreateCounter<long>("vhost_user.backend_channel.config_changes.sent", description: "VHOST_USER_BACKEND_CONFIG_CHANGE_MSG messages sent to the front end.");
+
+    /// <summary>CONFIG_CHANGE_MSG that could not be sent at once (the front end does not read its channel, or closed it).</summary>
+    public static readonly Counter<long> ConfigChangesDropped = Meter.CreateCounter<long>("vhost_user.backend_channel.config_changes.dropped", description: "Configuration-change notifications the back-end request channel could not take without waiting.");
+}
