@@ -22,4 +22,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 3006, Level = LogLevel.Debug, Message = "Queue {QueueIndex}: control chain without an ack byte, returned unanswered")]
     public static partial void ControlWithoutAck(ILogger logger, ushort queueIndex);
+
+    [LoggerMessage(EventId = 3007, Level = LogLevel.Warning, Message = "Queue {QueueIndex}: a receive chain of more than {Bound} buffers was given back unused (NetDeviceOptions.MaxRxChainBuffers); further ones are only counted")]
+    public static partial void RxChainRefused(ILogger logger, ushort queueIndex, int bound);
 }

@@ -71,6 +71,7 @@ public sealed class NetDevice : VirtioDevice, IDisposable
     /// <param name="options">Address, MTU, features and I/O threads; <see cref="NetDeviceOptions.IoThreads"/> is required.</param>
     /// <param name="logger">Where device events go; none by default.</param>
     /// <exception cref="ArgumentException">No backends, no I/O threads, or several pairs without a control queue.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="NetDeviceOptions.MaxRxChainBuffers"/> is below 1.</exception>
     public NetDevice(IGuestMemory memory, IReadOnlyList<INetBackend> backends, NetDeviceOptions options, ILogger? logger = null)
         : base(NetDeviceId, OfferedFeatures(backends, options), memory, QueueSizes(backends, options), logger)
     {
@@ -87,6 +88,7 @@ public sealed class NetDevice : VirtioDevice, IDisposable
             _ioThreads[i] = options.IoThreads[i];
         }
 
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxRxChainBuffers, 1, nameof(options));
         _mtu = options.Mtu ?? 0;
         _linkUp = options.LinkUp;
         _initialMac = options.MacAddress is { } mac ? ToMacValue(mac.GetAddressBytes()) : RandomMac();
@@ -96,7 +98,7 @@ public sealed class NetDevice : VirtioDevice, IDisposable
         for (int i = 0; i < _pairs; i++)
         {
             IoThread ioThread = _ioThreads[i % _ioThreads.Length];
-            _rx[i] = new NetRxQueue(this, i, _backends[i], ioThread, options.QueueSize, MaxFrameLength, Logger);
+            _rx[i] = new NetRxQueue(this, i, _backends[i], ioThread, options.QueueSize, options.MaxRxChainBuffers, MaxFrameLength, Logger);
             _tx[i] = new NetTxQueue(this, i, _backends[i], ioThread, 2 * options.QueueSize, Logger);
         }
 

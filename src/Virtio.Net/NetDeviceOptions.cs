@@ -22,6 +22,14 @@ public sealed class NetDeviceOptions
     /// <summary>The largest size of each virtqueue (default 256).</summary>
     public ushort QueueSize { get; set; } = 256;
 
+    /// <summary>
+    /// The most non-empty buffers a receive chain may have (default 64; at least 1). A longer chain
+    /// is given back unused (length 0), counted (<c>virtio.net.rx.chains_refused</c>) and logged
+    /// once per queue, so per-queue receive state is bounded by QueueSize × this many buffers
+    /// whatever chains the guest posts. Linux posts at most 19 (MAX_SKB_FRAGS + 2, big packets).
+    /// </summary>
+    public int MaxRxChainBuffers { get; set; } = 64;
+
     /// <summary>Whether the link starts up (default true).</summary>
     public bool LinkUp { get; set; } = true;
 

@@ -14,6 +14,8 @@ internal static class NetMetrics
 
     public static readonly Counter<long> Drops = Meter.CreateCounter<long>("virtio.net.drops", unit: "{frame}", description: "Frames dropped, by reason.");
 
+    public static readonly Counter<long> RxChainsRefused = Meter.CreateCounter<long>("virtio.net.rx.chains_refused", unit: "{chain}", description: "Receive chains given back unused because they had more buffers than NetDeviceOptions.MaxRxChainBuffers.");
+
     // Tags are cached so recording a measurement boxes and allocates nothing.
     public static readonly KeyValuePair<string, object?> Tx = new("direction", "tx");
     public static readonly KeyValuePair<string, object?> Rx = new("direction", "rx");

@@ -33,6 +33,8 @@ internal sealed class NetRxQueue
     private readonly byte[] _staging;
     private readonly NetRxReservation _reservation;
     private readonly DeferredUsedPublish _publish;
+    private readonly int _maxChainBuffers;
+    private long _refusedReported;
 
     // Guarded by _gate: the registration of the backend's readiness fd (null while not watched).
     private IDisposable? _registration;
@@ -43,7 +45,7 @@ internal sealed class NetRxQueue
     private int _pendingLength;
     private VirtioNetHeader _pendingHeader;
 
-    public NetRxQueue(NetDevice device, int pair, INetBackend backend, IoThread ioThread, int maxChains, int stagingSize, ILogger logger)
+    public NetRxQueue(NetDevice device, int pair, INetBackend backend, IoThread ioThread, int maxChains, int maxChainBuffers, int stagingSize, ILogger logger)
     {
         _device = device;
         _backend = backend;
@@ -52,7 +54,8 @@ internal sealed class NetRxQueue
         Pair = pair;
         QueueIndex = (ushort)(2 * pair);
         _staging = new byte[stagingSize];
-        _reservation = new NetRxReservation(maxChains);
+        _maxChainBuffers = maxChainBuffers;
+        _reservation = new NetRxReservation(maxChains, maxChainBuffers);
         _publish = new DeferredUsedPublish(device, device.Queues[QueueIndex]);
     }
 
@@ -151,6 +154,7 @@ internal sealed class NetRxQueue
             // Once per section, however many passes it holds: one used->idx store, at most one interrupt
             // (also for chains returned unused, which TryReserve put on the used ring without a frame).
             _publish.Request();
+            ReportRefusedChains();
 
             // Re-enable kicks, then look again: buffers added meanwhile would otherwise wait for a kick that never comes.
             if (queue.EnableNotification() && starved && budget > 0)
@@ -199,6 +203,23 @@ internal sealed class NetRxQueue
             _registration?.Dispose();
             _registration = null;
         }
+    }
+
+    private void ReportRefusedChains()
+    {
+        long refused = _reservation.RefusedChains;
+        if (refused == _refusedReported)
+        {
+            return;
+        }
+
+        if (_refusedReported == 0)
+        {
+            Log.RxChainRefused(_logger, QueueIndex, _maxChainBuffers);
+        }
+
+        NetMetrics.RxChainsRefused.Add(refused - _refusedReported);
+        _refusedReported = refused;
     }
 
     private void OnReady()

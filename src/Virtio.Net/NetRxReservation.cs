@@ -16,17 +16,28 @@ internal sealed class NetRxReservation
     private readonly int[] _segmentStart;
     private readonly int[] _segmentCount;
     private readonly int[] _capacity;
+    private readonly int _maxChainBuffers;
     private IoSegment[] _segments;
     private int _usedSegments;
 
-    public NetRxReservation(int maxChains)
+    /// <param name="maxChains">The most chains held at once (the queue size).</param>
+    /// <param name="maxChainBuffers">The most non-empty buffers one chain may have: with
+    /// <paramref name="maxChains"/>, it bounds the segment array however long the guest's chains are.</param>
+    public NetRxReservation(int maxChains, int maxChainBuffers)
     {
+        _maxChainBuffers = maxChainBuffers;
         _heads = new ushort[maxChains];
         _segmentStart = new int[maxChains];
         _segmentCount = new int[maxChains];
         _capacity = new int[maxChains];
         _segments = new IoSegment[maxChains * 2];
     }
+
+    /// <summary>Chains given back unused because they had more than the bound of buffers.</summary>
+    public long RefusedChains { get; private set; }
+
+    /// <summary>How many segments the array holds room for (what a long chain could make it keep).</summary>
+    public int SegmentCapacity => _segments.Length;
 
     /// <summary>Chains reserved.</summary>
     public int ChainCount { get; private set; }
@@ -58,10 +69,20 @@ internal sealed class NetRxReservation
                 return false;
             }
 
+            if (count > _maxChainBuffers)
+            {
+                // Longer than any receive chain a driver needs: given back unused, so the arrays
+                // stay within maxChains x maxChainBuffers (review finding 9, peer-driven growth).
+                RefusedChains++;
+                queue.AddUsed(chain.HeadIndex, 0);
+                continue;
+            }
+
             if (start + count > _segments.Length)
             {
-                // Rare: indirect tables make chains longer than the ring; grows once, then stays.
-                Array.Resize(ref _segments, Math.Max(_segments.Length * 2, start + count));
+                // Rare: indirect tables make chains longer than the ring. Grows at most to
+                // (chains held + 1) x maxChainBuffers, the bound above, then stays.
+                Array.Resize(ref _segments, Math.Max(Math.Min(_segments.Length * 2, _heads.Length * _maxChainBuffers), start + count));
                 chain.Reset();
                 chain.TryGather(_segments.AsSpan(start), out readable, out count);
             }

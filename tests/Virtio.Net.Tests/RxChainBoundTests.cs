@@ -1,0 +1,68 @@
+using System;
+using System.Linq;
+using Virtio.Core.Memory;
+using Virtio.Core.Queues;
+using Virtio.Testing;
+using Xunit;
+
+namespace Virtio.Net.Tests;
+
+/// <summary>
+/// A guest decides how long its receive chains are; the device's receive state must not grow with
+/// them (review finding 9). A chain over <see cref="NetDeviceOptions.MaxRxChainBuffers"/> is given
+/// back unused, counted and logged once, and the next chain takes the frame.
+/// </summary>
+public sealed class RxChainBoundTests
+{
+    [Fact]
+    public void RxChain_OverTheBufferBound_IsGivenBackUnused_LoggedOnce_AndTheNextChainTakesTheFrame()
+    {
+        var pipe = new PipeFrames();
+        using var rig = new NetRig([pipe.Backend], new NetDeviceOptions { MaxRxChainBuffers = 8 }, queueSize: 64);
+        ushort tooLong = rig.Rx.AddChain(Enumerable.Repeat(BufferSpec.Write(256), 9).ToArray());
+        ushort alsoTooLong = rig.Rx.AddChain(Enumerable.Repeat(BufferSpec.Write(256), 9).ToArray());
+        ushort atTheBound = rig.Rx.AddChain(Enumerable.Repeat(BufferSpec.Write(256), 8).ToArray());
+        byte[] frame = Frames.Make(1000);
+        pipe.Write(frame);
+        rig.Rx.Kick();
+        rig.Mmio.Notify(0);
+
+        var first = rig.WaitUsed(0);
+        var second = rig.WaitUsed(0);
+        var third = rig.WaitUsed(0);
+
+        Assert.Equal((tooLong, 0u), (first.Head, first.Length));
+        Assert.Equal((alsoTooLong, 0u), (second.Head, second.Length));
+        Assert.Equal(atTheBound, third.Head);
+        Assert.Equal(frame, third.Data[VirtioNetHeader.Size..]);
+        Assert.True(rig.Device.IsLive);
+        Assert.Single(rig.Logger.Entries, e => e.EventId.Id == 3007);
+    }
+
+    [Fact]
+    public void Reservation_OfIndirectChainsLongerThanTheRing_NeverGrowsPastItsBound()
+    {
+        // Chains of 64 buffers through indirect tables, held two at a time: without the bound the
+        // segment array grew to fit them and kept that size.
+        const ushort size = 128;
+        const int maxChains = 2;
+        const int bound = 4;
+        using var driver = new GuestDriver(size, indirect: true);
+        SplitVirtqueue queue = driver.CreateDeviceQueue();
+        var reservation = new NetRxReservation(maxChains, bound);
+        for (int i = 0; i < 8; i++)
+        {
+            Assert.True(driver.TryAddChain(Enumerable.Repeat(BufferSpec.Write(64), 64).ToArray(), useIndirect: true) >= 0);
+        }
+
+        Assert.True(driver.TryAddChain([BufferSpec.Write(64), BufferSpec.Write(64)], useIndirect: true) >= 0);
+        driver.Kick();
+
+        Assert.True(reservation.TryReserve(queue));
+        Assert.Equal(8, reservation.RefusedChains);
+        Assert.Equal(1, reservation.ChainCount);
+        Assert.Equal(128, reservation.TotalCapacity);
+        Assert.True(reservation.SegmentCapacity <= maxChains * bound, $"{reservation.SegmentCapacity} segments held");
+        Assert.Equal(QueueError.None, queue.Error);
+    }
+}
