@@ -32,8 +32,7 @@ internal sealed class BlkSoak(SoakOptions options, SoakCounters counters, TextWr
     private readonly Stack<int> _free = new();
     private BlkRing? _ring;
     private BlkLedger? _ledger;
-    private GuestMemory? _memory;
-    private VhostUserInFlightBuffer? _inFlight;
+    private ReconnectState? _kept;
     private long[] _slotBlock = [];
     private ulong[] _slotGeneration = [];
     private bool[] _slotWrite = [];
@@ -42,6 +41,7 @@ internal sealed class BlkSoak(SoakOptions options, SoakCounters counters, TextWr
     private bool _abruptPending;
     private long _nextMemTable;
     private bool _verifying;
+    private int _inFlightAtClose;
 
     /// <summary>The daemon's pid (SO_PEERCRED of the first connection); -1 until then.</summary>
     public int PeerProcessId { get; private set; } = -1;
@@ -85,13 +85,8 @@ internal sealed class BlkSoak(SoakOptions options, SoakCounters counters, TextWr
 
     public void Dispose()
     {
-        if (!ReferenceEquals(_memory, _ring?.Memory))
-        {
-            _memory?.Dispose();
-        }
-
+        _kept?.Dispose();
         _ring?.Dispose();
-        _inFlight?.Dispose();
     }
 
     private VhostUserFrontEnd Connect(bool first)
@@ -118,7 +113,7 @@ internal sealed class BlkSoak(SoakOptions options, SoakCounters counters, TextWr
 
                 _ring = new BlkRing(options.QueueDepth, BlockSize, write: false, (negotiation.Features & EventIdx) != 0);
                 _ledger = new BlkLedger(blocks);
-                _memory = _ring.Memory;
+                _kept = new ReconnectState(_ring.Memory, 1, _ring.QueueSize, counters);
                 _slotBlock = new long[_ring.Slots];
                 _slotGeneration = new ulong[_ring.Slots];
                 _slotWrite = new bool[_ring.Slots];
@@ -130,19 +125,7 @@ internal sealed class BlkSoak(SoakOptions options, SoakCounters counters, TextWr
                 log.WriteLine($"# soak blk: {options.BlkSocket}, pid {PeerProcessId}, {blocks} blocks of {BlockSize} B, qd {options.QueueDepth}, ring of {_ring.QueueSize}, protocol {negotiation.ProtocolFeatures}");
             }
 
-            if ((negotiation.ProtocolFeatures & VhostUserProtocolFeatures.InFlightSharedMemory) != 0)
-            {
-                if (_inFlight is null)
-                {
-                    _inFlight = frontEnd.GetInFlightFd(1, _ring.QueueSize);
-                }
-                else
-                {
-                    frontEnd.SetInFlightFd(_inFlight);
-                }
-            }
-
-            frontEnd.SetMemoryTable(_memory!);
+            _kept!.HandOver(frontEnd, negotiation);
             Harvest();
             if (_abruptPending)
             {
@@ -176,7 +159,7 @@ internal sealed class BlkSoak(SoakOptions options, SoakCounters counters, TextWr
 
             if (now >= _nextMemTable)
             {
-                ChangeMemoryTable(frontEnd);
+                _kept!.ChangeMemoryTable(frontEnd);
                 _nextMemTable = _plan.NextMemTableChange(now);
             }
 
@@ -193,13 +176,21 @@ internal sealed class BlkSoak(SoakOptions options, SoakCounters counters, TextWr
 
         bool abrupt = Stopwatch.GetTimestamp() < deadline && !stop.IsCancellationRequested && _plan.NextIsAbrupt();
         Disconnect(frontEnd, abrupt);
-        counters.Reconnected(abrupt);
+        counters.Reconnected(abrupt, _inFlightAtClose);
     }
 
     private void Disconnect(VhostUserFrontEnd frontEnd, bool abrupt)
     {
         if (abrupt)
         {
+            // Mid-I/O: fill every free slot (past the rate limit, a burst of at most --qd), publish, and
+            // close the socket at once, so the daemon sees the hang-up with those requests in flight.
+            while (_free.Count > 0 && TryPostRandom())
+            {
+            }
+
+            _ring!.Publish();
+            _inFlightAtClose = _inFlightCount;
             frontEnd.Dispose();
             _abruptPending = true;
             return;
@@ -216,29 +207,6 @@ internal sealed class BlkSoak(SoakOptions options, SoakCounters counters, TextWr
 
         _base = frontEnd.GetVringBase(0);
         frontEnd.Dispose();
-    }
-
-    /// <summary>A new SET_MEM_TABLE for the same memory through fresh fds, sent with requests in flight.</summary>
-    private void ChangeMemoryTable(VhostUserFrontEnd frontEnd)
-    {
-        GuestMemory next = MemoryAlias.Create(_ring!.Memory);
-        try
-        {
-            frontEnd.SetMemoryTable(next);
-        }
-        catch
-        {
-            next.Dispose();
-            throw;
-        }
-
-        if (!ReferenceEquals(_memory, _ring.Memory))
-        {
-            _memory!.Dispose();
-        }
-
-        _memory = next;
-        counters.MemTableChanged();
     }
 
     /// <summary>Reads every block of the region back and checks it against the ledger.</summary>

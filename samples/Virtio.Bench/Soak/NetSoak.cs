@@ -28,8 +28,7 @@ internal sealed class NetSoak(SoakOptions options, SoakCounters counters, TextWr
     private readonly byte[] _peerMac = new byte[6];
     private readonly ushort[] _base = new ushort[2];
     private NetRing? _ring;
-    private GuestMemory? _memory;
-    private VhostUserInFlightBuffer? _inFlight;
+    private ReconnectState? _kept;
     private bool _abruptPending;
     private bool _peerKnown;
     private long _nextMemTable;
@@ -68,13 +67,8 @@ internal sealed class NetSoak(SoakOptions options, SoakCounters counters, TextWr
 
     public void Dispose()
     {
-        if (!ReferenceEquals(_memory, _ring?.Memory))
-        {
-            _memory?.Dispose();
-        }
-
+        _kept?.Dispose();
         _ring?.Dispose();
-        _inFlight?.Dispose();
     }
 
     private VhostUserFrontEnd Connect(bool first)
@@ -87,7 +81,7 @@ internal sealed class NetSoak(SoakOptions options, SoakCounters counters, TextWr
             {
                 PeerProcessId = frontEnd.PeerProcessId;
                 _ring = new NetRing();
-                _memory = _ring.Memory;
+                _kept = new ReconnectState(_ring.Memory, 2, NetRing.QueueSize, counters);
                 for (int slot = NetRing.QueueSize - 1; slot >= 0; slot--)
                 {
                     _freeTx.Push(slot);
@@ -98,19 +92,7 @@ internal sealed class NetSoak(SoakOptions options, SoakCounters counters, TextWr
             }
 
             NetRing ring = _ring!;
-            if ((negotiation.ProtocolFeatures & VhostUserProtocolFeatures.InFlightSharedMemory) != 0)
-            {
-                if (_inFlight is null)
-                {
-                    _inFlight = frontEnd.GetInFlightFd(2, NetRing.QueueSize);
-                }
-                else
-                {
-                    frontEnd.SetInFlightFd(_inFlight);
-                }
-            }
-
-            frontEnd.SetMemoryTable(_memory!);
+            _kept!.HandOver(frontEnd, negotiation);
             Harvest();
             if (_abruptPending)
             {
@@ -146,24 +128,7 @@ internal sealed class NetSoak(SoakOptions options, SoakCounters counters, TextWr
 
             if (now >= _nextMemTable)
             {
-                GuestMemory next = MemoryAlias.Create(ring.Memory);
-                try
-                {
-                    frontEnd.SetMemoryTable(next);
-                }
-                catch
-                {
-                    next.Dispose();
-                    throw;
-                }
-
-                if (!ReferenceEquals(_memory, ring.Memory))
-                {
-                    _memory!.Dispose();
-                }
-
-                _memory = next;
-                counters.MemTableChanged();
+                _kept!.ChangeMemoryTable(frontEnd);
                 _nextMemTable = _plan.NextMemTableChange(now);
             }
 
@@ -188,6 +153,18 @@ internal sealed class NetSoak(SoakOptions options, SoakCounters counters, TextWr
         bool abrupt = Stopwatch.GetTimestamp() < deadline && !stop.IsCancellationRequested && _plan.NextIsAbrupt();
         if (abrupt)
         {
+            // Mid-I/O, as on blk: a burst of up to 16 frames past the rate limit, then the socket closed at once.
+            for (int i = 0; i < 16 && _freeTx.Count > 0; i++)
+            {
+                Send(_freeTx.Pop(), Stopwatch.GetTimestamp());
+            }
+
+            ring.Publish(Tx);
+        }
+
+        int inFlight = _txInFlight;
+        if (abrupt)
+        {
             frontEnd.Dispose();
             _abruptPending = true;
         }
@@ -208,7 +185,7 @@ internal sealed class NetSoak(SoakOptions options, SoakCounters counters, TextWr
             Harvest(); // rx buffers the stop gave back
         }
 
-        counters.Reconnected(abrupt);
+        counters.Reconnected(abrupt, inFlight);
     }
 
     private void Send(int slot, long now)

@@ -7,6 +7,7 @@ internal sealed class SoakCounters
 {
     private long _reconnects;
     private long _abruptDisconnects;
+    private long _inFlightAtAbrupt;
     private long _memTableChanges;
     private long _blkOps;
     private long _netFrames;
@@ -17,6 +18,9 @@ internal sealed class SoakCounters
     /// <summary>Of <see cref="Reconnects"/>, those where the socket was closed with requests in flight.</summary>
     public long AbruptDisconnects => Volatile.Read(ref _abruptDisconnects);
 
+    /// <summary>Requests (blk) and tx frames (net) in flight when an abrupt disconnect closed the socket, summed.</summary>
+    public long InFlightAtAbrupt => Volatile.Read(ref _inFlightAtAbrupt);
+
     /// <summary>SET_MEM_TABLE messages sent on a running connection (fresh fds, new host addresses).</summary>
     public long MemTableChanges => Volatile.Read(ref _memTableChanges);
 
@@ -26,12 +30,13 @@ internal sealed class SoakCounters
     /// <summary>Net frames sent (tx used) plus frames received (rx used with a frame in it).</summary>
     public long NetFrames => Volatile.Read(ref _netFrames);
 
-    public void Reconnected(bool abrupt)
+    public void Reconnected(bool abrupt, int inFlight)
     {
         Interlocked.Increment(ref _reconnects);
         if (abrupt)
         {
             Interlocked.Increment(ref _abruptDisconnects);
+            Interlocked.Add(ref _inFlightAtAbrupt, inFlight);
         }
     }
 

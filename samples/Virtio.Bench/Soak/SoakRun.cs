@@ -97,6 +97,7 @@ internal static class SoakRun
         double rssSlope = Max(blkRss, netRss);
         long lost = blk.OnlineLost + blk.VerifyLost;
 
+        log.WriteLine(string.Create(c, $"# soak reconnects: {counters.Reconnects}, {counters.AbruptDisconnects} of them abrupt with {counters.InFlightAtAbrupt} request(s)/frame(s) in flight in all"));
         log.WriteLine(string.Create(c, $"# soak blk: {blk.VerifiedBlocks} blocks verified ({blk.AckedBlocks} with an acknowledged write), lost during the load {blk.OnlineLost}, in the verify pass {blk.VerifyLost}, corrupt {blk.Corrupt}, failed requests {blk.Errors}"));
         if (net is not null)
         {
