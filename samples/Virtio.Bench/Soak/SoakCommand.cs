@@ -19,10 +19,10 @@ internal static class SoakCommand
         var abrupt = new Option<int>("--abrupt-percent") { Description = "Share of disconnects that close the socket with requests in flight; the rest drain and GET_VRING_BASE first.", DefaultValueFactory = _ => 50 };
         var memTable = new Option<double>("--memtable-seconds") { Description = "Mean seconds between SET_MEM_TABLE changes on a running connection (same pages, fresh fds, new host addresses; requests in flight); 0: never.", DefaultValueFactory = _ => 7 };
         var qd = new Option<int>("--qd") { Description = "Blk requests in flight at most (1 to 64).", DefaultValueFactory = _ => 8 };
-        var iops = new Option<int>("--blk-iops") { Description = "Blk requests per second at most (1 to 100000).", DefaultValueFactory = _ => 2000 };
+        var iops = new Option<int>("--blk-iops") { Description = "Blk requests per second at most (1 to 100000), plus a burst of at most --qd at each abrupt disconnect.", DefaultValueFactory = _ => 2000 };
         var writes = new Option<int>("--write-percent") { Description = "Share of blk requests that are (stamped, recorded) writes; the rest are checked reads.", DefaultValueFactory = _ => 50 };
         var size = new Option<int>("--size-mib") { Description = "Blk region used, MiB from the start of the device (every block of it is read back at the end).", DefaultValueFactory = _ => 64 };
-        var pps = new Option<int>("--net-pps") { Description = "Net frames sent per second at most (1 to 20000): ARP requests (1/s) and ICMP echo requests of 32 to 1431 data bytes.", DefaultValueFactory = _ => 500 };
+        var pps = new Option<int>("--net-pps") { Description = "Net frames sent per second at most (1 to 20000): ARP requests (1/s, 10/s until the peer answered) and ICMP echo requests of 32 to 1431 data bytes, plus a burst of at most 16 at each abrupt disconnect.", DefaultValueFactory = _ => 500 };
         var csv = new Option<string>("--csv") { Description = "Where the samples go (overwritten).", DefaultValueFactory = _ => "soak.csv" };
         var maxFd = new Option<double>("--max-fd-slope") { Description = "Fail when a daemon's fd count grows faster than this per minute after the warm-up.", DefaultValueFactory = _ => 0.5 };
         var maxRss = new Option<double>("--max-rss-slope") { Description = "Fail when a daemon's VmRSS grows faster than this, KiB per minute after the warm-up.", DefaultValueFactory = _ => 256 };
