@@ -4,7 +4,7 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: eng/soak.sh [--minutes M] [--sample-seconds S] [--out DIR] [--no-net] [--no-build] [-- SOAK-ARGS...]
+Usage: eng/soak.sh [--minutes M] [--sample-seconds S] [--out DIR] [--gen0 BYTES] [--no-net] [--no-build] [-- SOAK-ARGS...]
 
 Starts two instances of our vhost-user daemon (samples/Virtio.VhostUserDaemon): one serving a
 virtio-blk disk (a sparse 64 MiB image in a temporary directory, io_uring engine, one queue), one
@@ -37,6 +37,10 @@ Options:
   --sample-seconds S  seconds between samples (default 10)
   --out DIR           where the CSV and the daemons' logs go (default /tmp/virtio-soak-DATE-PID;
                       kept, paths printed)
+  --gen0 BYTES        the daemons' GC gen0 budget, DOTNET_GCgen0size (default 0x100000, 1 MiB;
+                      "" for the runtime's default). With the default budget the daemons did not
+                      GC once in their first 14 minutes of a soak (dotnet-counters), so RSS grew
+                      with garbage; a small budget makes the RSS slope measure what stays
   --no-net            blk only (no namespace; needs no root)
   --no-build          use the existing Release build
   -- SOAK-ARGS        passed to `Virtio.Bench soak` (see `dotnet .../Virtio.Bench.dll soak --help`)
@@ -50,6 +54,7 @@ USAGE
 minutes=30
 sample=10
 out=""
+gen0=0x100000
 net=1
 build=1
 extra=()
@@ -58,6 +63,7 @@ while [[ $# -gt 0 ]]; do
     --minutes) minutes="$2"; shift 2 ;;
     --sample-seconds) sample="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
+    --gen0) gen0="$2"; shift 2 ;;
     --no-net) net=0; shift ;;
     --no-build) build=0; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -113,6 +119,7 @@ wait_socket() {
   echo "soak.sh: $1 did not appear; daemon log:" >&2; cat "$2" >&2; return 1
 }
 
+if [[ -n "$gen0" ]]; then export DOTNET_GCgen0size="$gen0"; fi
 truncate -s 64M "$tmp/disk.img"
 dotnet "$daemon" --socket "$tmp/blk.sock" --blk "$tmp/disk.img,queues=1" > "$out/daemon-blk.log" 2>&1 &
 pids+=($!)
@@ -132,8 +139,8 @@ if [[ $net -eq 1 ]]; then
   args+=(--net-socket "$tmp/net.sock")
 fi
 
-echo "# soak: daemons ${pids[*]}, logs and CSV in $out"
-dotnet "$bin/Virtio.Bench.dll" soak "${args[@]}" --minutes "$minutes" --sample-seconds "$sample" --csv "$out/soak.csv" "${extra[@]}" &
+echo "# soak: daemons ${pids[*]} (DOTNET_GCgen0size=${gen0:-default}), logs and CSV in $out"
+env -u DOTNET_GCgen0size dotnet "$bin/Virtio.Bench.dll" soak "${args[@]}" --minutes "$minutes" --sample-seconds "$sample" --csv "$out/soak.csv" "${extra[@]}" &
 bench=$!
 status=0
 while true; do
