@@ -100,8 +100,9 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
-# Ctrl+C or TERM: the bench stops its load, verifies and summarises (bounded); then cleanup.
-forward() { [[ -n "$bench" ]] && kill -INT "$bench" 2>/dev/null || true; }
+# Ctrl+C or TERM: the bench stops its load, verifies and summarises (bounded); then cleanup. It gets
+# SIGTERM: a background job of a script starts with SIGINT ignored.
+forward() { [[ -n "$bench" ]] && kill -TERM "$bench" 2>/dev/null || true; }
 trap forward INT TERM
 
 if [[ $net -eq 1 && $EUID -ne 0 ]]; then

@@ -1,5 +1,6 @@
 using System;
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using System.Threading;
 
 namespace Virtio.Bench.Soak;
@@ -58,21 +59,17 @@ internal static class SoakCommand
             }
 
             using var interrupted = new CancellationTokenSource();
-            ConsoleCancelEventHandler onCancel = (_, e) =>
+            // SIGINT (Ctrl+C) or SIGTERM (what eng/soak.sh forwards: a background job's SIGINT is
+            // ignored) stops the load; the verify pass and the summary still run. Both bounded.
+            Action<PosixSignalContext> onSignal = context =>
             {
-                e.Cancel = true; // stop the load, verify and summarise; a second Ctrl+C still kills
-                Console.Error.WriteLine("soak: interrupted; verifying and summarising");
+                context.Cancel = true;
+                Console.Error.WriteLine($"soak: {context.Signal}; verifying and summarising");
                 interrupted.Cancel();
             };
-            Console.CancelKeyPress += onCancel;
-            try
-            {
-                return Program.Guard(() => SoakRun.Run(o, interrupted.Token));
-            }
-            finally
-            {
-                Console.CancelKeyPress -= onCancel;
-            }
+            using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, onSignal);
+            using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, onSignal);
+            return Program.Guard(() => SoakRun.Run(o, interrupted.Token));
         });
         return command;
     }
