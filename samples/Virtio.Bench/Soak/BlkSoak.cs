@@ -66,16 +66,9 @@ internal sealed class BlkSoak(SoakOptions options, SoakCounters counters, TextWr
     public void Run(long deadline, ManualResetEventSlim connected, CancellationToken stop)
     {
         _nextMemTable = _plan.NextMemTableChange(Stopwatch.GetTimestamp());
-        bool first = true;
-        while (!stop.IsCancellationRequested && Stopwatch.GetTimestamp() < deadline)
-        {
-            using VhostUserFrontEnd frontEnd = Connect(first);
-            connected.Set();
-            first = false;
-            RunSession(frontEnd, deadline, stop);
-        }
+        ConnectionLoop.Run(Connect, frontEnd => RunSession(frontEnd, deadline, stop), deadline, connected, stop);
 
-        using (VhostUserFrontEnd verify = Connect(first))
+        using (VhostUserFrontEnd verify = Connect())
         {
             connected.Set();
             Verify();
@@ -89,7 +82,7 @@ internal sealed class BlkSoak(SoakOptions options, SoakCounters counters, TextWr
         _ring?.Dispose();
     }
 
-    private VhostUserFrontEnd Connect(bool first)
+    private VhostUserFrontEnd Connect()
     {
         VhostUserFrontEnd frontEnd = VhostUserFrontEnd.Connect(options.BlkSocket);
         try

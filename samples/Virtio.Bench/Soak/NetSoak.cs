@@ -53,14 +53,7 @@ internal sealed class NetSoak(SoakOptions options, SoakCounters counters, TextWr
     public void Run(long deadline, ManualResetEventSlim connected, CancellationToken stop)
     {
         _nextMemTable = _plan.NextMemTableChange(Stopwatch.GetTimestamp());
-        bool first = true;
-        while (!stop.IsCancellationRequested && Stopwatch.GetTimestamp() < deadline)
-        {
-            using VhostUserFrontEnd frontEnd = Connect(first);
-            connected.Set();
-            first = false;
-            RunSession(frontEnd, deadline, stop);
-        }
+        ConnectionLoop.Run(Connect, frontEnd => RunSession(frontEnd, deadline, stop), deadline, connected, stop);
 
         TxLost = _txInFlight;
     }
@@ -71,13 +64,13 @@ internal sealed class NetSoak(SoakOptions options, SoakCounters counters, TextWr
         _ring?.Dispose();
     }
 
-    private VhostUserFrontEnd Connect(bool first)
+    private VhostUserFrontEnd Connect()
     {
         VhostUserFrontEnd frontEnd = VhostUserFrontEnd.Connect(options.NetSocket!);
         try
         {
             VhostUserNegotiation negotiation = frontEnd.Negotiate(VersionOne, VhostUserProtocolFeatures.ReplyAck | VhostUserProtocolFeatures.MultiQueue | VhostUserProtocolFeatures.InFlightSharedMemory);
-            if (first)
+            if (_ring is null)
             {
                 PeerProcessId = frontEnd.PeerProcessId;
                 _ring = new NetRing();
