@@ -82,13 +82,22 @@ internal sealed unsafe class BlkRing : IDisposable
     {
         for (int slot = 0; slot < Slots; slot++)
         {
-            ulong header = HeadersOffset + ((ulong)slot * HeaderStride);
-            WriteDescriptor(3 * slot, header, 16, DescNext, (ushort)((3 * slot) + 1));
-            WriteDescriptor((3 * slot) + 1, DataOffset + ((ulong)slot * (ulong)_blockSize), (uint)_blockSize, (ushort)(DescNext | (write ? 0 : DescWrite)), (ushort)((3 * slot) + 2));
-            WriteDescriptor((3 * slot) + 2, header + 16, 1, DescWrite, 0);
-            BinaryPrimitives.WriteUInt32LittleEndian(HeaderSpan(slot), write ? 1u : 0u);
+            SetDirection(slot, write);
         }
     }
+
+    /// <summary>Writes slot <paramref name="slot"/>'s three descriptors and request type for a read or a write (the slot must not be in flight).</summary>
+    public void SetDirection(int slot, bool write)
+    {
+        ulong header = HeadersOffset + ((ulong)slot * HeaderStride);
+        WriteDescriptor(3 * slot, header, 16, DescNext, (ushort)((3 * slot) + 1));
+        WriteDescriptor((3 * slot) + 1, DataOffset + ((ulong)slot * (ulong)_blockSize), (uint)_blockSize, (ushort)(DescNext | (write ? 0 : DescWrite)), (ushort)((3 * slot) + 2));
+        WriteDescriptor((3 * slot) + 2, header + 16, 1, DescWrite, 0);
+        BinaryPrimitives.WriteUInt32LittleEndian(HeaderSpan(slot), write ? 1u : 0u);
+    }
+
+    /// <summary>The used index the driver has consumed up to: after a drained back end hung up, also the avail index it stopped at.</summary>
+    public ushort LastUsed => _lastUsed;
 
     public Span<byte> Data(int slot) => new(_base + DataOffset + ((ulong)slot * (ulong)_blockSize), _blockSize);
 

@@ -5,6 +5,7 @@ using System.IO;
 using System.Linq;
 using System.Net.Sockets;
 using Virtio.Bench.Net;
+using Virtio.Bench.Soak;
 using Virtio.VhostUser.FrontEnd;
 
 namespace Virtio.Bench;
@@ -69,7 +70,7 @@ internal static class Program
             return Guard(() => Compare.Run(settings!, Cases(r.GetValue(modes)!, depths, r.GetValue(rws)!)));
         });
 
-        var root = new RootCommand("vhost-user-blk load generator on the Virtio.VhostUser front end, and a virtio-net comparison with QEMU under a Linux guest. Every run is bounded in time.") { blk, compare, SweepCommand.Create(), NetCompareCommand.Create() };
+        var root = new RootCommand("vhost-user-blk load generator on the Virtio.VhostUser front end, a virtio-net comparison with QEMU under a Linux guest, and a soak of our daemons (eng/soak.sh). Every run is bounded in time.") { blk, compare, SweepCommand.Create(), NetCompareCommand.Create(), SoakCommand.Create() };
         return root.Parse(args).Invoke();
     }
 

@@ -292,6 +292,44 @@ public sealed class VhostUserFrontEnd : IDisposable
         _reply.PayloadSpan.Slice(ConfigSpaceAccess.HeaderSize, destination.Length).CopyTo(destination);
     }
 
+    /// <summary>
+    /// GET_INFLIGHT_FD: asks the back end for a new zeroed in-flight buffer covering
+    /// <paramref name="queueCount"/> rings of up to <paramref name="queueSize"/> entries (needs
+    /// <see cref="VhostUserProtocolFeatures.InFlightSharedMemory"/> in use; every ring stopped).
+    /// </summary>
+    /// <param name="queueCount">Rings the buffer tracks, from ring 0.</param>
+    /// <param name="queueSize">The largest ring size used (a power of two).</param>
+    /// <returns>The buffer; the caller owns it and keeps it for later connections.</returns>
+    public VhostUserInFlightBuffer GetInFlightFd(ushort queueCount, ushort queueSize)
+    {
+        RequireProtocolFeature(VhostUserProtocolFeatures.InFlightSharedMemory, "GET_INFLIGHT_FD");
+        new InFlightDescription(0, 0, queueCount, queueSize).Write(_payload);
+        SendAndReceive(VhostUserRequest.GetInFlightFd, _payload.AsSpan(0, InFlightDescription.Size));
+        if (_reply.Size is not (InFlightDescription.Size or InFlightDescription.Size - 4) || _reply.FdCount != 1)
+        {
+            throw new VhostUserBackEndException($"GET_INFLIGHT_FD: reply of {_reply.Size} bytes with {_reply.FdCount} fds, expected {InFlightDescription.Size} bytes and one fd");
+        }
+
+        ulong mmapSize = _reply.ReadUInt64(0);
+        ulong mmapOffset = _reply.ReadUInt64(8);
+        if (mmapSize == 0)
+        {
+            throw new VhostUserBackEndException("GET_INFLIGHT_FD: the back end replied an empty buffer");
+        }
+
+        return new VhostUserInFlightBuffer(_reply.TakeFd(0), mmapSize, mmapOffset, queueCount, queueSize);
+    }
+
+    /// <summary>SET_INFLIGHT_FD: hands <paramref name="buffer"/> (from an earlier <see cref="GetInFlightFd"/>) to this back end, before the rings start.</summary>
+    /// <param name="buffer">The buffer; it stays the caller's (a duplicate of its fd is sent).</param>
+    public void SetInFlightFd(VhostUserInFlightBuffer buffer)
+    {
+        ArgumentNullException.ThrowIfNull(buffer);
+        RequireProtocolFeature(VhostUserProtocolFeatures.InFlightSharedMemory, "SET_INFLIGHT_FD");
+        new InFlightDescription(buffer.MmapSize, buffer.MmapOffset, buffer.QueueCount, buffer.QueueSize).Write(_payload);
+        Send(VhostUserRequest.SetInFlightFd, InFlightDescription.Size, [buffer.Fd]);
+    }
+
     /// <summary>Closes the connection (the back end then stops the device). Any thread, once the other calls are done.</summary>
     public void Dispose()
     {

@@ -46,6 +46,28 @@ public sealed class FrontEndAgainstServerTests
     }
 
     [Fact]
+    public void InFlightFd_GetThenSetOnTheNextConnection_IsAccepted()
+    {
+        const VhostUserProtocolFeatures wanted = VhostUserProtocolFeatures.ReplyAck | VhostUserProtocolFeatures.Config | VhostUserProtocolFeatures.InFlightSharedMemory;
+        using var rig = new BlkServerRig();
+        VhostUserInFlightBuffer buffer;
+        using (var first = new BlkFrontEndClient(rig.SocketPath, wanted))
+        {
+            buffer = first.FrontEnd.GetInFlightFd(1, 256);
+        }
+
+        using (buffer)
+        using (var second = new BlkFrontEndClient(rig.SocketPath, wanted))
+        {
+            Assert.True(buffer.MmapSize >= 256 * 16, $"a buffer of {buffer.MmapSize} bytes cannot hold 256 entries");
+            Assert.False(buffer.Fd.IsInvalid);
+            second.FrontEnd.SetInFlightFd(buffer); // REPLY_ACK: a refusal would throw
+            second.Start();
+            Assert.Equal(0, second.Request(BlkFrontEndClient.Out, 0, writeData: new byte[512]).Status);
+        }
+    }
+
+    [Fact]
     public void GetVringBase_AfterTwoRequests_ReturnsTwo()
     {
         using var rig = new BlkServerRig();
