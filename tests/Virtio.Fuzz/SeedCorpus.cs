@@ -1,0 +1,24 @@
+using System;
+using System.IO;
+using Virtio.Fuzz.Seeds;
+
+namespace Virtio.Fuzz;
+
+/// <summary>Writes the committed seed corpora: a few small, valid-ish inputs per target.</summary>
+internal static class SeedCorpus
+{
+    /// <summary>Writes <c>DIR/&lt;target&gt;/&lt;name&gt;</c> for every seed of every target.</summary>
+    public static void WriteAll(string directory)
+    {
+        Write(directory, "ring", "two-chains", RingSeeds.TwoChains());
+        Write(directory, "ring", "indirect", RingSeeds.Indirect());
+        Write(directory, "ring", "loop", RingSeeds.Loop());
+    }
+
+    private static void Write(string directory, string target, string name, byte[] input)
+    {
+        string folder = Path.Combine(directory, target);
+        Directory.CreateDirectory(folder);
+        File.WriteAllBytes(Path.Combine(folder, name), input);
+    }
+}
