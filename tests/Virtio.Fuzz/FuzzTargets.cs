@@ -14,6 +14,7 @@ internal static class FuzzTargets
     public static IFuzzTarget Create(string name) => name switch
     {
         "ring" => new RingTarget(),
+        "blk" => new BlkTarget(),
         _ => throw new ArgumentException($"no fuzz target '{name}' (targets: {string.Join(", ", Names)})", nameof(name)),
     };
 }
