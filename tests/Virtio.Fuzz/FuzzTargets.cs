@@ -15,6 +15,8 @@ internal static class FuzzTargets
     {
         "ring" => new RingTarget(),
         "blk" => new BlkTarget(),
+        "net-tx" => new NetTarget(control: false),
+        "net-ctrl" => new NetTarget(control: true),
         _ => throw new ArgumentException($"no fuzz target '{name}' (targets: {string.Join(", ", Names)})", nameof(name)),
     };
 }

@@ -16,6 +16,10 @@ internal static class SeedCorpus
         Write(directory, "blk", "write-read", BlkSeeds.WriteRead());
         Write(directory, "blk", "flush-get-id", BlkSeeds.FlushGetId());
         Write(directory, "blk", "discard-write-zeroes", BlkSeeds.DiscardWriteZeroes());
+        Write(directory, "net-tx", "plain-frame", NetSeeds.PlainFrame());
+        Write(directory, "net-tx", "gso-frames", NetSeeds.GsoFrames());
+        Write(directory, "net-ctrl", "commands", NetSeeds.ControlCommands());
+        Write(directory, "net-ctrl", "mac-table", NetSeeds.MacTable());
     }
 
     private static void Write(string directory, string target, string name, byte[] input)

@@ -48,9 +48,7 @@ internal sealed class BlkTarget : IFuzzTarget
     private readonly byte[] _pristine = new byte[DiskSize];
     private readonly byte[] _model = new byte[DiskSize];
     private readonly bool[] _unknown = new bool[DiskSize]; // discarded: virtio 1.2 §5.2.6.2 leaves the contents unspecified
-    private readonly List<BufferSpec> _specs = new(8);
     private readonly Dictionary<ushort, PostedChain> _posted = new(QueueSize);
-    private readonly byte[] _readable = new byte[8 * BlockSize];
     private readonly byte[] _writable = new byte[8 * BlockSize];
 
     public BlkTarget()
@@ -89,12 +87,9 @@ internal sealed class BlkTarget : IFuzzTarget
 
         bool allValid = true;
         _posted.Clear();
-        while (!reader.IsEmpty && _posted.Count < QueueSize)
+        while (!reader.IsEmpty && _posted.Count < QueueSize && FuzzedChains.Post(ref reader, guest, (features & 0x40) != 0, ref allValid) is { } chain)
         {
-            if (!Post(ref reader, guest, indirect && (features & 0x40) != 0, ref allValid))
-            {
-                break;
-            }
+            _posted[chain.Head] = chain;
         }
 
         _guard.Snapshot();
@@ -102,13 +97,7 @@ internal sealed class BlkTarget : IFuzzTarget
         _guard.AllowWrite(guest.AvailRing.Value + SplitRingLayout.AvailIdxOffset, 2); // the guest's own kick
         foreach (PostedChain posted in _posted.Values)
         {
-            foreach (var (address, length, writable) in posted.Buffers)
-            {
-                if (writable)
-                {
-                    _guard.AllowWrite(address.Value, (ulong)length);
-                }
-            }
+            FuzzedChains.AllowWrites(_guard, posted);
         }
 
         guest.Kick();
@@ -124,7 +113,7 @@ internal sealed class BlkTarget : IFuzzTarget
         {
             Invariant.Check(++completed <= postedCount, $"{completed} completions for {postedCount} chains posted");
             Invariant.Check(_posted.Remove(head, out PostedChain? posted), $"head {head} came back but was not posted (or came back twice)");
-            Complete(posted, length);
+            Complete(guest, posted, length);
         }
 
         Invariant.Check(!allValid || _posted.Count == 0, $"{_posted.Count} well-formed chains did not come back after the kick");
@@ -148,51 +137,8 @@ internal sealed class BlkTarget : IFuzzTarget
         }
     }
 
-    private bool Post(ref FuzzInput reader, GuestDriver guest, bool forceIndirect, ref bool allValid)
-    {
-        int count = 1 + (reader.Byte() & 7);
-        _specs.Clear();
-        bool seenWritable = false;
-        for (int i = 0; i < count; i++)
-        {
-            ushort raw = reader.UInt16();
-            bool writable = (raw & 0x8000) != 0;
-            var spec = new BufferSpec(Math.Min(raw & 0x7FF, BlockSize), writable);
-            allValid &= writable || !seenWritable;
-            seenWritable |= writable;
-            _specs.Add(spec);
-        }
-
-        int head = guest.TryAddChain(_specs.ToArray(), forceIndirect ? true : null, fill: 0);
-        if (head < 0)
-        {
-            return false;
-        }
-
-        var buffers = guest.ChainBuffers((ushort)head);
-        int readable = 0, writableTotal = 0;
-        foreach (var (address, length, writable) in buffers)
-        {
-            Span<byte> span = guest.Span(address, length);
-            if (writable)
-            {
-                span.Fill(0xCC);
-                writableTotal += length;
-            }
-            else
-            {
-                reader.Fill(span);
-                span.CopyTo(_readable.AsSpan(readable));
-                readable += length;
-            }
-        }
-
-        _posted[(ushort)head] = new PostedChain(buffers, _readable.AsSpan(0, readable).ToArray(), writableTotal);
-        return true;
-    }
-
     /// <summary>Checks one completion and applies it to the model disk.</summary>
-    private void Complete(PostedChain posted, uint length)
+    private void Complete(GuestDriver guest, PostedChain posted, uint length)
     {
         Invariant.Check(length <= posted.WritableLength, $"used length {length} is more than the chain's {posted.WritableLength} writable bytes");
         if (length == 0)
@@ -200,17 +146,7 @@ internal sealed class BlkTarget : IFuzzTarget
             return; // an unparsable request: no trusted status byte
         }
 
-        int at = 0;
-        foreach (var (address, bufferLength, writable) in posted.Buffers)
-        {
-            if (writable)
-            {
-                _memory.TryGetSpan(address, bufferLength, out Span<byte> span);
-                span.CopyTo(_writable.AsSpan(at));
-                at += bufferLength;
-            }
-        }
-
+        int at = FuzzedChains.ReadWritable(guest, posted, _writable);
         var status = (BlockStatus)_writable[at - 1];
         Invariant.Check(status is BlockStatus.Ok or BlockStatus.IoError or BlockStatus.Unsupported, $"status byte 0x{(byte)status:x2} in a chain used with length {length}");
         if (status != BlockStatus.Ok)
