@@ -17,6 +17,7 @@ internal static class FuzzTargets
         "blk" => new BlkTarget(),
         "net-tx" => new NetTarget(control: false),
         "net-ctrl" => new NetTarget(control: true),
+        "vhost-user" => new VhostUserTarget(),
         _ => throw new ArgumentException($"no fuzz target '{name}' (targets: {string.Join(", ", Names)})", nameof(name)),
     };
 }

@@ -20,6 +20,10 @@ internal static class SeedCorpus
         Write(directory, "net-tx", "gso-frames", NetSeeds.GsoFrames());
         Write(directory, "net-ctrl", "commands", NetSeeds.ControlCommands());
         Write(directory, "net-ctrl", "mac-table", NetSeeds.MacTable());
+        Write(directory, "vhost-user", "handshake", VhostUserSeeds.Handshake());
+        Write(directory, "vhost-user", "mem-table", VhostUserSeeds.MemTable());
+        Write(directory, "vhost-user", "vring-setup", VhostUserSeeds.VringSetup());
+        Write(directory, "vhost-user", "with-fds", VhostUserSeeds.WithFds());
     }
 
     private static void Write(string directory, string target, string name, byte[] input)
