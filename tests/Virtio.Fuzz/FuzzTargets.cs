@@ -18,6 +18,7 @@ internal static class FuzzTargets
         "net-tx" => new NetTarget(control: false),
         "net-ctrl" => new NetTarget(control: true),
         "vhost-user" => new VhostUserTarget(),
+        "mmio" => new MmioTarget(),
         _ => throw new ArgumentException($"no fuzz target '{name}' (targets: {string.Join(", ", Names)})", nameof(name)),
     };
 }

@@ -24,6 +24,9 @@ internal static class SeedCorpus
         Write(directory, "vhost-user", "mem-table", VhostUserSeeds.MemTable());
         Write(directory, "vhost-user", "vring-setup", VhostUserSeeds.VringSetup());
         Write(directory, "vhost-user", "with-fds", VhostUserSeeds.WithFds());
+        Write(directory, "mmio", "probe-and-read", MmioSeeds.ProbeAndRead());
+        Write(directory, "mmio", "bad-queue-then-reset", MmioSeeds.BadQueueThenReset());
+        Write(directory, "mmio", "config", MmioSeeds.Config());
     }
 
     private static void Write(string directory, string target, string name, byte[] input)
