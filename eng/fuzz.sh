@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of guest- and front-end-controlled input (docs/fuzzing.md):
 #   bash eng/fuzz.sh --list                          the targets
-#   bash eng/fuzz.sh TARGET --seconds N [--out DIR]  build, instrument, run afl-fuzz N seconds
+#   bash eng/fuzz.sh TARGET --seconds N [--out DIR] [--no-build] [--trx FILE]
+#                                                    build, instrument, run afl-fuzz N seconds
 #   bash eng/fuzz.sh TARGET --replay FILE|DIR...     run inputs once, uninstrumented, and print what threw
 # A run ends with exactly one line `fuzz: target=T execs=N crashes=C hangs=H` (from afl-fuzz's
 # fuzzer_stats) and exits nonzero when C or H is not 0 or afl-fuzz failed. Findings stay in
 # DIR (default artifacts/fuzz/TARGET): DIR/default/crashes and DIR/default/hangs, for --replay.
+# --no-build: use the Release build already there (CI builds the solution first). --trx FILE: also
+# write the run as one test result, Fuzz.TARGET, in a TRX report (CI's summary counts it).
 # Needs afl-fuzz (Debian package afl++, installed here when run as root) and the local dotnet tool
 # sharpfuzz (.config/dotnet-tools.json, restored here).
 set -euo pipefail
@@ -13,28 +16,33 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 project=tests/Virtio.Fuzz
 build_dir=$project/bin/Release/net10.0
-fuzz_dir=artifacts/fuzz
+# FUZZ_WORK: where the instrumented copy and the findings go (a long run in the background can
+# have its own, so that a rebuild meanwhile does not re-instrument the copy under it).
+fuzz_dir=${FUZZ_WORK:-artifacts/fuzz}
 # The assemblies whose code the targets exercise: only these are instrumented (SharpFuzz's own,
 # the runtime's and the test helpers' coverage would be noise).
 instrumented=(Virtio.Core Virtio.Blk Virtio.Net Virtio.VhostUser)
 
-target="" seconds=60 out="" replay=()
+target="" seconds=60 out="" replay=() no_build="" trx=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --list) target=--list; shift;;
     --seconds) seconds=$2; shift 2;;
     --out) out=$2; shift 2;;
+    --no-build) no_build=1; shift;;
+    --trx) trx=$2; shift 2;;
     --replay) shift; replay=("$@"); [ ${#replay[@]} -gt 0 ] || { echo "fuzz: --replay needs files" >&2; exit 2; }; break;;
-    -h|--help) sed -n 2,10p "$0"; exit 0;;
+    -h|--help) sed -n 2,13p "$0"; exit 0;;
     -*) echo "fuzz: unknown option $1" >&2; exit 2;;
     *) target=$1; shift;;
   esac
 done
-[ -n "$target" ] || { sed -n 2,10p "$0" >&2; exit 2; }
+[ -n "$target" ] || { sed -n 2,13p "$0" >&2; exit 2; }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 build() {
+  if [ -n "$no_build" ] && [ -f "$build_dir/Virtio.Fuzz.dll" ]; then return; fi
   dotnet build "$project" -c Release -warnaserror -nologo -v q -clp:NoSummary >"$log" 2>&1 \
     || { cat "$log" >&2; echo "fuzz: the build of $project failed" >&2; exit 1; }
 }
@@ -99,9 +107,14 @@ afl-fuzz -i "$corpus" -o "$out" -t 2000 -m none -V "$seconds" -- "$(command -v d
 stats=$out/default/fuzzer_stats
 stat() { sed -n "s/^$1 *: *//p" "$stats" 2>/dev/null | head -1; }
 execs=$(stat execs_done) crashes=$(stat saved_crashes) hangs=$(stat saved_hangs) run_time=$(stat run_time)
+# The TRX report of --trx: one result, passed or failed with the final line as its message.
+report() {
+  [ -z "$trx" ] || python3 eng/ci_summary.py --write-result "$trx" "Fuzz.$target" "$1" "$2"
+}
 if [ ! -f "$stats" ] || [ -z "$execs" ]; then
   tail -n 30 "$out/afl-fuzz.log" >&2
   echo "fuzz: afl-fuzz exited $afl_rc without statistics (log: $out/afl-fuzz.log)" >&2
+  report Failed "afl-fuzz exited $afl_rc without statistics"
   echo "fuzz: target=$target execs=0 crashes=0 hangs=0"
   exit 1
 fi
@@ -115,5 +128,7 @@ elif [ "$afl_rc" -ne 0 ]; then
   echo "fuzz: afl-fuzz exited $afl_rc (log: $out/afl-fuzz.log)"
   rc=1
 fi
-echo "fuzz: target=$target execs=$execs crashes=${crashes:-0} hangs=${hangs:-0}"
+line="fuzz: target=$target execs=$execs crashes=${crashes:-0} hangs=${hangs:-0}"
+if [ $rc -eq 0 ]; then report Passed "$line"; else report Failed "$line (findings in $out/default; bash eng/fuzz.sh $target --replay DIR)"; fi
+echo "$line"
 exit $rc
