@@ -13,6 +13,7 @@ internal static class SeedCorpus
         Write(directory, "ring", "two-chains", RingSeeds.TwoChains());
         Write(directory, "ring", "indirect", RingSeeds.Indirect());
         Write(directory, "ring", "loop", RingSeeds.Loop());
+        Write(directory, "ring", "restore-and-resubmit", RingSeeds.RestoreAndResubmit());
         Write(directory, "blk", "write-read", BlkSeeds.WriteRead());
         Write(directory, "blk", "flush-get-id", BlkSeeds.FlushGetId());
         Write(directory, "blk", "discard-write-zeroes", BlkSeeds.DiscardWriteZeroes());

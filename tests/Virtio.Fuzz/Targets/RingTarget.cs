@@ -16,10 +16,16 @@ namespace Virtio.Fuzz.Targets;
 /// <remarks>
 /// <para>Input: byte 0 picks the queue size (2 to 256), EVENT_IDX, indirect descriptors, publishing
 /// after each chain and an over-long written length; byte 1 how many bytes to write per chain (255:
-/// all); the rest is copied over guest memory from address 0, where the descriptor table, the
-/// available ring and the used ring lie back to back (so the first 16 * size bytes are the
-/// descriptors). Memory is a 16 KiB region at 0 and a 4 KiB one at 64 KiB, with a hole between.</para>
-/// <para>Invariants: nothing throws; at most <c>size</c> chains are popped; each buffer lies inside a
+/// all); byte 2 what a device or a vhost-user back end does around the pops: bit 0 disables
+/// notifications while popping and re-enables them after (popping again while that says more came),
+/// bit 1 restores the queue at a next-available and next-used index of two u16s that follow (a
+/// front end's SET_VRING_BASE), bit 2 resubmits the heads of a count byte and that many u16s that
+/// follow (an in-flight region's); the rest is copied over guest memory from address 0, where the
+/// descriptor table, the available ring and the used ring lie back to back (so the first 16 * size
+/// bytes are the descriptors). Memory is a 16 KiB region at 0 and a 4 KiB one at 64 KiB, with a
+/// hole between.</para>
+/// <para>Invariants: nothing throws; at most <c>size</c> chains are popped from the available ring,
+/// and a resubmission list is refused (the queue broken) or popped first, in its order; each buffer lies inside a
 /// region at the address its descriptor names, and the walk is bounded; both walks of a chain agree;
 /// the reader reads exactly the readable bytes and the writer writes at most the writable ones; a
 /// failed walk breaks the queue (Broken raised, nothing more popped); the used ring holds exactly the
@@ -37,6 +43,7 @@ internal sealed class RingTarget : IFuzzTarget
     private readonly IoSegment[] _segments = new IoSegment[MaxSegments];
     private readonly List<(ulong Address, int Length, bool Writable, nint Host)> _walked = new(MaxSegments);
     private readonly List<(ushort Head, uint Length)> _used = new(256);
+    private readonly ushort[] _resubmit = new ushort[300];
     private readonly byte[] _scratch = new byte[LowSize + HighSize];
     private readonly byte[] _pattern = new byte[LowSize + HighSize];
     private int _broken;
@@ -63,7 +70,25 @@ internal sealed class RingTarget : IFuzzTarget
         var reader = new FuzzInput(input);
         byte mode = reader.Byte();
         byte writeAmount = reader.Byte();
+        byte ops = reader.Byte();
         ushort size = (ushort)(2 << (mode & 7));
+        ushort nextAvail = 0, nextUsed = 0;
+        if ((ops & 2) != 0)
+        {
+            nextAvail = reader.UInt16();
+            nextUsed = reader.UInt16();
+        }
+
+        int resubmitCount = 0;
+        if ((ops & 4) != 0)
+        {
+            resubmitCount = Math.Min((int)reader.Byte(), _resubmit.Length);
+            for (int i = 0; i < resubmitCount; i++)
+            {
+                _resubmit[i] = reader.UInt16();
+            }
+        }
+
         bool publishEach = (mode & 0x20) != 0, overstate = (mode & 0x40) != 0;
 
         // The guest's memory: the input, then zeros.
@@ -87,31 +112,57 @@ internal sealed class RingTarget : IFuzzTarget
 
         _guard.Snapshot();
         _guard.AllowWrite(used, (ulong)layout.UsedRingSize);
-        Invariant.Check(_queue.TryActivate(out QueueError activateError), $"a well-placed ring of size {size} did not activate ({activateError})");
+        QueueError activateError;
+        bool active = (ops & 2) != 0
+            ? _queue.TryRestoreState(_queue.SaveState() with { NextAvail = nextAvail, NextUsed = nextUsed, Ready = true }, out activateError)
+            : _queue.TryActivate(out activateError);
+        Invariant.Check(active && _broken == 0, $"a well-placed ring of size {size} did not activate ({activateError})");
 
-        int popped = 0;
+        bool resubmitted = resubmitCount == 0 || _queue.TryResubmit(_resubmit.AsSpan(0, resubmitCount), out _);
+        Invariant.Check(resubmitted || (_queue.Error != QueueError.None && _broken == 1), $"a refused resubmission of {resubmitCount} heads left the queue unbroken ({_queue.Error})");
+        Invariant.Check(!resubmitted || _queue.ResubmitPending == resubmitCount, $"{_queue.ResubmitPending} heads pending after resubmitting {resubmitCount}");
+        int popped = 0, fromRing = 0;
         bool walkFailed = false;
-        while (_queue.TryPopChain(out DescriptorChain chain))
+        bool notifications = (ops & 1) != 0;
+        do
         {
-            Invariant.Check(++popped <= size, $"popped {popped} chains from a ring of size {size}");
-            if (!Walk(ref chain, size))
+            if (notifications)
             {
-                walkFailed = true;
-                break;
+                _queue.DisableNotification();
             }
 
-            uint written = Transfer(ref chain, writeAmount);
-            uint claimed = overstate ? written + 4096 : written;
-            if (_queue.AddUsed(chain.HeadIndex, claimed))
+            while (!walkFailed && _queue.TryPopChain(out DescriptorChain chain))
             {
-                _used.Add((chain.HeadIndex, (uint)Math.Min(claimed, chain.WritableLength)));
-            }
+                if (popped < resubmitCount && resubmitted)
+                {
+                    Invariant.Check(chain.HeadIndex == _resubmit[popped], $"pop {popped} gave head {chain.HeadIndex}, resubmitted {_resubmit[popped]}");
+                }
+                else
+                {
+                    Invariant.Check(++fromRing <= size, $"popped {fromRing} chains off the available ring of a ring of size {size}");
+                }
 
-            if (publishEach)
-            {
-                _queue.PublishUsed();
+                popped++;
+                if (!Walk(ref chain, size))
+                {
+                    walkFailed = true;
+                    break;
+                }
+
+                uint written = Transfer(ref chain, writeAmount);
+                uint claimed = overstate ? written + 4096 : written;
+                if (_queue.AddUsed(chain.HeadIndex, claimed))
+                {
+                    _used.Add((chain.HeadIndex, (uint)Math.Min(claimed, chain.WritableLength)));
+                }
+
+                if (publishEach)
+                {
+                    _queue.PublishUsed();
+                }
             }
         }
+        while (notifications && !walkFailed && _queue.EnableNotification() && fromRing <= size);
 
         _queue.PublishUsed();
         if (walkFailed)
@@ -122,7 +173,7 @@ internal sealed class RingTarget : IFuzzTarget
 
         Invariant.Check(_broken <= 1, $"Broken raised {_broken} times");
         _guard.Verify("the ring walk");
-        CheckUsedRing(used, layout);
+        CheckUsedRing(used, layout, nextUsed);
     }
 
     /// <summary>Walks the chain buffer by buffer, then again with TryGather; false when it is malformed.</summary>
@@ -208,7 +259,7 @@ internal sealed class RingTarget : IFuzzTarget
         return (uint)wrote;
     }
 
-    private void CheckUsedRing(ulong used, SplitRingLayout layout)
+    private void CheckUsedRing(ulong used, SplitRingLayout layout, ushort firstUsed)
     {
         // A writable buffer over the used ring lets the "guest" scribble on it: nothing to compare then.
         if (_guard.OverlapsWritable(used, (ulong)layout.UsedRingSize - 2) || _used.Count == 0)
@@ -218,10 +269,10 @@ internal sealed class RingTarget : IFuzzTarget
 
         _memory.TryGetSpan(new GuestAddress(used), layout.UsedRingSize, out Span<byte> ring);
         ushort idx = BinaryPrimitives.ReadUInt16LittleEndian(ring[SplitRingLayout.UsedIdxOffset..]);
-        Invariant.Check(idx == (ushort)_used.Count && _queue.NextUsed == idx, $"used idx {idx} (NextUsed {_queue.NextUsed}) after {_used.Count} chains returned");
+        Invariant.Check(idx == (ushort)(firstUsed + _used.Count) && _queue.NextUsed == idx, $"used idx {idx} (NextUsed {_queue.NextUsed}) after {_used.Count} chains returned from {firstUsed}");
         for (int i = Math.Max(0, _used.Count - layout.QueueSize); i < _used.Count; i++)
         {
-            Span<byte> element = ring.Slice(layout.UsedElementOffset((ushort)i), SplitRingLayout.UsedElementSize);
+            Span<byte> element = ring.Slice(layout.UsedElementOffset((ushort)(firstUsed + i)), SplitRingLayout.UsedElementSize);
             uint head = BinaryPrimitives.ReadUInt32LittleEndian(element), length = BinaryPrimitives.ReadUInt32LittleEndian(element[4..]);
             Invariant.Check(head == _used[i].Head && length == _used[i].Length, $"used element {i} is {head}/{length}, returned {_used[i].Head}/{_used[i].Length}");
         }
