@@ -7,7 +7,7 @@ namespace Virtio.Fuzz;
 internal static class FuzzTargets
 {
     /// <summary>Every target's name, in the order eng/fuzz.sh runs them.</summary>
-    public static readonly string[] Names = ["ring", "blk", "net-tx", "net-ctrl", "vhost-user", "mmio"];
+    public static readonly string[] Names = ["ring", "blk", "net-tx", "net-ctrl", "net-rx", "vhost-user", "mmio"];
 
     /// <summary>Creates the target named <paramref name="name"/>.</summary>
     /// <exception cref="ArgumentException">No target has that name.</exception>
@@ -15,8 +15,9 @@ internal static class FuzzTargets
     {
         "ring" => new RingTarget(),
         "blk" => new BlkTarget(),
-        "net-tx" => new NetTarget(control: false),
-        "net-ctrl" => new NetTarget(control: true),
+        "net-tx" => new NetTarget(NetFuzzMode.Transmit),
+        "net-ctrl" => new NetTarget(NetFuzzMode.Control),
+        "net-rx" => new NetTarget(NetFuzzMode.Receive),
         "vhost-user" => new VhostUserTarget(),
         "mmio" => new MmioTarget(),
         _ => throw new ArgumentException($"no fuzz target '{name}' (targets: {string.Join(", ", Names)})", nameof(name)),

@@ -8,7 +8,7 @@ namespace Virtio.Fuzz;
 /// Posts chains whose shape and bytes come from the input, through a <see cref="GuestDriver"/>
 /// (the descriptors themselves follow the ring rules: the ring target covers broken rings). A
 /// chain is a byte (low 3 bits: buffers - 1), then per buffer a u16 (bit 15: device-writable, low
-/// 11 bits: length, capped at the block size), then the bytes of its readable buffers, in order.
+/// 15 bits: length, capped at the block size), then the bytes of its readable buffers, in order.
 /// </summary>
 internal static class FuzzedChains
 {
@@ -33,7 +33,7 @@ internal static class FuzzedChains
             bool writable = (raw & 0x8000) != 0;
             inOrder &= writable || !seenWritable;
             seenWritable |= writable;
-            specs.Add(new BufferSpec(Math.Min(raw & 0x7FF, guest.BlockSize), writable));
+            specs.Add(new BufferSpec(Math.Min(raw & 0x7FFF, guest.BlockSize), writable));
         }
 
         int head = guest.TryAddChain(specs.ToArray(), forceIndirect && guest.Indirect ? true : null, fill: 0);

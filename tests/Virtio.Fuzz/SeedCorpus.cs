@@ -21,6 +21,8 @@ internal static class SeedCorpus
         Write(directory, "net-tx", "gso-frames", NetSeeds.GsoFrames());
         Write(directory, "net-ctrl", "commands", NetSeeds.ControlCommands());
         Write(directory, "net-ctrl", "mac-table", NetSeeds.MacTable());
+        Write(directory, "net-rx", "mergeable", NetSeeds.ReceiveMergeable());
+        Write(directory, "net-rx", "big-buffers", NetSeeds.ReceiveBigBuffers());
         Write(directory, "vhost-user", "handshake", VhostUserSeeds.Handshake());
         Write(directory, "vhost-user", "mem-table", VhostUserSeeds.MemTable());
         Write(directory, "vhost-user", "vring-setup", VhostUserSeeds.VringSetup());

@@ -21,7 +21,7 @@ namespace Virtio.Fuzz.Targets;
 /// <para>Input: byte 0 clears features (bit 0 EVENT_IDX, 1 INDIRECT_DESC, 2 FLUSH, 3 DISCARD,
 /// 4 WRITE_ZEROES, 5 CONFIG_WCE, 6 forces indirect tables); then chains until the input or the
 /// queue runs out, each a byte (low 3 bits: buffers - 1) and per buffer a u16 (bit 15: device-
-/// writable, low 11 bits: length, at most 1024); the readable buffers take their bytes from the
+/// writable, low 15 bits: length, capped at 1024); the readable buffers take their bytes from the
 /// input in order (the first 16 are the request header: type u32, reserved u32, sector u64).</para>
 /// <para>Invariants: nothing throws in device code (it would be logged and break the queue with
 /// DeviceFailed); chains that follow the ring rules (readable before writable) never break the

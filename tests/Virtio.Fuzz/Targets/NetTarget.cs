@@ -41,8 +41,10 @@ internal sealed class NetTarget : IFuzzTarget
     private const int Queues = 5; // rx0, tx0, rx1, tx1, control
     private const ulong HeapStart = 0x10000, HeapPerQueue = 0x8000;
     private const ushort Mtu = 1500;
+    private const int MaxFrames = 8;
     private static readonly byte[] s_mac = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 
+    private readonly NetFuzzMode _mode;
     private readonly bool _control;
     private readonly GuestMemory _memory = GuestMemory.CreateAnonymous(HeapStart + (Queues * HeapPerQueue));
     private readonly IoThread _ioThread = new("fuzz-net");
@@ -55,10 +57,14 @@ internal sealed class NetTarget : IFuzzTarget
     private readonly Dictionary<ushort, PostedChain> _byHead = new(QueueSize);
     private readonly byte[] _frame = new byte[NetDevice.MaxFrameLength];
     private readonly byte[] _ack = new byte[8 * BlockSize];
+    private readonly List<(byte[] Frame, VirtioNetHeader Header)> _sent = new(MaxFrames);
+    private readonly List<(PostedChain Chain, uint Length)> _received = new(QueueSize);
+    private readonly byte[] _merged = new byte[QueueSize * 8 * BlockSize];
 
-    public NetTarget(bool control)
+    public NetTarget(NetFuzzMode mode)
     {
-        _control = control;
+        _mode = mode;
+        _control = mode == NetFuzzMode.Control;
         _ioThread.Start();
         _device = new NetDevice(_memory, [_pairs[0].First, _pairs[1].First], new NetDeviceOptions
         {
@@ -71,7 +77,12 @@ internal sealed class NetTarget : IFuzzTarget
         _guard = new MemoryGuard(_memory);
     }
 
-    public string Name => _control ? "net-ctrl" : "net-tx";
+    public string Name => _mode switch
+    {
+        NetFuzzMode.Control => "net-ctrl",
+        NetFuzzMode.Receive => "net-rx",
+        _ => "net-tx",
+    };
 
     public void Host(Action loop)
     {
@@ -89,7 +100,8 @@ internal sealed class NetTarget : IFuzzTarget
         ushort clear = reader.UInt16();
         byte mode = reader.Byte();
         ulong wanted = ulong.MaxValue;
-        ulong[] clearable = [NetFeatures.Csum, NetFeatures.HostTso4, NetFeatures.HostTso6, NetFeatures.Mtu, NetFeatures.CtrlRx, NetFeatures.CtrlMacAddr, NetFeatures.Mq, VirtioFeatures.EventIdx, VirtioFeatures.IndirectDescriptors];
+        ulong[] clearable = [NetFeatures.Csum, NetFeatures.HostTso4, NetFeatures.HostTso6, NetFeatures.Mtu, NetFeatures.CtrlRx, NetFeatures.CtrlMacAddr, NetFeatures.Mq, VirtioFeatures.EventIdx, VirtioFeatures.IndirectDescriptors,
+            NetFeatures.MrgRxBuf, NetFeatures.GuestCsum, NetFeatures.GuestTso4, NetFeatures.GuestTso6];
         for (int bit = 0; bit < clearable.Length; bit++)
         {
             wanted &= (clear & (1 << bit)) != 0 ? ~clearable[bit] : ulong.MaxValue;
@@ -123,12 +135,23 @@ internal sealed class NetTarget : IFuzzTarget
 
         // virtio 1.2 §5.1.2: the control queue follows the last pair, the first one without MQ.
         int controlIndex = (negotiated & NetFeatures.Mq) != 0 ? Queues - 1 : 2;
-        int queueIndex = _control ? controlIndex : 1 + (2 * (mode & 1));
+        if (_mode == NetFuzzMode.Receive)
+        {
+            SendFrames(ref reader);
+        }
+
+        int queueIndex = _mode switch
+        {
+            NetFuzzMode.Control => controlIndex,
+            NetFuzzMode.Receive => 0,
+            _ => 1 + (2 * (mode & 1)),
+        };
         GuestDriver guest = guests[queueIndex];
         SplitVirtqueue queue = _device.Queues[queueIndex];
         bool inOrder = true;
         _posted.Clear();
         _byHead.Clear();
+        _received.Clear();
         while (!reader.IsEmpty && _posted.Count < QueueSize && FuzzedChains.Post(ref reader, guest, (mode & 4) != 0, ref inOrder) is { } chain)
         {
             _posted.Add(chain);
@@ -147,7 +170,7 @@ internal sealed class NetTarget : IFuzzTarget
             FuzzedChains.AllowWrites(_guard, posted);
         }
 
-        long framesBefore = _device.Counters.TxFrames;
+        long framesBefore = _device.Counters.TxFrames, receivedBefore = _device.Counters.RxFrames;
         guest.Kick();
         _mmio.Notify((ushort)queueIndex);
         _logger.ThrowIfFaulted();
@@ -168,18 +191,28 @@ internal sealed class NetTarget : IFuzzTarget
             {
                 CheckAck(guest, chain, length);
             }
+            else if (_mode == NetFuzzMode.Receive)
+            {
+                Invariant.Check(length <= chain.WritableLength, $"a receive chain of {chain.WritableLength} writable bytes came back with length {length}");
+                _received.Add((chain, length));
+            }
             else
             {
                 Invariant.Check(length == 0, $"a transmit chain came back with length {length}");
             }
         }
 
-        // A transmit queue of a pair the driver has not enabled (VQ_PAIRS_SET) is not served.
-        bool served = _control || (mode & 1) < _device.ActiveQueuePairs;
+        // A transmit queue of a pair the driver has not enabled (VQ_PAIRS_SET) is not served; a
+        // receive queue keeps the chains it has no frame for.
+        bool served = _mode == NetFuzzMode.Control || (_mode == NetFuzzMode.Transmit && (mode & 1) < _device.ActiveQueuePairs);
         Invariant.Check(!inOrder || !served || _byHead.Count == 0, $"{_byHead.Count} in-order chains did not come back after the kick");
-        if (!_control)
+        if (_mode == NetFuzzMode.Transmit)
         {
             CheckFrames(_pairs[mode & 1].Second, negotiated, framesBefore);
+        }
+        else if (_mode == NetFuzzMode.Receive)
+        {
+            CheckReceived(guest, negotiated, receivedBefore);
         }
     }
 
@@ -315,6 +348,101 @@ internal sealed class NetTarget : IFuzzTarget
         }
     }
 
+    /// <summary>Net-rx: the peer sends up to 8 frames, each a u16 length, a 12-byte header and its bytes.</summary>
+    private void SendFrames(ref FuzzInput reader)
+    {
+        _sent.Clear();
+        int count = reader.Byte() & (MaxFrames - 1);
+        Span<byte> raw = stackalloc byte[VirtioNetHeader.Size];
+        for (int i = 0; i < count; i++)
+        {
+            int length = reader.UInt16() & 0x3FFF;
+            reader.Fill(raw);
+            VirtioNetHeader header = VirtioNetHeader.Read(raw) with { NumBuffers = 0 };
+            byte[] frame = new byte[length];
+            reader.Fill(frame);
+            if (_pairs[0].Second.TryTransmit(header, new NetFrameSegments(frame)))
+            {
+                _sent.Add((frame, header));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Net-rx: puts the used chains back together into frames (num_buffers chains each with
+    /// MRG_RXBUF, one without) and matches them, in order, with the frames the peer sent.
+    /// </summary>
+    private void CheckReceived(GuestDriver guest, ulong negotiated, long receivedBefore)
+    {
+        bool mergeable = (negotiated & NetFeatures.MrgRxBuf) != 0, guestCsum = (negotiated & NetFeatures.GuestCsum) != 0;
+        int next = 0, frames = 0, i = 0;
+        while (i < _received.Count)
+        {
+            (PostedChain first, uint firstLength) = _received[i];
+            if (firstLength == 0)
+            {
+                i++; // returned unused
+                continue;
+            }
+
+            Invariant.Check(firstLength >= VirtioNetHeader.Size, $"a receive chain came back with {firstLength} bytes, less than a header");
+            int total = CopyUsed(guest, first, firstLength, 0);
+            VirtioNetHeader header = VirtioNetHeader.Read(_merged);
+            int buffers = mergeable ? header.NumBuffers : 1;
+            Invariant.Check(buffers >= 1 && i + buffers <= _received.Count, $"a frame says num_buffers {header.NumBuffers}, {_received.Count - i} chains came back");
+            for (int b = 1; b < buffers; b++)
+            {
+                (PostedChain more, uint moreLength) = _received[i + b];
+                total = CopyUsed(guest, more, moreLength, total);
+            }
+
+            i += buffers;
+            frames++;
+            byte gso = (byte)(header.GsoType & ~VirtioNetHeader.GsoEcn);
+            Invariant.Check((header.Flags & ~(VirtioNetHeader.FlagNeedsCsum | VirtioNetHeader.FlagDataValid)) == 0, $"a received header has flags 0x{header.Flags:x2}");
+            Invariant.Check(guestCsum || header == new VirtioNetHeader() with { NumBuffers = header.NumBuffers }, "a guest without GUEST_CSUM got offload fields in a header");
+            Invariant.Check(gso == VirtioNetHeader.GsoNone
+                || (gso == VirtioNetHeader.GsoTcpV4 && (negotiated & NetFeatures.GuestTso4) != 0)
+                || (gso == VirtioNetHeader.GsoTcpV6 && (negotiated & NetFeatures.GuestTso6) != 0), $"a received frame has GSO type 0x{header.GsoType:x2}");
+            ReadOnlySpan<byte> frame = _merged.AsSpan(VirtioNetHeader.Size, total - VirtioNetHeader.Size);
+            while (next < _sent.Count && !SameFrame(_sent[next], frame, guestCsum))
+            {
+                next++;
+            }
+
+            Invariant.Check(next < _sent.Count, $"the guest received a {frame.Length}-byte frame the peer did not send, or out of order");
+            next++;
+        }
+
+        Invariant.Check(_device.Counters.RxFrames - receivedBefore == frames, $"the device counted {_device.Counters.RxFrames - receivedBefore} received frames, the guest got {frames}");
+    }
+
+    private int CopyUsed(GuestDriver guest, PostedChain chain, uint length, int at)
+    {
+        int copied = FuzzedChains.ReadWritable(guest, chain, _merged.AsSpan(at));
+        return at + Math.Min(copied, (int)length);
+    }
+
+    /// <summary>Whether <paramref name="frame"/> is the one sent; without GUEST_CSUM the device fills in a partial checksum, so those two bytes may differ.</summary>
+    private static bool SameFrame((byte[] Frame, VirtioNetHeader Header) sent, ReadOnlySpan<byte> frame, bool guestCsum)
+    {
+        if (sent.Frame.Length != frame.Length)
+        {
+            return false;
+        }
+
+        int checksumAt = !guestCsum && (sent.Header.Flags & VirtioNetHeader.FlagNeedsCsum) != 0 ? sent.Header.ChecksumStart + sent.Header.ChecksumOffset : -1;
+        for (int i = 0; i < frame.Length; i++)
+        {
+            if (frame[i] != sent.Frame[i] && i != checksumAt && i != checksumAt + 1)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     /// <summary>Enables the second queue pair as a driver does: VQ_PAIRS_SET 2 on the control queue.</summary>
     private void UseBothPairs(GuestDriver control)
     {
@@ -331,7 +459,7 @@ internal sealed class NetTarget : IFuzzTarget
     {
         foreach (LoopbackPair pair in _pairs)
         {
-            while (pair.Second.TryReceive(_frame, out _, out _))
+            while (pair.Second.TryReceive(_frame, out _, out _) || pair.First.TryReceive(_frame, out _, out _))
             {
             }
         }
