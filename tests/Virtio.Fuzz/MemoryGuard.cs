@@ -49,20 +49,6 @@ internal sealed class MemoryGuard
         }
     }
 
-    /// <summary>Whether the device was allowed to write any byte of [<paramref name="address"/>, +<paramref name="length"/>).</summary>
-    public bool OverlapsWritable(ulong address, ulong length)
-    {
-        foreach ((ulong start, ulong end) in _writable)
-        {
-            if (start < address + length && address < end)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
     /// <summary>Fails when a byte outside the allowed ranges differs from the snapshot.</summary>
     /// <param name="what">Who wrote, for the report.</param>
     public void Verify(string what)

@@ -48,6 +48,8 @@ internal sealed class RingTarget : IFuzzTarget
     private readonly byte[] _pattern = new byte[LowSize + HighSize];
     private int _broken;
     private int _gathered;
+    private ulong _usedStart, _usedEnd;
+    private bool _scribbled; // a chain's writable buffer overlaps the used ring
     private int _gatheredReadable;
 
     public RingTarget()
@@ -112,6 +114,9 @@ internal sealed class RingTarget : IFuzzTarget
 
         _guard.Snapshot();
         _guard.AllowWrite(used, (ulong)layout.UsedRingSize);
+        _usedStart = used;
+        _usedEnd = used + (ulong)layout.UsedRingSize;
+        _scribbled = false;
         QueueError activateError;
         bool active = (ops & 2) != 0
             ? _queue.TryRestoreState(_queue.SaveState() with { NextAvail = nextAvail, NextUsed = nextUsed, Ready = true }, out activateError)
@@ -197,6 +202,7 @@ internal sealed class RingTarget : IFuzzTarget
             {
                 writable += (ulong)buffer.Length;
                 _guard.AllowWrite(address, (ulong)buffer.Length);
+                _scribbled |= buffer.Length != 0 && address < _usedEnd && _usedStart < address + (ulong)buffer.Length;
             }
             else
             {
@@ -262,7 +268,7 @@ internal sealed class RingTarget : IFuzzTarget
     private void CheckUsedRing(ulong used, SplitRingLayout layout, ushort firstUsed)
     {
         // A writable buffer over the used ring lets the "guest" scribble on it: nothing to compare then.
-        if (_guard.OverlapsWritable(used, (ulong)layout.UsedRingSize - 2) || _used.Count == 0)
+        if (_scribbled || _used.Count == 0)
         {
             return;
         }
