@@ -50,6 +50,7 @@ internal sealed class RingTarget : IFuzzTarget
     private int _gathered;
     private ulong _usedStart, _usedEnd;
     private bool _scribbled; // a chain's writable buffer overlaps the used ring
+    private ushort _usedIdxBefore;
     private int _gatheredReadable;
 
     public RingTarget()
@@ -117,6 +118,7 @@ internal sealed class RingTarget : IFuzzTarget
         _usedStart = used;
         _usedEnd = used + (ulong)layout.UsedRingSize;
         _scribbled = false;
+        _usedIdxBefore = BinaryPrimitives.ReadUInt16LittleEndian(low[((int)used + SplitRingLayout.UsedIdxOffset)..]);
         QueueError activateError;
         bool active = (ops & 2) != 0
             ? _queue.TryRestoreState(_queue.SaveState() with { NextAvail = nextAvail, NextUsed = nextUsed, Ready = true }, out activateError)
@@ -275,7 +277,10 @@ internal sealed class RingTarget : IFuzzTarget
 
         _memory.TryGetSpan(new GuestAddress(used), layout.UsedRingSize, out Span<byte> ring);
         ushort idx = BinaryPrimitives.ReadUInt16LittleEndian(ring[SplitRingLayout.UsedIdxOffset..]);
-        Invariant.Check(idx == (ushort)(firstUsed + _used.Count) && _queue.NextUsed == idx, $"used idx {idx} (NextUsed {_queue.NextUsed}) after {_used.Count} chains returned from {firstUsed}");
+        // A broken ring publishes nothing (DEVICE_NEEDS_RESET): elements returned before the break
+        // are written, but used->idx need not have moved past them.
+        Invariant.Check(_queue.NextUsed == (ushort)(firstUsed + _used.Count), $"NextUsed {_queue.NextUsed} after {_used.Count} chains returned from {firstUsed}");
+        Invariant.Check(idx == _queue.NextUsed || (_queue.Error != QueueError.None && (idx == _queue.PublishedUsed || idx == _usedIdxBefore)), $"used idx {idx} (NextUsed {_queue.NextUsed}, published {_queue.PublishedUsed}, error {_queue.Error}) after {_used.Count} chains returned from {firstUsed}");
         for (int i = Math.Max(0, _used.Count - layout.QueueSize); i < _used.Count; i++)
         {
             Span<byte> element = ring.Slice(layout.UsedElementOffset((ushort)(firstUsed + i)), SplitRingLayout.UsedElementSize);
