@@ -2,6 +2,7 @@ using System;
 using System.Buffers.Binary;
 using System.Collections.Generic;
 using System.Net.NetworkInformation;
+using System.Runtime.ExceptionServices;
 using System.Threading;
 using Virtio.Core.Devices;
 using Virtio.Core.Memory;
@@ -86,12 +87,22 @@ internal sealed class NetTarget : IFuzzTarget
 
     public void Host(Action loop)
     {
-        Exception? failure = null;
-        _ioThread.RunAndWait(_ => { try { loop(); } catch (Exception e) { failure = e; } }, null, Timeout.InfiniteTimeSpan);
-        if (failure is not null)
-        {
-            throw failure;
-        }
+        ExceptionDispatchInfo? failure = null;
+        _ioThread.RunAndWait(
+            _ =>
+            {
+                try
+                {
+                    loop();
+                }
+                catch (Exception exception)
+                {
+                    failure = ExceptionDispatchInfo.Capture(exception);
+                }
+            },
+            null,
+            Timeout.InfiniteTimeSpan);
+        failure?.Throw();
     }
 
     public void Run(ReadOnlySpan<byte> input)
@@ -385,12 +396,20 @@ internal sealed class NetTarget : IFuzzTarget
                 continue;
             }
 
-            Invariant.Check(firstLength >= VirtioNetHeader.Size, $"a receive chain came back with {firstLength} bytes, less than a header");
-            int total = CopyUsed(guest, first, firstLength, 0);
+            // With MRG_RXBUF a guest whose buffers are shorter than a header (a driver requirement it
+            // broke, virtio 1.2 §5.1.6.3.1) gets the header across chains; without, one chain holds it all.
+            int total = CopyUsed(guest, first, firstLength, 0), taken = 1;
+            while (mergeable && total < VirtioNetHeader.Size && i + taken < _received.Count)
+            {
+                (PostedChain more, uint moreLength) = _received[i + taken++];
+                total = CopyUsed(guest, more, moreLength, total);
+            }
+
+            Invariant.Check(total >= VirtioNetHeader.Size, $"a frame came back in {taken} chain(s) of {total} bytes, less than a header");
             VirtioNetHeader header = VirtioNetHeader.Read(_merged);
             int buffers = mergeable ? header.NumBuffers : 1;
-            Invariant.Check(buffers >= 1 && i + buffers <= _received.Count, $"a frame says num_buffers {header.NumBuffers}, {_received.Count - i} chains came back");
-            for (int b = 1; b < buffers; b++)
+            Invariant.Check(buffers >= taken && i + buffers <= _received.Count, $"a frame says num_buffers {header.NumBuffers}, its header took {taken} and {_received.Count - i} chains came back");
+            for (int b = taken; b < buffers; b++)
             {
                 (PostedChain more, uint moreLength) = _received[i + b];
                 total = CopyUsed(guest, more, moreLength, total);
