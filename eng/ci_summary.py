@@ -3,7 +3,11 @@
 `tests: N passed, N failed, N skipped`; exits 1 when anything failed.
 
     ci_summary.py RESULTS_DIR TEST_EXIT_CODE [--allow-skip REGEX]...
+    ci_summary.py --write-result FILE NAME Passed|Failed MESSAGE
     ci_summary.py --self-test
+
+--write-result writes a TRX report of one result (eng/fuzz.sh --trx: each fuzz target counts as
+one test).
 
 Every skipped test is printed with its reason. Under CI=true a skip whose reason matches no
 --allow-skip pattern (re.search) is counted as failed, not skipped: a CI machine of the project's
@@ -111,6 +115,22 @@ def summarize(root, rc, allowed, ci, out=print):
     return passed, failed, skipped
 
 
+def write_result(path, name, outcome, message):
+    """Writes a TRX report of the one result `name` (Passed or Failed, with `message`), in the shape read_reports reads."""
+    if outcome not in ("Passed", "Failed"):
+        raise ValueError(f"outcome {outcome!r}: Passed or Failed")
+    t = NS["t"]
+    run = ET.Element(f"{{{t}}}TestRun")
+    result = ET.SubElement(ET.SubElement(run, f"{{{t}}}Results"), f"{{{t}}}UnitTestResult", testName=name, outcome=outcome)
+    ET.SubElement(ET.SubElement(ET.SubElement(result, f"{{{t}}}Output"), f"{{{t}}}ErrorInfo"), f"{{{t}}}Message").text = message
+    passed = outcome == "Passed"
+    ET.SubElement(ET.SubElement(run, f"{{{t}}}ResultSummary", outcome=outcome), f"{{{t}}}Counters", total="1", executed="1",
+                  passed=str(int(passed)), failed=str(int(not passed)), error="0", timeout="0", aborted="0", notExecuted="0")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    ET.register_namespace("", t)
+    ET.ElementTree(run).write(path, encoding="utf-8", xml_declaration=True)
+
+
 # The shape of an xunit v3 (4.0.2) TRX report (--report-xunit-trx): a skip is outcome NotExecuted
 # with its reason in Output/StdOut; a failure's message is in Output/ErrorInfo/Message.
 FIXTURE = """<?xml version="1.0" encoding="utf-8"?>
@@ -153,6 +173,13 @@ def self_test():
         ("developer: skips in a lost report are reported", run([], ci=False, log="total: 6\nfailed: 1\nsucceeded: 2\nskipped: 3\n"),
          (2, 1, 3), "2 skipped test(s) that no TRX report lists (their reasons are unknown)"),
     ]
+    # A result written by --write-result is read back as one passed or failed test, its message kept.
+    with tempfile.TemporaryDirectory() as root:
+        write_result(f"{root}/fuzz/a.trx", "Fuzz.ring", "Passed", "fuzz: target=ring execs=1 crashes=0 hangs=0")
+        write_result(f"{root}/fuzz/b.trx", "Fuzz.blk", "Failed", "fuzz: target=blk execs=1 crashes=1 hangs=0 <&>")
+        lines = []
+        counts = summarize(root, 0, [], True, lines.append)
+        checks.append(("--write-result: one result per report", (counts, lines), (1, 1, 0), "    fuzz: target=blk execs=1 crashes=1 hangs=0 <&>"))
     bad = 0
     for what, (counts, lines), expected, line in checks:
         ok = counts == expected and line in lines and lines[-1] == "tests: %d passed, %d failed, %d skipped" % expected
@@ -165,6 +192,9 @@ def self_test():
 def main(argv):
     if argv == ["--self-test"]:
         return self_test()
+    if len(argv) == 5 and argv[0] == "--write-result":
+        write_result(*argv[1:])
+        return 0
     args, allowed = [], []
     it = iter(argv)
     for a in it:
