@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of guest- and front-end-controlled input (docs/fuzzing.md):
 #   bash eng/fuzz.sh --list                          the targets
-#   bash eng/fuzz.sh TARGET --seconds N [--out DIR] [--no-build] [--trx FILE]
+#   bash eng/fuzz.sh TARGET --seconds N [--execs E] [--out DIR] [--no-build] [--trx FILE]
 #                                                    build, instrument, run afl-fuzz N seconds
+#                                                    (--execs E: or until about E executions, if sooner)
 #   bash eng/fuzz.sh TARGET --replay FILE|DIR...     run inputs once, uninstrumented, and print what threw
 # A run ends with exactly one line `fuzz: target=T execs=N crashes=C hangs=H` (from afl-fuzz's
 # fuzzer_stats) and exits nonzero when C or H is not 0 or afl-fuzz failed. Findings stay in
@@ -23,21 +24,22 @@ fuzz_dir=${FUZZ_WORK:-artifacts/fuzz}
 # the runtime's and the test helpers' coverage would be noise).
 instrumented=(Virtio.Core Virtio.Blk Virtio.Net Virtio.VhostUser)
 
-target="" seconds=60 out="" replay=() no_build="" trx=""
+target="" seconds=60 execs_cap="" out="" replay=() no_build="" trx=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --list) target=--list; shift;;
     --seconds) seconds=$2; shift 2;;
+    --execs) execs_cap=$2; shift 2;;
     --out) out=$2; shift 2;;
     --no-build) no_build=1; shift;;
     --trx) trx=$2; shift 2;;
     --replay) shift; replay=("$@"); [ ${#replay[@]} -gt 0 ] || { echo "fuzz: --replay needs files" >&2; exit 2; }; break;;
-    -h|--help) sed -n 2,13p "$0"; exit 0;;
+    -h|--help) sed -n 2,14p "$0"; exit 0;;
     -*) echo "fuzz: unknown option $1" >&2; exit 2;;
     *) target=$1; shift;;
   esac
 done
-[ -n "$target" ] || { sed -n 2,13p "$0" >&2; exit 2; }
+[ -n "$target" ] || { sed -n 2,14p "$0" >&2; exit 2; }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
@@ -58,6 +60,11 @@ fi
 dotnet "$build_dir/Virtio.Fuzz.dll" list | grep -qx -- "$target" \
   || { echo "fuzz: no target '$target' (bash eng/fuzz.sh --list)" >&2; exit 2; }
 case "$seconds" in ''|*[!0-9]*) echo "fuzz: --seconds takes a whole number" >&2; exit 2;; esac
+exec_limit=()
+if [ -n "$execs_cap" ]; then
+  case "$execs_cap" in *[!0-9]*) echo "fuzz: --execs takes a whole number" >&2; exit 2;; esac
+  exec_limit=(-E "$execs_cap")
+fi
 corpus=$project/Corpus/$target
 [ -n "$(ls -A "$corpus" 2>/dev/null)" ] || { echo "fuzz: no seed inputs in $corpus" >&2; exit 1; }
 
@@ -102,7 +109,7 @@ esac
 # a new path tens of milliseconds, so 2 s is a hang and nothing else. -m none: the .NET runtime
 # reserves far more address space than afl-fuzz's default limit.
 afl_rc=0
-afl-fuzz -i "$corpus" -o "$out" -t 2000 -m none -V "$seconds" -- "$(command -v dotnet)" "$bin/Virtio.Fuzz.dll" fuzz "$target" \
+afl-fuzz -i "$corpus" -o "$out" -t 2000 -m none -V "$seconds" "${exec_limit[@]}" -- "$(command -v dotnet)" "$bin/Virtio.Fuzz.dll" fuzz "$target" \
   >"$out/afl-fuzz.log" 2>&1 || afl_rc=$?
 stats=$out/default/fuzzer_stats
 stat() { sed -n "s/^$1 *: *//p" "$stats" 2>/dev/null | head -1; }
