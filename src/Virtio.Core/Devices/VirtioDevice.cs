@@ -276,8 +276,7 @@ public abstract class VirtioDevice
             }
             catch (Exception exception)
             {
-                Log.ProcessingThrew(Logger, DeviceId, index, exception);
-                queue.MarkBroken(QueueError.DeviceFailed);
+                FailQueue(queue, exception);
             }
         }
     }
