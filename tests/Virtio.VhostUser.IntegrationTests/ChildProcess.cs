@@ -1,3 +1,4 @@
+using System.Linq;
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
@@ -17,6 +18,7 @@ internal sealed class ChildProcess : IDisposable
 {
     private readonly Process _process;
     private readonly List<string> _lines = new();
+    private readonly SemaphoreSlim _lineAdded = new(0);
     private readonly StreamWriter _log;
     private readonly Action<string>? _onLine;
     private readonly TaskCompletionSource _stdoutDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -83,6 +85,25 @@ internal sealed class ChildProcess : IDisposable
             lock (_lines)
             {
                 return _lines.ToArray();
+            }
+        }
+    }
+
+    /// <summary>Waits, at most <paramref name="limit"/>, until a line containing <paramref name="text"/> has been written.</summary>
+    public async Task<bool> WaitForLineAsync(string text, TimeSpan limit, CancellationToken cancellationToken)
+    {
+        long deadline = Environment.TickCount64 + (long)limit.TotalMilliseconds;
+        while (true)
+        {
+            if (Lines.Any(line => line.Contains(text, StringComparison.Ordinal)))
+            {
+                return true;
+            }
+
+            long remaining = deadline - Environment.TickCount64;
+            if (remaining <= 0 || !await _lineAdded.WaitAsync(TimeSpan.FromMilliseconds(remaining), cancellationToken).ConfigureAwait(false))
+            {
+                return false;
             }
         }
     }
@@ -207,6 +228,7 @@ internal sealed class ChildProcess : IDisposable
             }
         }
 
+        _lineAdded.Release();
         _onLine?.Invoke(line);
     }
 }

@@ -23,7 +23,7 @@ public sealed class DaemonAccessTests
         using VhostUserBackend backend = await StartDaemonAsync("allow-uid-refused", "--allow-uid", $"{NobodyElse},{NobodyElse + 1}");
 
         Assert.Null(GetFeatures(backend.SocketPath));
-        Assert.True(await WaitForLineAsync(backend, $"user id {OwnUserId()} (SO_PEERCRED) is not allowed"), string.Join('\n', backend.Log));
+        Assert.True(await backend.WaitForLineAsync($"user id {OwnUserId()} (SO_PEERCRED) is not allowed", TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken), string.Join('\n', backend.Log));
         Assert.Equal(0, await backend.StopAsync(TestContext.Current.CancellationToken));
     }
 
@@ -110,21 +110,6 @@ public sealed class DaemonAccessTests
         }
 
         return BinaryPrimitives.ReadUInt64LittleEndian(reply.AsSpan(12));
-    }
-
-    private static async Task<bool> WaitForLineAsync(VhostUserBackend backend, string text)
-    {
-        for (int i = 0; i < 200; i++)
-        {
-            if (backend.Log.ToArray().Any(line => line.Contains(text, StringComparison.Ordinal)))
-            {
-                return true;
-            }
-
-            await Task.Delay(50, TestContext.Current.CancellationToken);
-        }
-
-        return false;
     }
 
     /// <summary>This process's effective user id, from /proc/self/status ("Uid: real effective saved fs").</summary>

@@ -28,6 +28,10 @@ internal sealed class VhostUserBackend : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>Waits, at most <paramref name="limit"/>, for a log line containing <paramref name="text"/>.</summary>
+    public Task<bool> WaitForLineAsync(string text, TimeSpan limit, CancellationToken cancellationToken) =>
+        _process.WaitForLineAsync(text, limit, cancellationToken);
+
     /// <summary>Starts a blk back end over a raw image and waits until it listens.</summary>
     public static Task<VhostUserBackend> StartBlkAsync(BlkBackendKind kind, string workDir, string image, int queues,
         CancellationToken cancellationToken, string logName = "backend.log", IReadOnlyList<string>? extraArgs = null)
