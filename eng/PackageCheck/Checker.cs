@@ -55,8 +55,10 @@ internal sealed class Checker
             yield return "no .nuspec with <metadata> at the package root";
             yield break;
         }
-        foreach (var problem in CheckReadme(package).Concat(CheckLicense(package)).Concat(CheckVersion(package, _release)).Concat(CheckRepository(package))
-            .Concat(CheckDocumentation(package)).Concat(Symbols.Check(package, _directory)).Concat(CheckDependencies(package)))
+        var common = CheckReadme(package).Concat(CheckLicense(package)).Concat(CheckVersion(package, _release)).Concat(CheckRepository(package));
+        // A .NET tool (the daemon) is a program: no lib/ assemblies, documentation or symbols package to check.
+        var problems = package.IsTool ? common : common.Concat(CheckDocumentation(package)).Concat(Symbols.Check(package, _directory)).Concat(CheckDependencies(package));
+        foreach (var problem in problems)
         {
             yield return problem;
         }

@@ -32,7 +32,7 @@ internal static class SelfTest
         var xml = dll[..^".dll".Length] + ".xml";
         var readme = package.Metadata?.Child("readme")?.Value.Trim() ?? "README.md";
         var references = Assemblies.Read(package.Files[dll]).References;
-        var unused = packages.FirstOrDefault(p => p != package && p.LibAssemblies.All(d => !references.Contains(Assemblies.Read(p.Files[d]).Name)));
+        var unused = packages.FirstOrDefault(p => p != package && !p.IsTool && p.LibAssemblies.Any() && p.LibAssemblies.All(d => !references.Contains(Assemblies.Read(p.Files[d]).Name)));
 
         // A NuGet package, in a global packages folder of the real one's packages and one more, whose assembly the target does not reference.
         const string FakeId = "Fake.Unused";
