@@ -5,6 +5,7 @@ using System.Runtime.InteropServices;
 using System.Threading;
 using System.Threading.Tasks;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
 using Virtio.Blk;
 using Virtio.Blk.Backends;
 using Virtio.Core.Devices;
@@ -30,6 +31,7 @@ internal static class Program
         var net = new Option<string[]>("--net") { Description = "Serve a virtio-net device bridged to a tap: tap=NAME[,socket=PATH] (the tap is created if missing). Repeatable, as --blk." };
         var config = new Option<string?>("--config") { Description = "A JSON file of devices, instead of or besides the flags: {\"blk\": [\"FILE,KEY...,socket=PATH\", ...], \"net\": [\"tap=NAME,socket=PATH\", ...]}, each string as the flag's value (docs/daemon.md)." };
         var verbose = new Option<bool>("--verbose") { Description = "Log every vhost-user message (debug level)." };
+        var metrics = new Option<int?>("--metrics") { Description = "Export every instrument of the Virtio.Blk, Virtio.Net, Virtio.Core and Virtio.VhostUser meters (docs/metrics.md) to standard output every SECONDS seconds, with OpenTelemetry's console exporter.", HelpName = "SECONDS" };
         var allowUid = new Option<string[]>("--allow-uid")
         {
             Description = "Accept front ends running under these user ids only (SO_PEERCRED, checked on connect; others are disconnected with a logged reason): UID[,UID...], repeatable. Default: any user that can open the socket, which is created mode 0600 (its owner only).",
@@ -40,7 +42,7 @@ internal static class Program
         };
         var root = new RootCommand("vhost-user back end for Virtio for .NET devices: one or more --blk and --net, each on its own socket. Each socket serves one front end at a time and accepts the next when it disconnects. SIGINT or SIGTERM stops; SIGUSR1 prints the per-device summary (requests, errors, bytes), which is also printed at exit.")
         {
-            socket, blk, net, config, verbose, allowUid, allowUnsealed,
+            socket, blk, net, config, verbose, metrics, allowUid, allowUnsealed,
         };
         root.SetAction(result =>
         {
@@ -53,7 +55,14 @@ internal static class Program
                     return 2;
                 }
 
+                if (result.GetValue(metrics) is <= 0)
+                {
+                    Console.Error.WriteLine("--metrics: SECONDS must be at least 1.");
+                    return 2;
+                }
+
                 var access = new Access(userIds, result.GetValue(allowUnsealed));
+                using MeterProvider? exporter = result.GetValue(metrics) is { } seconds ? MetricsExport.ToConsole(seconds) : null;
                 return Run(devices!, result.GetValue(verbose), access);
             }
             catch (Exception exception) when (exception is System.IO.IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)

@@ -508,7 +508,7 @@ public sealed class BlockDevice : VirtioDevice
         BlockRequestError error = _parser.Parse(io.ChainBuffer[..count], readable, DriverFeatures, io, out BlockRequest request);
         if (error == BlockRequestError.NoStatusByte)
         {
-            // No writable byte: the chain cannot carry a status. Return it untouched (design §5).
+            // No writable byte: the chain cannot carry a status. Return it untouched, with used length 0 (docs/blk.md).
             Log.MalformedRequest(Logger, queue.Queue.Index, head, error);
             BlockMetrics.Malformed.Add(1, queue.DeviceTag, queue.QueueTag);
             queue.Queue.AddUsed(head, 0);
