@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Net.Sockets;
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using System.Threading;
@@ -111,6 +112,7 @@ internal static class Program
             .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information));
         ILogger logger = loggers.CreateLogger("vhost-user-daemon");
         using var summary = new DeviceSummary();
+        using SocketActivation activation = SocketActivation.FromEnvironment();
         var owned = new List<IDisposable>();
         var servers = new List<VhostUserServer>();
         try
@@ -118,17 +120,23 @@ internal static class Program
             for (int i = 0; i < devices.Blk.Count; i++)
             {
                 (BlkSpec spec, string socketPath) = devices.Blk[i];
-                servers.Add(CreateBlk($"blk{i}", spec, socketPath, loggers, logger, access, owned));
+                servers.Add(CreateBlk($"blk{i}", spec, socketPath, activation.Take(socketPath), loggers, logger, access, owned));
                 summary.AddDevice($"blk{i}", "blk", socketPath);
             }
 
             for (int i = 0; i < devices.Net.Count; i++)
             {
                 (string tapName, string socketPath) = devices.Net[i];
-                servers.Add(CreateNet($"net{i}", tapName, socketPath, loggers, logger, access, owned));
+                servers.Add(CreateNet($"net{i}", tapName, socketPath, activation.Take(socketPath), loggers, logger, access, owned));
                 summary.AddDevice($"net{i}", "net", socketPath);
             }
 
+            foreach (string path in activation.Untaken)
+            {
+                logger.LogWarning("LISTEN_FDS: the inherited socket {Path} is no device's socket; closed", path);
+            }
+
+            activation.Dispose();
             if (access.UserIds is not null)
             {
                 logger.LogInformation("front ends accepted from user id(s) {UserIds} only", string.Join(",", access.UserIds));
@@ -168,11 +176,11 @@ internal static class Program
         }
 
         summary.Write(Console.Out);
-        logger.LogInformation("stopped; socket(s) {Sockets} removed", string.Join(", ", devices.Sockets));
+        logger.LogInformation("stopped; of the socket(s) {Sockets}, those it bound are removed (inherited ones are their creator's)", string.Join(", ", devices.Sockets));
         return 0;
     }
 
-    private static VhostUserServer CreateBlk(string name, BlkSpec spec, string socketPath, ILoggerFactory loggers, ILogger logger, Access access, List<IDisposable> owned)
+    private static VhostUserServer CreateBlk(string name, BlkSpec spec, string socketPath, Socket? inherited, ILoggerFactory loggers, ILogger logger, Access access, List<IDisposable> owned)
     {
         // Ring i and its completions run on ioThreads[i % n]: one call-fd write per wake-up. With
         // io_uring each I/O thread submits to and reaps its own ring: no other thread per request.
@@ -185,17 +193,18 @@ internal static class Program
         var options = new BlockDeviceOptions { Name = name, QueueCount = spec.Queues, QueueSize = MaxRingSize, ReadOnly = spec.Disk.File.ReadOnly, IoThreads = ioThreads };
         ILogger deviceLogger = loggers.CreateLogger("virtio-blk");
         logger.LogInformation(
-            "{Name}: virtio-blk on {Path} ({Capacity} bytes, {Queues} queue(s) on {IoThreads} I/O thread(s), engine {Engine}{Direct}{ReadOnly}, polling up to {PollUs} us) at {Socket}",
+            "{Name}: virtio-blk on {Path} ({Capacity} bytes, {Queues} queue(s) on {IoThreads} I/O thread(s), engine {Engine}{Direct}{ReadOnly}, polling up to {PollUs} us) at {Socket}{Inherited}",
             name, spec.Disk.Path ?? "null", backend.Capacity, spec.Queues, ioThreads.Length, DiskKeys.EngineOf(backend),
-            spec.Disk.File.Direct ? ", O_DIRECT" : "", spec.Disk.File.ReadOnly ? ", read-only" : "", spec.Disk.PollMicroseconds, socketPath);
+            spec.Disk.File.Direct ? ", O_DIRECT" : "", spec.Disk.File.ReadOnly ? ", read-only" : "", spec.Disk.PollMicroseconds, socketPath, inherited is null ? "" : " (inherited, LISTEN_FDS)");
         return new VhostUserServer(socketPath, memory => new BlockDevice(memory, backend, options, deviceLogger), logger, ioThreads)
         {
             AllowedUserIds = access.UserIds,
             AllowUnsealedMemory = access.AllowUnsealedMemory,
+            ListeningSocket = inherited,
         };
     }
 
-    private static VhostUserServer CreateNet(string name, string tapName, string socketPath, ILoggerFactory loggers, ILogger logger, Access access, List<IDisposable> owned)
+    private static VhostUserServer CreateNet(string name, string tapName, string socketPath, Socket? inherited, ILoggerFactory loggers, ILogger logger, Access access, List<IDisposable> owned)
     {
         var tap = TapNetBackend.Create(tapName);
         IoThread[] ioThreads = StartIoThreads(1, logger);
@@ -204,11 +213,12 @@ internal static class Program
         // The front end runs the control queue itself: the back end serves the rx/tx pair only.
         var options = new NetDeviceOptions { Name = name, ControlQueue = false, QueueSize = MaxRingSize, IoThreads = ioThreads };
         ILogger deviceLogger = loggers.CreateLogger("virtio-net");
-        logger.LogInformation("{Name}: virtio-net on tap {Tap} at {Socket}", name, tapName, socketPath);
+        logger.LogInformation("{Name}: virtio-net on tap {Tap} at {Socket}{Inherited}", name, tapName, socketPath, inherited is null ? "" : " (inherited, LISTEN_FDS)");
         return new VhostUserServer(socketPath, memory => new NetDevice(memory, [tap], options, deviceLogger), logger, ioThreads)
         {
             AllowedUserIds = access.UserIds,
             AllowUnsealedMemory = access.AllowUnsealedMemory,
+            ListeningSocket = inherited,
         };
     }
 
