@@ -2,31 +2,44 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
+using System.Text;
+using System.Text.RegularExpressions;
 using System.Xml;
 using System.Xml.Linq;
 
 namespace PackageCheck;
 
 /// <summary>
-/// Checks the packages of a folder: each has its README, an XML documentation file next to each
-/// lib/&lt;tfm&gt;/*.dll, and only dependencies whose assemblies its assemblies reference.
+/// Checks the packages of a folder: each has its README, the Apache-2.0 licence (expression and
+/// LICENSE file), a version with the per-commit suffix, a repository URL and commit, an XML
+/// documentation file next to each lib/&lt;tfm&gt;/*.dll, a symbols package with SourceLink and no
+/// build-machine paths (<see cref="Symbols"/>), and only dependencies whose assemblies its
+/// assemblies reference.
 /// </summary>
 internal sealed class Checker
 {
     private readonly Dictionary<string, Package> _local;
     private readonly string _globalPackages;
 
-    private Checker(IEnumerable<Package> local, string globalPackages)
+    private readonly string _directory;
+    private readonly bool _release;
+
+    private Checker(IEnumerable<Package> local, string globalPackages, string directory, bool release)
     {
+        _directory = directory;
+        _release = release;
         _local = local.GroupBy(p => p.Id, StringComparer.OrdinalIgnoreCase).ToDictionary(g => g.Key, g => g.First(), StringComparer.OrdinalIgnoreCase);
         _globalPackages = globalPackages;
     }
 
     /// <summary>One line per problem, each naming the package; and how many packages were read.</summary>
-    public static (List<string> Problems, int Packages) CheckDirectory(string directory, string globalPackages)
+    /// <param name="directory">The folder of .nupkg files and their .snupkg symbol packages.</param>
+    /// <param name="globalPackages">The NuGet global packages folder, where dependencies are looked up.</param>
+    /// <param name="release">Expect release versions (no suffix) instead of preview.g&lt;commit&gt;.</param>
+    public static (List<string> Problems, int Packages) CheckDirectory(string directory, string globalPackages, bool release = false)
     {
         var packages = Directory.GetFiles(directory, "*.nupkg").Order(StringComparer.Ordinal).Select(Package.Open).ToList();
-        var checker = new Checker(packages, globalPackages);
+        var checker = new Checker(packages, globalPackages, directory, release);
         var problems = packages.SelectMany(p => checker.Check(p).Select(problem => $"{p.FileName}: {problem}")).ToList();
         if (packages.Count == 0)
         {
@@ -42,7 +55,10 @@ internal sealed class Checker
             yield return "no .nuspec with <metadata> at the package root";
             yield break;
         }
-        foreach (var problem in CheckReadme(package).Concat(CheckDocumentation(package)).Concat(CheckDependencies(package)))
+        var common = CheckReadme(package).Concat(CheckLicense(package)).Concat(CheckVersion(package, _release)).Concat(CheckRepository(package));
+        // A .NET tool (the daemon) is a program: no lib/ assemblies, documentation or symbols package to check.
+        var problems = package.IsTool ? common : common.Concat(CheckDocumentation(package)).Concat(Symbols.Check(package, _directory)).Concat(CheckDependencies(package));
+        foreach (var problem in problems)
         {
             yield return problem;
         }
@@ -62,6 +78,44 @@ internal sealed class Checker
         else if (content.Length == 0)
         {
             yield return $"the readme {readme} is empty";
+        }
+    }
+
+    private static IEnumerable<string> CheckLicense(Package package)
+    {
+        if (package.Metadata!.Child("license")?.Value.Trim() != "Apache-2.0")
+        {
+            yield return "the nuspec's <license> is not the expression Apache-2.0";
+        }
+        if (!package.Files.TryGetValue("LICENSE", out var content) || !Encoding.UTF8.GetString(content).Contains("Apache License", StringComparison.Ordinal))
+        {
+            yield return "no LICENSE file with the Apache License text at the package root";
+        }
+    }
+
+    /// <summary>0.1.0-preview.g&lt;10 hex digits of the commit&gt; (Directory.Build.targets), or 0.1.0 for a release.</summary>
+    private static IEnumerable<string> CheckVersion(Package package, bool release)
+    {
+        var version = package.Metadata!.Child("version")?.Value.Trim() ?? "";
+        var pattern = release ? @"^\d+\.\d+\.\d+$" : @"^\d+\.\d+\.\d+-preview\.g[0-9a-f]{10}$";
+        if (!Regex.IsMatch(version, pattern))
+        {
+            yield return release
+                ? $"the version {version} is not a release version (MAJOR.MINOR.PATCH)"
+                : $"the version {version} has no per-commit suffix (-preview.g<10 hex digits of the commit>)";
+        }
+    }
+
+    private static IEnumerable<string> CheckRepository(Package package)
+    {
+        var repository = package.Metadata!.Child("repository");
+        if (string.IsNullOrWhiteSpace(repository?.Attribute("url")?.Value))
+        {
+            yield return "the nuspec's <repository> has no url (the clone needs an origin remote: PublishRepositoryUrl takes it from there)";
+        }
+        if (string.IsNullOrWhiteSpace(repository?.Attribute("commit")?.Value))
+        {
+            yield return "the nuspec's <repository> has no commit";
         }
     }
 

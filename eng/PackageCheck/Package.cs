@@ -28,6 +28,9 @@ internal sealed class Package
 
     public Dictionary<string, byte[]> Files { get; }
 
+    /// <summary>Whether the nuspec's package type is DotnetTool.</summary>
+    public bool IsTool => Metadata?.Child("packageTypes")?.Children("packageType").Any(t => t.Attribute("name")?.Value == "DotnetTool") == true;
+
     /// <summary>The lib/&lt;tfm&gt;/*.dll paths.</summary>
     public IEnumerable<string> LibAssemblies => Files.Keys.Where(IsLibAssembly).Order(StringComparer.Ordinal);
 

@@ -6,8 +6,9 @@ using System.Linq;
 namespace PackageCheck;
 
 /// <summary>
-/// PackageCheck DIR [--self-test]: checks the .nupkg files of DIR (see <see cref="Checker"/>),
-/// one line per problem; exits 1 when there is one. With --self-test, instead checks that broken
+/// PackageCheck DIR [--self-test] [--release]: checks the .nupkg files of DIR and their .snupkg
+/// symbol packages (see <see cref="Checker"/>), one line per problem; exits 1 when there is one.
+/// --release expects MAJOR.MINOR.PATCH versions instead of the per-commit preview suffix. With --self-test, instead checks that broken
 /// copies of DIR's packages are reported.
 /// </summary>
 internal static class Program
@@ -15,10 +16,11 @@ internal static class Program
     private static int Main(string[] args)
     {
         var selfTest = args.Contains("--self-test");
-        var rest = args.Where(a => a != "--self-test").ToArray();
+        var release = args.Contains("--release");
+        var rest = args.Where(a => a is not "--self-test" and not "--release").ToArray();
         if (rest.Length != 1 || !Directory.Exists(rest[0]))
         {
-            Console.Error.WriteLine("usage: PackageCheck PACKAGES_DIR [--self-test]");
+            Console.Error.WriteLine("usage: PackageCheck PACKAGES_DIR [--self-test] [--release]");
             return 2;
         }
         var globalPackages = GlobalPackagesFolder();
@@ -26,7 +28,7 @@ internal static class Program
         {
             return SelfTest.Run(rest[0], globalPackages);
         }
-        var (problems, count) = Checker.CheckDirectory(rest[0], globalPackages);
+        var (problems, count) = Checker.CheckDirectory(rest[0], globalPackages, release);
         foreach (var problem in problems)
         {
             Console.WriteLine(problem);

@@ -14,6 +14,8 @@ namespace PackageCheck;
 /// </summary>
 internal static class SelfTest
 {
+    private const string SymbolsDropped = "the symbols package dropped";
+
     public static int Run(string directory, string globalPackages)
     {
         var paths = Directory.GetFiles(directory, "*.nupkg").Order(StringComparer.Ordinal).ToList();
@@ -30,7 +32,7 @@ internal static class SelfTest
         var xml = dll[..^".dll".Length] + ".xml";
         var readme = package.Metadata?.Child("readme")?.Value.Trim() ?? "README.md";
         var references = Assemblies.Read(package.Files[dll]).References;
-        var unused = packages.FirstOrDefault(p => p != package && p.LibAssemblies.All(d => !references.Contains(Assemblies.Read(p.Files[d]).Name)));
+        var unused = packages.FirstOrDefault(p => p != package && !p.IsTool && p.LibAssemblies.Any() && p.LibAssemblies.All(d => !references.Contains(Assemblies.Read(p.Files[d]).Name)));
 
         // A NuGet package, in a global packages folder of the real one's packages and one more, whose assembly the target does not reference.
         const string FakeId = "Fake.Unused";
@@ -42,7 +44,11 @@ internal static class SelfTest
             ("the XML documentation emptied", (path, content) => path == xml ? [] : content, $"{xml} is empty", false),
             ("the XML documentation broken", (path, content) => path == xml ? Encoding.UTF8.GetBytes("<doc><members>") : content, "is not well-formed", false),
             ("a dependency on Newtonsoft.Json", EditNuspec(m => AddDependency(m, "Newtonsoft.Json", "13.0.3")), "depends on Newtonsoft.Json 13.0.3, but", false),
+            ("the LICENSE file dropped", (path, content) => path == "LICENSE" ? null : content, "no LICENSE file", false),
+            ("the version without its commit suffix", EditNuspec(m => m.Child("version")!.Value = "0.1.0-preview"), "has no per-commit suffix", false),
+            ("the repository url dropped", EditNuspec(m => m.Child("repository")?.Attribute("url")?.Remove()), "<repository> has no url", false),
         };
+        cases.Add((SymbolsDropped, (_, content) => content, "no symbols package", false));
         if (unused != null)
         {
             cases.Add(($"a dependency on {unused.Id}, not referenced", EditNuspec(m => AddDependency(m, unused.Id, "[0.1.0-preview, )")),
@@ -74,7 +80,15 @@ internal static class SelfTest
                 {
                     File.Copy(path, Path.Combine(dir.FullName, Path.GetFileName(path)));
                 }
+                foreach (var symbols in Directory.GetFiles(directory, "*.snupkg"))
+                {
+                    File.Copy(symbols, Path.Combine(dir.FullName, Path.GetFileName(symbols)));
+                }
                 Rewrite(paths[target], Path.Combine(dir.FullName, package.FileName), edit);
+                if (what == SymbolsDropped)
+                {
+                    File.Delete(Path.Combine(dir.FullName, Path.ChangeExtension(package.FileName, ".snupkg")));
+                }
                 // Exactly one problem more than the unbroken packages have: the expected one.
                 var added = Checker.CheckDirectory(dir.FullName, useFakeGlobal ? fakeGlobal.FullName : globalPackages).Problems.Where(p => !baseline.Contains(p)).ToList();
                 var ok = added.Count == 1 && added[0].StartsWith(package.FileName + ": ", StringComparison.Ordinal) && added[0].Contains(expected, StringComparison.Ordinal);

@@ -1,9 +1,12 @@
 using System;
+using System.Collections.Generic;
+using System.Net.Sockets;
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using System.Threading;
 using System.Threading.Tasks;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
 using Virtio.Blk;
 using Virtio.Blk.Backends;
 using Virtio.Core.Devices;
@@ -16,17 +19,20 @@ using Virtio.VhostUser;
 
 namespace Virtio.VhostUserDaemon;
 
-/// <summary>Serves one virtio device over vhost-user until SIGINT or SIGTERM.</summary>
+/// <summary>Serves virtio devices over vhost-user, one socket each, until SIGINT or SIGTERM.</summary>
 internal static class Program
 {
     private const ushort MaxRingSize = 1024;
+    private const int SigUsr1 = 10; // Linux
 
     public static int Main(string[] args)
     {
-        var socket = new Option<string>("--socket") { Description = "Path of the vhost-user Unix socket to listen on (replaced if it exists, removed on exit).", Required = true };
-        var blk = new Option<string?>("--blk") { Description = BlkSpec.Help };
-        var net = new Option<string?>("--net") { Description = "Serve a virtio-net device bridged to a tap: tap=NAME (created if missing)." };
+        var socket = new Option<string?>("--socket") { Description = "Path of the vhost-user Unix socket of the one device given without socket= (replaced if it exists, removed on exit)." };
+        var blk = new Option<string[]>("--blk") { Description = BlkSpec.Help + " Repeatable: one device each, each with its own socket (socket=PATH; without it, --socket)." };
+        var net = new Option<string[]>("--net") { Description = "Serve a virtio-net device bridged to a tap: tap=NAME[,socket=PATH] (the tap is created if missing). Repeatable, as --blk." };
+        var config = new Option<string?>("--config") { Description = "A JSON file of devices, instead of or besides the flags: {\"blk\": [\"FILE,KEY...,socket=PATH\", ...], \"net\": [\"tap=NAME,socket=PATH\", ...]}, each string as the flag's value (docs/daemon.md)." };
         var verbose = new Option<bool>("--verbose") { Description = "Log every vhost-user message (debug level)." };
+        var metrics = new Option<int?>("--metrics") { Description = "Export every instrument of the Virtio.Blk, Virtio.Net, Virtio.Core and Virtio.VhostUser meters (docs/metrics.md) to standard output every SECONDS seconds, with OpenTelemetry's console exporter.", HelpName = "SECONDS" };
         var allowUid = new Option<string[]>("--allow-uid")
         {
             Description = "Accept front ends running under these user ids only (SO_PEERCRED, checked on connect; others are disconnected with a logged reason): UID[,UID...], repeatable. Default: any user that can open the socket, which is created mode 0600 (its owner only).",
@@ -35,22 +41,30 @@ internal static class Program
         {
             Description = "Map shared guest memory that is not sealed against shrinking (F_SEAL_SHRINK): QEMU's memory-backend-file (hugetlbfs, tmpfs) or memory-backend-memfd with seal=off. Only for a trusted front end: truncating such a file under the mapping kills the daemon (SIGBUS). Default: refused.",
         };
-        var root = new RootCommand("vhost-user back end for Virtio for .NET devices: exactly one of --blk or --net. Serves one front end at a time and accepts the next when it disconnects.")
+        var root = new RootCommand("vhost-user back end for Virtio for .NET devices: one or more --blk and --net, each on its own socket. Each socket serves one front end at a time and accepts the next when it disconnects. SIGINT or SIGTERM stops; SIGUSR1 prints the per-device summary (requests, errors, bytes), which is also printed at exit.")
         {
-            socket, blk, net, verbose, allowUid, allowUnsealed,
+            socket, blk, net, config, verbose, metrics, allowUid, allowUnsealed,
         };
         root.SetAction(result =>
         {
             try
             {
-                if (!TryParseUserIds(result.GetValue(allowUid), out uint[]? userIds, out string? error))
+                if (!TryParseUserIds(result.GetValue(allowUid), out uint[]? userIds, out string? error)
+                    || !DeviceList.TryBuild(result.GetValue(blk), result.GetValue(net), result.GetValue(config), result.GetValue(socket), out DeviceList? devices, out error))
                 {
                     Console.Error.WriteLine(error);
                     return 2;
                 }
 
+                if (result.GetValue(metrics) is <= 0)
+                {
+                    Console.Error.WriteLine("--metrics: SECONDS must be at least 1.");
+                    return 2;
+                }
+
                 var access = new Access(userIds, result.GetValue(allowUnsealed));
-                return Run(result.GetValue(socket)!, result.GetValue(blk), result.GetValue(net), result.GetValue(verbose), access);
+                using MeterProvider? exporter = result.GetValue(metrics) is { } seconds ? MetricsExport.ToConsole(seconds) : null;
+                return Run(devices!, result.GetValue(verbose), access);
             }
             catch (Exception exception) when (exception is System.IO.IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
             {
@@ -91,70 +105,44 @@ internal static class Program
         return true;
     }
 
-    private static int Run(string socketPath, string? blkText, string? netText, bool verbose, Access access)
+    private static int Run(DeviceList devices, bool verbose, Access access)
     {
-        if ((blkText is null) == (netText is null))
-        {
-            Console.Error.WriteLine("Give exactly one of --blk or --net.");
-            return 2;
-        }
-
         using ILoggerFactory loggers = LoggerFactory.Create(builder => builder
             .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })
             .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information));
         ILogger logger = loggers.CreateLogger("vhost-user-daemon");
-
-        Func<IGuestMemory, VirtioDevice> createDevice;
-        IDisposable? owned;
-        IoThread[] ioThreads;
-        if (blkText is not null)
+        using var summary = new DeviceSummary();
+        using SocketActivation activation = SocketActivation.FromEnvironment();
+        var owned = new List<IDisposable>();
+        var servers = new List<VhostUserServer>();
+        try
         {
-            if (!BlkSpec.TryParse(blkText, out BlkSpec? spec, out string? error))
+            for (int i = 0; i < devices.Blk.Count; i++)
             {
-                Console.Error.WriteLine(error);
-                return 2;
+                (BlkSpec spec, string socketPath) = devices.Blk[i];
+                servers.Add(CreateBlk($"blk{i}", spec, socketPath, activation.Take(socketPath), loggers, logger, access, owned));
+                summary.AddDevice($"blk{i}", "blk", socketPath);
             }
 
-            // Ring i and its completions run on ioThreads[i % n]: one call-fd write per wake-up. With
-            // io_uring each I/O thread submits to and reaps its own ring: no other thread per request.
-            ioThreads = StartIoThreads(spec!.IoThreads > 0 ? spec.IoThreads : Math.Min(spec.Queues, Environment.ProcessorCount), logger);
-            spec.Disk.ApplyPolling(ioThreads);
-            IBlockBackend backend = spec.Disk.Open(ioThreads, loggers.CreateLogger("blk-backend"));
-            owned = new Owned(backend is IDisposable file ? [file, .. ioThreads] : [.. ioThreads]);
-            // Ring sizes are the front end's choice (QEMU's queue-size, up to 1024): offer that much.
-            var options = new BlockDeviceOptions { QueueCount = spec.Queues, QueueSize = MaxRingSize, ReadOnly = spec.Disk.File.ReadOnly, IoThreads = ioThreads };
-            createDevice = memory => new BlockDevice(memory, backend, options, loggers.CreateLogger("virtio-blk"));
-            logger.LogInformation(
-                "virtio-blk on {Path} ({Capacity} bytes, {Queues} queue(s) on {IoThreads} I/O thread(s), engine {Engine}{Direct}{ReadOnly}, polling up to {PollUs} us)",
-                spec.Disk.Path ?? "null", backend.Capacity, spec.Queues, ioThreads.Length, DiskKeys.EngineOf(backend),
-                spec.Disk.File.Direct ? ", O_DIRECT" : "", spec.Disk.File.ReadOnly ? ", read-only" : "", spec.Disk.PollMicroseconds);
-        }
-        else
-        {
-            if (!netText!.StartsWith("tap=", StringComparison.Ordinal) || netText.Length == 4)
+            for (int i = 0; i < devices.Net.Count; i++)
             {
-                Console.Error.WriteLine("--net expects tap=NAME.");
-                return 2;
+                (string tapName, string socketPath) = devices.Net[i];
+                servers.Add(CreateNet($"net{i}", tapName, socketPath, activation.Take(socketPath), loggers, logger, access, owned));
+                summary.AddDevice($"net{i}", "net", socketPath);
             }
 
-            var tap = TapNetBackend.Create(netText[4..]);
-            ioThreads = StartIoThreads(1, logger);
-            owned = new Owned(tap, ioThreads[0]);
-            // The front end runs the control queue itself: the back end serves the rx/tx pair only.
-            var options = new NetDeviceOptions { ControlQueue = false, QueueSize = MaxRingSize, IoThreads = ioThreads };
-            createDevice = memory => new NetDevice(memory, [tap], options, loggers.CreateLogger("virtio-net"));
-            logger.LogInformation("virtio-net on tap {Tap}", netText[4..]);
-        }
+            foreach (string path in activation.Untaken)
+            {
+                logger.LogWarning("LISTEN_FDS: the inherited socket {Path} is no device's socket; closed", path);
+            }
 
-        using (owned)
-        using (var server = new VhostUserServer(socketPath, createDevice, logger, ioThreads) { AllowedUserIds = access.UserIds, AllowUnsealedMemory = access.AllowUnsealedMemory })
-        using (var stop = new CancellationTokenSource())
-        {
+            activation.Dispose();
             if (access.UserIds is not null)
             {
                 logger.LogInformation("front ends accepted from user id(s) {UserIds} only", string.Join(",", access.UserIds));
             }
 
+            using var stop = new CancellationTokenSource();
             Action<PosixSignalContext> onSignal = context =>
             {
                 context.Cancel = true;
@@ -163,13 +151,75 @@ internal static class Program
             };
             using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, onSignal);
             using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, onSignal);
-            Task serving = server.RunAsync(stop.Token);
-            serving.GetAwaiter().GetResult();
-            (server.Device as IDisposable)?.Dispose();
+            using PosixSignalRegistration sigusr1 = PosixSignalRegistration.Create((PosixSignal)SigUsr1, context =>
+            {
+                context.Cancel = true;
+                summary.Write(Console.Out);
+            });
+            Task.WhenAll(servers.ConvertAll(server => server.RunAsync(stop.Token))).GetAwaiter().GetResult();
+            foreach (VhostUserServer server in servers)
+            {
+                (server.Device as IDisposable)?.Dispose();
+            }
+        }
+        finally
+        {
+            foreach (VhostUserServer server in servers)
+            {
+                server.Dispose();
+            }
+
+            foreach (IDisposable item in owned)
+            {
+                item.Dispose();
+            }
         }
 
-        logger.LogInformation("stopped; socket {Socket} removed", socketPath);
+        summary.Write(Console.Out);
+        logger.LogInformation("stopped; of the socket(s) {Sockets}, those it bound are removed (inherited ones are their creator's)", string.Join(", ", devices.Sockets));
         return 0;
+    }
+
+    private static VhostUserServer CreateBlk(string name, BlkSpec spec, string socketPath, Socket? inherited, ILoggerFactory loggers, ILogger logger, Access access, List<IDisposable> owned)
+    {
+        // Ring i and its completions run on ioThreads[i % n]: one call-fd write per wake-up. With
+        // io_uring each I/O thread submits to and reaps its own ring: no other thread per request.
+        IoThread[] ioThreads = StartIoThreads(spec.IoThreads > 0 ? spec.IoThreads : Math.Min(spec.Queues, Environment.ProcessorCount), logger);
+        spec.Disk.ApplyPolling(ioThreads);
+        IBlockBackend backend = spec.Disk.Open(ioThreads, loggers.CreateLogger("blk-backend"));
+        owned.Add(new Owned(backend is IDisposable file ? [file, .. ioThreads] : [.. ioThreads]));
+
+        // Ring sizes are the front end's choice (QEMU's queue-size, up to 1024): offer that much.
+        var options = new BlockDeviceOptions { Name = name, QueueCount = spec.Queues, QueueSize = MaxRingSize, ReadOnly = spec.Disk.File.ReadOnly, IoThreads = ioThreads };
+        ILogger deviceLogger = loggers.CreateLogger("virtio-blk");
+        logger.LogInformation(
+            "{Name}: virtio-blk on {Path} ({Capacity} bytes, {Queues} queue(s) on {IoThreads} I/O thread(s), engine {Engine}{Direct}{ReadOnly}, polling up to {PollUs} us) at {Socket}{Inherited}",
+            name, spec.Disk.Path ?? "null", backend.Capacity, spec.Queues, ioThreads.Length, DiskKeys.EngineOf(backend),
+            spec.Disk.File.Direct ? ", O_DIRECT" : "", spec.Disk.File.ReadOnly ? ", read-only" : "", spec.Disk.PollMicroseconds, socketPath, inherited is null ? "" : " (inherited, LISTEN_FDS)");
+        return new VhostUserServer(socketPath, memory => new BlockDevice(memory, backend, options, deviceLogger), logger, ioThreads)
+        {
+            AllowedUserIds = access.UserIds,
+            AllowUnsealedMemory = access.AllowUnsealedMemory,
+            ListeningSocket = inherited,
+        };
+    }
+
+    private static VhostUserServer CreateNet(string name, string tapName, string socketPath, Socket? inherited, ILoggerFactory loggers, ILogger logger, Access access, List<IDisposable> owned)
+    {
+        var tap = TapNetBackend.Create(tapName);
+        IoThread[] ioThreads = StartIoThreads(1, logger);
+        owned.Add(new Owned(tap, ioThreads[0]));
+
+        // The front end runs the control queue itself: the back end serves the rx/tx pair only.
+        var options = new NetDeviceOptions { Name = name, ControlQueue = false, QueueSize = MaxRingSize, IoThreads = ioThreads };
+        ILogger deviceLogger = loggers.CreateLogger("virtio-net");
+        logger.LogInformation("{Name}: virtio-net on tap {Tap} at {Socket}{Inherited}", name, tapName, socketPath, inherited is null ? "" : " (inherited, LISTEN_FDS)");
+        return new VhostUserServer(socketPath, memory => new NetDevice(memory, [tap], options, deviceLogger), logger, ioThreads)
+        {
+            AllowedUserIds = access.UserIds,
+            AllowUnsealedMemory = access.AllowUnsealedMemory,
+            ListeningSocket = inherited,
+        };
     }
 
     private static IoThread[] StartIoThreads(int count, ILogger logger)

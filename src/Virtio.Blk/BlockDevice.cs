@@ -1,5 +1,7 @@
 using System;
 using System.Buffers.Binary;
+using System.Collections.Generic;
+using System.Diagnostics;
 using System.Text;
 using System.Threading;
 using Microsoft.Extensions.Logging;
@@ -81,6 +83,7 @@ public sealed class BlockDevice : VirtioDevice
     {
         _backend = backend;
         _options = options;
+        Name = options.Name ?? BlockMetrics.NextUnnamed();
         _capacitySectors = backend.Capacity / SectorSize;
         _readOnly = options.ReadOnly || backend.IsReadOnly;
         _writeback = options.Writeback ? 1 : 0;
@@ -95,7 +98,15 @@ public sealed class BlockDevice : VirtioDevice
             IoThread? ioThread = options.IoThreads is { Count: > 0 } threads ? threads[i % threads.Count] : null;
             _queues[i] = new BlockQueue(this, Queues[i], ioThread, slots);
         }
+
+        BlockMetrics.Register(this);
     }
+
+    /// <summary>
+    /// The device's name in its measurements (the <c>virtio.device</c> tag, docs/metrics.md):
+    /// <see cref="BlockDeviceOptions.Name"/>, or blk0, blk1, ... in creation order when that is null.
+    /// </summary>
+    public string Name { get; }
 
     /// <summary>The disk size in 512-byte sectors (<c>capacity</c>).</summary>
     public ulong CapacitySectors => _capacitySectors;
@@ -115,6 +126,9 @@ public sealed class BlockDevice : VirtioDevice
     public int InFlight => Volatile.Read(ref _inFlight);
 
     internal int Generation => Volatile.Read(ref _generation);
+
+    /// <summary>The queues, for the gauges of <see cref="BlockMetrics"/>.</summary>
+    internal IReadOnlyList<BlockQueue> MetricQueues => _queues;
 
     /// <inheritdoc />
     public override void ReadConfig(int offset, Span<byte> data)
@@ -302,7 +316,7 @@ public sealed class BlockDevice : VirtioDevice
     {
         if (dropped)
         {
-            BlockMetrics.Dropped.Add(1);
+            BlockMetrics.Dropped.Add(1, queue.DeviceTag, queue.QueueTag);
         }
 
         queue.ReturnFree(io);
@@ -335,7 +349,7 @@ public sealed class BlockDevice : VirtioDevice
                     if (!queue.Starved)
                     {
                         queue.Starved = true;
-                        BlockMetrics.Starved.Add(1);
+                        BlockMetrics.Starved.Add(1, queue.DeviceTag, queue.QueueTag);
                     }
 
                     DeferredCalls.Defer(s_publish, queue);
@@ -350,7 +364,7 @@ public sealed class BlockDevice : VirtioDevice
                     DeferredCalls.Defer(s_publish, queue);
                     if (ring.EnableNotification())
                     {
-                        BlockMetrics.BudgetExhausted.Add(1);
+                        BlockMetrics.BudgetExhausted.Add(1, queue.DeviceTag, queue.QueueTag);
                         Requeue(queue);
                     }
 
@@ -409,20 +423,34 @@ public sealed class BlockDevice : VirtioDevice
 
             BlockStatus status = io.Status;
             uint written = status == BlockStatus.Ok ? io.WrittenOnSuccess : 0;
-            if (status == BlockStatus.Ok)
-            {
-                if (io.Operation == BlockOperation.Read)
-                {
-                    BlockMetrics.BytesRead.Add(io.Length);
-                }
-                else if (io.WrittenOnSuccess == 0 && io.Length > 0)
-                {
-                    BlockMetrics.BytesWritten.Add(io.Length);
-                }
-            }
+            RecordCompletion(queue, io, status);
 
             Finish(queue, io.Head, io.StatusAddress, status, written);
             Release(queue, io, dropped: false);
+        }
+    }
+
+    /// <summary>
+    /// The bytes and the duration of a request the backend completed, by what the guest asked for
+    /// (<see cref="BlockIo.RequestOperation"/>: a writethrough write completes as its flush).
+    /// </summary>
+    private static void RecordCompletion(BlockQueue queue, BlockIo io, BlockStatus status)
+    {
+        if (status == BlockStatus.Ok)
+        {
+            if (io.RequestOperation == BlockOperation.Read)
+            {
+                BlockMetrics.BytesRead.Add(io.RequestLength, queue.DeviceTag, queue.QueueTag);
+            }
+            else if (io.RequestOperation == BlockOperation.Write)
+            {
+                BlockMetrics.BytesWritten.Add(io.RequestLength, queue.DeviceTag, queue.QueueTag);
+            }
+        }
+
+        if (io.SubmittedAt != 0)
+        {
+            BlockMetrics.Duration.Record(Stopwatch.GetElapsedTime(io.SubmittedAt).TotalSeconds, queue.DeviceTag, queue.QueueTag, BlockMetrics.Operation(io.RequestOperation));
         }
     }
 
@@ -430,10 +458,10 @@ public sealed class BlockDevice : VirtioDevice
     {
         WriteStatus(statusAddress, status);
         queue.Queue.AddUsed(head, written + 1);
-        BlockMetrics.Completed.Add(1);
+        BlockMetrics.Completed.Add(1, queue.DeviceTag, queue.QueueTag);
         if (status != BlockStatus.Ok)
         {
-            BlockMetrics.Failed.Add(1);
+            BlockMetrics.Failed.Add(1, queue.DeviceTag, queue.QueueTag);
         }
 
         DeferredCalls.Defer(s_publish, queue);
@@ -480,9 +508,9 @@ public sealed class BlockDevice : VirtioDevice
         BlockRequestError error = _parser.Parse(io.ChainBuffer[..count], readable, DriverFeatures, io, out BlockRequest request);
         if (error == BlockRequestError.NoStatusByte)
         {
-            // No writable byte: the chain cannot carry a status. Return it untouched (design §5).
+            // No writable byte: the chain cannot carry a status. Return it untouched, with used length 0 (docs/blk.md).
             Log.MalformedRequest(Logger, queue.Queue.Index, head, error);
-            BlockMetrics.Malformed.Add(1);
+            BlockMetrics.Malformed.Add(1, queue.DeviceTag, queue.QueueTag);
             queue.Queue.AddUsed(head, 0);
             DeferredCalls.Defer(s_publish, queue);
             return;
@@ -549,7 +577,7 @@ public sealed class BlockDevice : VirtioDevice
         Log.ChainTooLong(Logger, queue.Queue.Index, head, count, _maxChainSegments);
         if (status == 0)
         {
-            BlockMetrics.Malformed.Add(1);
+            BlockMetrics.Malformed.Add(1, queue.DeviceTag, queue.QueueTag);
             queue.Queue.AddUsed(head, 0);
             DeferredCalls.Defer(s_publish, queue);
             return;
@@ -574,6 +602,9 @@ public sealed class BlockDevice : VirtioDevice
         io.Operation = operation;
         io.Offset = offset;
         io.WrittenOnSuccess = writtenOnSuccess;
+        io.RequestOperation = operation;
+        io.RequestLength = io.Length;
+        io.SubmittedAt = BlockMetrics.Duration.Enabled ? Stopwatch.GetTimestamp() : 0;
         Interlocked.Increment(ref _inFlight);
         io.MarkSubmitted();
         SubmitToBackend(queue, io);

@@ -10,6 +10,13 @@ namespace Virtio.Blk;
 /// </summary>
 public sealed class BlockDeviceOptions
 {
+    /// <summary>
+    /// The device's name in its measurements (the <c>virtio.device</c> tag of every Virtio.Blk
+    /// instrument, docs/metrics.md), e.g. the disk's file name. Default null: blk0, blk1, ... in
+    /// creation order.
+    /// </summary>
+    public string? Name { get; init; }
+
     /// <summary>Request queues (VIRTIO_BLK_F_MQ when above 1). Default 1.</summary>
     public int QueueCount { get; init; } = 1;
 

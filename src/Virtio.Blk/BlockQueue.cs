@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Threading;
 using Virtio.Blk.Backends;
 using Virtio.Core.Queues;
@@ -45,7 +46,21 @@ internal sealed class BlockQueue : IBlockIoOwner, IThreadPoolWorkItem
         }
 
         _freeCount = slots;
+        DeviceTag = new(BlockMetrics.DeviceTagName, device.Name);
+        QueueTag = new(BlockMetrics.QueueTagName, (int)queue.Index); // boxed once, here
     }
+
+    /// <summary>The device's tag on this queue's measurements.</summary>
+    public KeyValuePair<string, object?> DeviceTag { get; }
+
+    /// <summary>This queue's tag on its measurements: its index, boxed once so recording boxes nothing.</summary>
+    public KeyValuePair<string, object?> QueueTag { get; }
+
+    /// <summary>Slots taken from the pool and not yet returned (any thread; a snapshot).</summary>
+    public int InFlightSlots => _slots.Length - Volatile.Read(ref _freeCount);
+
+    /// <summary>Backend completions waiting to be pushed to the used ring (any thread; a snapshot).</summary>
+    public int CompletionsPending => Volatile.Read(ref _completedCount);
 
     public BlockDevice Device { get; }
 

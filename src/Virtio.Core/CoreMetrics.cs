@@ -2,7 +2,7 @@ using System.Diagnostics.Metrics;
 
 namespace Virtio.Core;
 
-/// <summary>The Virtio.Core meter and its instruments (System.Diagnostics.Metrics).</summary>
+/// <summary>The "Virtio.Core" meter, the package's only one, and its instruments (System.Diagnostics.Metrics), listed in docs/metrics.md.</summary>
 internal static class CoreMetrics
 {
     public static readonly Meter Meter = new("Virtio.Core");
@@ -18,4 +18,20 @@ internal static class CoreMetrics
 
     /// <summary>Register accesses a transport ignored (wrong width, read-only, queue live).</summary>
     public static readonly Counter<long> IgnoredRegisterAccesses = Meter.CreateCounter<long>("virtio.mmio.ignored_accesses", description: "virtio-mmio register accesses ignored as invalid.");
+
+    /// <summary>Returns from epoll_wait of all I/O threads.</summary>
+    public static readonly Counter<long> IoThreadWakeups = Meter.CreateCounter<long>(
+        "virtio.iothread.wakeups", unit: "{wakeup}", description: "Returns from epoll_wait of all I/O threads.");
+
+    /// <summary>Handlers, scheduled work and pollers that threw.</summary>
+    public static readonly Counter<long> IoThreadCallbackFailures = Meter.CreateCounter<long>(
+        "virtio.iothread.callback_failures", unit: "{exception}", description: "Handlers, scheduled work and pollers that threw.");
+
+    /// <summary>Time all I/O threads spent polling before they slept.</summary>
+    public static readonly Counter<double> IoThreadPollingTime = Meter.CreateCounter<double>(
+        "virtio.iothread.polling_time", unit: "s", description: "Time all I/O threads spent polling before they slept (one busy core each meanwhile).");
+
+    /// <summary>Polling turns that found work.</summary>
+    public static readonly Counter<long> IoThreadPollHits = Meter.CreateCounter<long>(
+        "virtio.iothread.poll_hits", unit: "{turn}", description: "Polling turns of all I/O threads that found work, so the thread did not sleep.");
 }

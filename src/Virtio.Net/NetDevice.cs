@@ -75,6 +75,8 @@ public sealed class NetDevice : VirtioDevice, IDisposable
     public NetDevice(IGuestMemory memory, IReadOnlyList<INetBackend> backends, NetDeviceOptions options, ILogger? logger = null)
         : base(NetDeviceId, OfferedFeatures(backends, options), memory, QueueSizes(backends, options), logger)
     {
+        Name = options.Name ?? NetMetrics.NextUnnamed();
+        DeviceTag = new(NetMetrics.DeviceTagName, Name);
         _pairs = backends.Count;
         _backends = new INetBackend[_pairs];
         for (int i = 0; i < _pairs; i++)
@@ -104,6 +106,15 @@ public sealed class NetDevice : VirtioDevice, IDisposable
 
         _control = options.ControlQueue ? new NetControlQueue(this, _ioThreads[0], 2 * options.QueueSize, Logger) : null;
     }
+
+    /// <summary>
+    /// The device's name in its measurements (the <c>virtio.device</c> tag, docs/metrics.md):
+    /// <see cref="NetDeviceOptions.Name"/>, or net0, net1, ... in creation order when that is null.
+    /// </summary>
+    public string Name { get; }
+
+    /// <summary>The device's tag on its measurements.</summary>
+    internal KeyValuePair<string, object?> DeviceTag { get; }
 
     /// <summary>Frame, byte and drop counts of this device. Any thread may read them.</summary>
     public NetDeviceCounters Counters { get; } = new();
@@ -361,7 +372,7 @@ public sealed class NetDevice : VirtioDevice, IDisposable
     internal void CountDrop(NetDropReason reason)
     {
         Counters.Dropped(reason);
-        NetMetrics.Drops.Add(1, NetMetrics.Reason(reason));
+        NetMetrics.Drops.Add(1, DeviceTag, NetMetrics.Reason(reason));
     }
 
     /// <summary>Writes the current MAC address (six bytes). Any thread.</summary>

@@ -7,6 +7,12 @@ namespace Virtio.Net;
 /// <summary>How a <see cref="NetDevice"/> is built. Read once by its constructor.</summary>
 public sealed class NetDeviceOptions
 {
+    /// <summary>
+    /// The device's name in its measurements (the <c>virtio.device</c> tag of every Virtio.Net
+    /// instrument, docs/metrics.md). Default null: net0, net1, ... in creation order.
+    /// </summary>
+    public string? Name { get; set; }
+
     /// <summary>The MAC address in the configuration; a random locally administered one when null.</summary>
     public PhysicalAddress? MacAddress { get; set; }
 

@@ -1,11 +1,23 @@
 using System.Collections.Generic;
+using System.Globalization;
+using System.Threading;
 using System.Diagnostics.Metrics;
 
 namespace Virtio.Net;
 
-/// <summary>The "Virtio.Net" meter: frames, bytes and drops (by reason) of every device.</summary>
+/// <summary>
+/// The "Virtio.Net" meter: frames, bytes and drops (by reason) of every device, listed in
+/// docs/metrics.md. Measurements carry the device's name (<see cref="DeviceTagName"/>) and, for
+/// frames and bytes, the virtqueue's index (<see cref="QueueTagName"/>).
+/// </summary>
 internal static class NetMetrics
 {
+    /// <summary>The tag naming the device (<see cref="NetDevice.Name"/>).</summary>
+    public const string DeviceTagName = "virtio.device";
+
+    /// <summary>The tag holding the virtqueue's index (receive queues even, transmit queues odd).</summary>
+    public const string QueueTagName = "virtio.queue";
+
     public static readonly Meter Meter = new("Virtio.Net");
 
     public static readonly Counter<long> Frames = Meter.CreateCounter<long>("virtio.net.frames", unit: "{frame}", description: "Frames moved between guests and backends, by direction.");
@@ -31,5 +43,13 @@ internal static class NetMetrics
         new("reason", "offload_not_negotiated"),
     ];
 
+    private static int s_unnamed = -1;
+
     public static KeyValuePair<string, object?> Reason(NetDropReason reason) => s_reasons[(int)reason];
+
+    /// <summary>The name of a device created without one: net0, net1, ... in creation order.</summary>
+    public static string NextUnnamed() => "net" + Interlocked.Increment(ref s_unnamed).ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>A queue's tag: its index, boxed once (by the queue's constructor) so recording boxes nothing.</summary>
+    public static KeyValuePair<string, object?> QueueTag(ushort index) => new(QueueTagName, (int)index);
 }

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Threading;
 using Microsoft.Extensions.Logging;
 using Virtio.Core.Queues;
@@ -44,6 +45,7 @@ internal sealed class NetRxQueue
     private bool _hasPending;
     private int _pendingLength;
     private VirtioNetHeader _pendingHeader;
+    private readonly KeyValuePair<string, object?> _queueTag;
 
     public NetRxQueue(NetDevice device, int pair, INetBackend backend, IoThread ioThread, int maxChains, int maxChainBuffers, int stagingSize, ILogger logger)
     {
@@ -57,6 +59,7 @@ internal sealed class NetRxQueue
         _maxChainBuffers = maxChainBuffers;
         _reservation = new NetRxReservation(maxChains, maxChainBuffers);
         _publish = new DeferredUsedPublish(device, device.Queues[QueueIndex]);
+        _queueTag = NetMetrics.QueueTag(QueueIndex);
     }
 
     public int Pair { get; }
@@ -218,7 +221,7 @@ internal sealed class NetRxQueue
             Log.RxChainRefused(_logger, QueueIndex, _maxChainBuffers);
         }
 
-        NetMetrics.RxChainsRefused.Add(refused - _refusedReported);
+        NetMetrics.RxChainsRefused.Add(refused - _refusedReported, _device.DeviceTag, _queueTag);
         _refusedReported = refused;
     }
 
@@ -318,8 +321,8 @@ internal sealed class NetRxQueue
         reservation.Complete(queue, header, _staging.AsSpan(0, _pendingLength), chains);
         _hasPending = false;
         _device.Counters.Received(_pendingLength);
-        NetMetrics.Frames.Add(1, NetMetrics.Rx);
-        NetMetrics.Bytes.Add(_pendingLength, NetMetrics.Rx);
+        NetMetrics.Frames.Add(1, _device.DeviceTag, _queueTag, NetMetrics.Rx);
+        NetMetrics.Bytes.Add(_pendingLength, _device.DeviceTag, _queueTag, NetMetrics.Rx);
         return NetRxResult.Delivered;
     }
 

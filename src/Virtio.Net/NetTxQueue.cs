@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using Microsoft.Extensions.Logging;
 using Virtio.Core.Queues;
 using Virtio.Core.Threading;
@@ -29,6 +30,7 @@ internal sealed class NetTxQueue
     private readonly IoSegment[] _segments;
     private readonly IoSegment[] _frame;
     private readonly DeferredUsedPublish _publish;
+    private readonly KeyValuePair<string, object?> _queueTag;
 
     public NetTxQueue(NetDevice device, int pair, INetBackend backend, IoThread ioThread, int maxSegments, ILogger logger)
     {
@@ -40,6 +42,7 @@ internal sealed class NetTxQueue
         _segments = new IoSegment[maxSegments];
         _frame = new IoSegment[maxSegments];
         _publish = new DeferredUsedPublish(device, device.Queues[QueueIndex]);
+        _queueTag = NetMetrics.QueueTag(QueueIndex);
     }
 
     public ushort QueueIndex { get; }
@@ -134,8 +137,8 @@ internal sealed class NetTxQueue
         }
 
         _device.Counters.Transmitted(length);
-        NetMetrics.Frames.Add(1, NetMetrics.Tx);
-        NetMetrics.Bytes.Add(length, NetMetrics.Tx);
+        NetMetrics.Frames.Add(1, _device.DeviceTag, _queueTag, NetMetrics.Tx);
+        NetMetrics.Bytes.Add(length, _device.DeviceTag, _queueTag, NetMetrics.Tx);
         return null;
     }
 

@@ -110,6 +110,15 @@ public sealed class VhostUserServer : IDisposable
     public string SocketPath { get; }
 
     /// <summary>
+    /// A socket already bound to <see cref="SocketPath"/> and listening, to accept on instead of
+    /// binding the path: one inherited from a service manager (systemd socket activation,
+    /// LISTEN_FDS). The server owns it from <see cref="RunAsync"/> on and closes it when it stops,
+    /// but leaves the socket file alone (its creator removes it). Null (the default): the server
+    /// binds <see cref="SocketPath"/> itself. Set before <see cref="RunAsync"/>.
+    /// </summary>
+    public Socket? ListeningSocket { get; init; }
+
+    /// <summary>
     /// The user ids a front end may run under, checked with SO_PEERCRED when it connects: another
     /// peer is disconnected at once with one logged reason (event 4030), before it can send a message.
     /// Null (the default) accepts any peer that can open the socket, which <see cref="RunAsync"/>
@@ -166,6 +175,13 @@ public sealed class VhostUserServer : IDisposable
     public Task RunAsync(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (ListeningSocket is { } inherited)
+        {
+            _listener = inherited;
+            Log.Listening(_logger, SocketPath, Device.DeviceId, Device.Queues.Count);
+            return Task.Factory.StartNew(() => AcceptLoop(inherited, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+
         if (IsSocketFile(SocketPath) is bool socket)
         {
             if (!socket)
@@ -221,7 +237,10 @@ public sealed class VhostUserServer : IDisposable
         finally
         {
             listener.Dispose();
-            RemoveSocketFileIfOurs();
+            if (ListeningSocket is null)
+            {
+                RemoveSocketFileIfOurs();
+            }
         }
     }
 
@@ -384,6 +403,16 @@ public sealed class VhostUserServer : IDisposable
     {
         lock (_gate)
         {
+            try
+            {
+                // Wakes a thread blocked in accept() on Linux (closing the fd alone may not, as for
+                // an inherited socket, ListeningSocket).
+                _listener?.Shutdown(SocketShutdown.Both);
+            }
+            catch (Exception exception) when (exception is SocketException or ObjectDisposedException)
+            {
+            }
+
             _listener?.Dispose();
             try
             {

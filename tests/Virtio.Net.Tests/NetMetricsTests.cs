@@ -39,7 +39,7 @@ public sealed class NetMetricsTests
         listener.Start();
 
         var pipe = new PipeFrames();
-        using var rig = new NetRig([pipe.Backend], new NetDeviceOptions { MacAddress = new PhysicalAddress(Frames.GuestMac), Mtu = 1500 });
+        using var rig = new NetRig([pipe.Backend], new NetDeviceOptions { MacAddress = new PhysicalAddress(Frames.GuestMac), Mtu = 1500, Name = "net-metrics-test" });
         rig.Send(Frames.Make(100));
         rig.Send(Frames.Make(1500 + 18 + 1));                                              // over the MTU
         rig.Send(Frames.Make(100), new VirtioNetHeader(0, 9, 0, 0, 0, 0, 0));             // unknown GSO type
@@ -57,12 +57,14 @@ public sealed class NetMetricsTests
             }
         }
 
-        Assert.Equal(1, Get("virtio.net.frames|direction=tx"));
-        Assert.Equal(100, Get("virtio.net.bytes|direction=tx"));
-        Assert.Equal(1, Get("virtio.net.frames|direction=rx"));
-        Assert.Equal(200, Get("virtio.net.bytes|direction=rx"));
-        Assert.Equal(1, Get("virtio.net.drops|reason=bad_length"));
-        Assert.Equal(1, Get("virtio.net.drops|reason=malformed_header"));
+        // Tagged with the device's name and, for frames and bytes, the virtqueue (rx 0, tx 1).
+        const string device = "|virtio.device=net-metrics-test";
+        Assert.Equal(1, Get("virtio.net.frames" + device + "|virtio.queue=1|direction=tx"));
+        Assert.Equal(100, Get("virtio.net.bytes" + device + "|virtio.queue=1|direction=tx"));
+        Assert.Equal(1, Get("virtio.net.frames" + device + "|virtio.queue=0|direction=rx"));
+        Assert.Equal(200, Get("virtio.net.bytes" + device + "|virtio.queue=0|direction=rx"));
+        Assert.Equal(1, Get("virtio.net.drops" + device + "|reason=bad_length"));
+        Assert.Equal(1, Get("virtio.net.drops" + device + "|reason=malformed_header"));
 
         // The per-device counters agree with the meter.
         Assert.Equal(1, rig.Device.Counters.TxFrames);

@@ -72,7 +72,7 @@ public sealed class DaemonAccessTests
     }
 
     /// <summary>GET_FEATURES over a new connection: the features, or null when the daemon hung up instead of replying.</summary>
-    private static ulong? GetFeatures(string socketPath)
+    internal static ulong? GetFeatures(string socketPath)
     {
         using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         socket.Connect(new UnixDomainSocketEndPoint(socketPath));

@@ -76,6 +76,12 @@ public sealed class BlockIo
     internal int Generation;
     internal bool FlushAfterWrite;
 
+    // What the guest asked for, kept for the metrics: a writethrough write turns into its flush
+    // (Operation Flush, Length 0) before it completes.
+    internal BlockOperation RequestOperation;
+    internal long RequestLength;
+    internal long SubmittedAt; // Stopwatch timestamp; 0 when the duration histogram was not listened to
+
     /// <summary>The data segments as Core's type, for a <see cref="ChainReader"/> or <see cref="ChainWriter"/> over them.</summary>
     internal ReadOnlySpan<IoSegment> DataSegments => _data.AsSpan(0, _dataCount);
 
@@ -91,7 +97,15 @@ public sealed class BlockIo
     {
         if (Interlocked.CompareExchange(ref _state, Completed, Submitted) != Submitted)
         {
-            BlockMetrics.DuplicateCompletions.Add(1);
+            if (_owner is BlockQueue queue)
+            {
+                BlockMetrics.DuplicateCompletions.Add(1, queue.DeviceTag, queue.QueueTag);
+            }
+            else
+            {
+                BlockMetrics.DuplicateCompletions.Add(1);
+            }
+
             return;
         }
 

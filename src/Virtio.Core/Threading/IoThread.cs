@@ -1,7 +1,6 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
-using System.Diagnostics.Metrics;
 using System.Runtime.InteropServices;
 using System.Threading;
 using Microsoft.Extensions.Logging;
@@ -38,16 +37,6 @@ public sealed class IoThread : IDisposable
 {
     private const int MaxEventsPerWait = 64;
     private const ulong WakeToken = 0;
-
-    private static readonly Meter s_meter = new("Virtio.Core");
-    private static readonly Counter<long> s_wakeups = s_meter.CreateCounter<long>(
-        "virtio.iothread.wakeups", unit: "{wakeup}", description: "Returns from epoll_wait of all I/O threads.");
-    private static readonly Counter<long> s_failures = s_meter.CreateCounter<long>(
-        "virtio.iothread.callback_failures", unit: "{exception}", description: "Handlers, scheduled work and pollers that threw.");
-    private static readonly Counter<double> s_pollingTime = s_meter.CreateCounter<double>(
-        "virtio.iothread.polling_time", unit: "s", description: "Time all I/O threads spent polling before they slept (one busy core each meanwhile).");
-    private static readonly Counter<long> s_pollHits = s_meter.CreateCounter<long>(
-        "virtio.iothread.poll_hits", unit: "{turn}", description: "Polling turns of all I/O threads that found work, so the thread did not sleep.");
 
     private readonly string _name;
     private readonly ILogger _logger;
@@ -530,7 +519,7 @@ public sealed class IoThread : IDisposable
                         break;
                     }
 
-                    s_wakeups.Add(1);
+                    CoreMetrics.IoThreadWakeups.Add(1);
                     for (int i = 0; i < ready; i++)
                     {
                         Dispatch(events[i].data.u64);
@@ -586,7 +575,7 @@ public sealed class IoThread : IDisposable
         }
         catch (Exception exception)
         {
-            s_failures.Add(1);
+            CoreMetrics.IoThreadCallbackFailures.Add(1);
             Log.HandlerFailed(_logger, _name, exception);
         }
     }
@@ -612,7 +601,7 @@ public sealed class IoThread : IDisposable
             }
             catch (Exception exception)
             {
-                s_failures.Add(1);
+                CoreMetrics.IoThreadCallbackFailures.Add(1);
                 Log.ScheduledWorkFailed(_logger, _name, exception);
             }
         }
@@ -646,7 +635,7 @@ public sealed class IoThread : IDisposable
                 }
                 catch (Exception exception)
                 {
-                    s_failures.Add(1);
+                    CoreMetrics.IoThreadCallbackFailures.Add(1);
                     Log.PollerFailed(_logger, _name, exception);
                 }
             }
@@ -664,10 +653,10 @@ public sealed class IoThread : IDisposable
 
         long spent = now - turnStart;
         Volatile.Write(ref _pollingTicksSpent, _pollingTicksSpent + spent);
-        s_pollingTime.Add((double)spent / Stopwatch.Frequency);
+        CoreMetrics.IoThreadPollingTime.Add((double)spent / Stopwatch.Frequency);
         if (hit)
         {
-            s_pollHits.Add(1);
+            CoreMetrics.IoThreadPollHits.Add(1);
         }
 
         return found;
