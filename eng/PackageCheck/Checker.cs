@@ -23,11 +23,13 @@ internal sealed class Checker
 
     private readonly string _directory;
     private readonly bool _release;
+    private readonly bool _hosted;
 
-    private Checker(IEnumerable<Package> local, string globalPackages, string directory, bool release)
+    private Checker(IEnumerable<Package> local, string globalPackages, string directory, bool release, bool hosted)
     {
         _directory = directory;
         _release = release;
+        _hosted = hosted;
         _local = local.GroupBy(p => p.Id, StringComparer.OrdinalIgnoreCase).ToDictionary(g => g.Key, g => g.First(), StringComparer.OrdinalIgnoreCase);
         _globalPackages = globalPackages;
     }
@@ -36,10 +38,13 @@ internal sealed class Checker
     /// <param name="directory">The folder of .nupkg files and their .snupkg symbol packages.</param>
     /// <param name="globalPackages">The NuGet global packages folder, where dependencies are looked up.</param>
     /// <param name="release">Expect release versions (no suffix) instead of preview.g&lt;commit&gt;.</param>
-    public static (List<string> Problems, int Packages) CheckDirectory(string directory, string globalPackages, bool release = false)
+    /// <param name="hosted">The packages were built in a clone whose origin is a hosted repository, so
+    /// the repository URL and SourceLink are required; without one the SDK has no URL to map sources
+    /// to, and only the commit and the deterministic paths are checked.</param>
+    public static (List<string> Problems, int Packages) CheckDirectory(string directory, string globalPackages, bool release = false, bool hosted = true)
     {
         var packages = Directory.GetFiles(directory, "*.nupkg").Order(StringComparer.Ordinal).Select(Package.Open).ToList();
-        var checker = new Checker(packages, globalPackages, directory, release);
+        var checker = new Checker(packages, globalPackages, directory, release, hosted);
         var problems = packages.SelectMany(p => checker.Check(p).Select(problem => $"{p.FileName}: {problem}")).ToList();
         if (packages.Count == 0)
         {
@@ -55,9 +60,9 @@ internal sealed class Checker
             yield return "no .nuspec with <metadata> at the package root";
             yield break;
         }
-        var common = CheckReadme(package).Concat(CheckLicense(package)).Concat(CheckVersion(package, _release)).Concat(CheckRepository(package));
+        var common = CheckReadme(package).Concat(CheckLicense(package)).Concat(CheckVersion(package, _release)).Concat(CheckRepository(package, _hosted));
         // A .NET tool (the daemon) is a program: no lib/ assemblies, documentation or symbols package to check.
-        var problems = package.IsTool ? common : common.Concat(CheckDocumentation(package)).Concat(Symbols.Check(package, _directory)).Concat(CheckDependencies(package));
+        var problems = package.IsTool ? common : common.Concat(CheckDocumentation(package)).Concat(Symbols.Check(package, _directory, _hosted)).Concat(CheckDependencies(package));
         foreach (var problem in problems)
         {
             yield return problem;
@@ -106,10 +111,10 @@ internal sealed class Checker
         }
     }
 
-    private static IEnumerable<string> CheckRepository(Package package)
+    private static IEnumerable<string> CheckRepository(Package package, bool hosted)
     {
         var repository = package.Metadata!.Child("repository");
-        if (string.IsNullOrWhiteSpace(repository?.Attribute("url")?.Value))
+        if (hosted && string.IsNullOrWhiteSpace(repository?.Attribute("url")?.Value))
         {
             yield return "the nuspec's <repository> has no url (the clone needs an origin remote: PublishRepositoryUrl takes it from there)";
         }

@@ -16,7 +16,7 @@ internal static class SelfTest
 {
     private const string SymbolsDropped = "the symbols package dropped";
 
-    public static int Run(string directory, string globalPackages)
+    public static int Run(string directory, string globalPackages, bool hosted)
     {
         var paths = Directory.GetFiles(directory, "*.nupkg").Order(StringComparer.Ordinal).ToList();
         // The target: a package with a lib assembly; the fake local dependency: another package it does not reference.
@@ -46,8 +46,12 @@ internal static class SelfTest
             ("a dependency on Newtonsoft.Json", EditNuspec(m => AddDependency(m, "Newtonsoft.Json", "13.0.3")), "depends on Newtonsoft.Json 13.0.3, but", false),
             ("the LICENSE file dropped", (path, content) => path == "LICENSE" ? null : content, "no LICENSE file", false),
             ("the version without its commit suffix", EditNuspec(m => m.Child("version")!.Value = "0.1.0-preview"), "has no per-commit suffix", false),
-            ("the repository url dropped", EditNuspec(m => m.Child("repository")?.Attribute("url")?.Remove()), "<repository> has no url", false),
+            ("the repository commit dropped", EditNuspec(m => m.Child("repository")?.Attribute("commit")?.Remove()), "<repository> has no commit", false),
         };
+        if (hosted)
+        {
+            cases.Add(("the repository url dropped", EditNuspec(m => m.Child("repository")?.Attribute("url")?.Remove()), "<repository> has no url", false));
+        }
         cases.Add((SymbolsDropped, (_, content) => content, "no symbols package", false));
         if (unused != null)
         {
@@ -72,7 +76,7 @@ internal static class SelfTest
                 var fakeDll = unused.LibAssemblies.First();
                 File.WriteAllBytes(Path.Combine(lib.FullName, Path.GetFileName(fakeDll)), unused.Files[fakeDll]);
             }
-            var baseline = Checker.CheckDirectory(directory, globalPackages).Problems.ToHashSet();
+            var baseline = Checker.CheckDirectory(directory, globalPackages, hosted: hosted).Problems.ToHashSet();
             foreach (var (what, edit, expected, useFakeGlobal) in cases)
             {
                 var dir = root.CreateSubdirectory(Guid.NewGuid().ToString("N"));
@@ -90,7 +94,7 @@ internal static class SelfTest
                     File.Delete(Path.Combine(dir.FullName, Path.ChangeExtension(package.FileName, ".snupkg")));
                 }
                 // Exactly one problem more than the unbroken packages have: the expected one.
-                var added = Checker.CheckDirectory(dir.FullName, useFakeGlobal ? fakeGlobal.FullName : globalPackages).Problems.Where(p => !baseline.Contains(p)).ToList();
+                var added = Checker.CheckDirectory(dir.FullName, useFakeGlobal ? fakeGlobal.FullName : globalPackages, hosted: hosted).Problems.Where(p => !baseline.Contains(p)).ToList();
                 var ok = added.Count == 1 && added[0].StartsWith(package.FileName + ": ", StringComparison.Ordinal) && added[0].Contains(expected, StringComparison.Ordinal);
                 failed += ok ? 0 : 1;
                 Console.WriteLine(ok
@@ -105,6 +109,10 @@ internal static class SelfTest
         if (unused == null)
         {
             Console.WriteLine($"(no package in {directory} that {package.FileName} does not reference: the unused local dependency case did not run)");
+        }
+        if (!hosted)
+        {
+            Console.WriteLine("(--unhosted: the repository url case did not run)");
         }
         Console.WriteLine($"self-test: {cases.Count - failed} passed, {failed} failed");
         return failed == 0 ? 0 : 1;

@@ -10,14 +10,14 @@ namespace PackageCheck;
 
 /// <summary>
 /// The symbols package of a .nupkg: X.snupkg next to it, with a portable PDB for each
-/// lib/&lt;tfm&gt;/*.dll that has SourceLink and only /_/ (deterministic) document paths, and
+/// lib/&lt;tfm&gt;/*.dll that has SourceLink (when built in a clone of a hosted repository) and only /_/ (deterministic) document paths, and
 /// each dll's debug directory naming its PDB without the build machine's path.
 /// </summary>
 internal static class Symbols
 {
     private static readonly Guid SourceLinkKind = new("CC110556-A091-4D38-9FEC-25AB9A351A6A");
 
-    public static IEnumerable<string> Check(Package package, string directory)
+    public static IEnumerable<string> Check(Package package, string directory, bool hosted)
     {
         var path = Path.Combine(directory, Path.ChangeExtension(package.FileName, ".snupkg"));
         if (!File.Exists(path))
@@ -38,7 +38,7 @@ internal static class Symbols
                 yield return $"{symbols.FileName} has no {pdb}";
                 continue;
             }
-            foreach (var problem in CheckPdb(pdb, content))
+            foreach (var problem in CheckPdb(pdb, content, hosted))
             {
                 yield return problem;
             }
@@ -57,7 +57,7 @@ internal static class Symbols
         return IsBuildMachinePath(pdbPath) ? [$"{dll} names its PDB by the build machine's path {pdbPath} (build with ContinuousIntegrationBuild=true)"] : [];
     }
 
-    private static List<string> CheckPdb(string pdb, byte[] content)
+    private static List<string> CheckPdb(string pdb, byte[] content, bool hosted)
     {
         var problems = new List<string>();
         MetadataReaderProvider provider;
@@ -77,7 +77,7 @@ internal static class Symbols
                 .Where(c => reader.GetGuid(c.Kind) == SourceLinkKind)
                 .Select(c => Encoding.UTF8.GetString(reader.GetBlobBytes(c.Value)))
                 .FirstOrDefault() ?? "";
-            if (!json.Contains("\"documents\"", StringComparison.Ordinal) || !json.Contains("http", StringComparison.Ordinal))
+            if (hosted && !json.Contains("\"documents\"", StringComparison.Ordinal) || !json.Contains("http", StringComparison.Ordinal))
             {
                 problems.Add($"{pdb} has no SourceLink (documents mapped to URLs)");
             }
