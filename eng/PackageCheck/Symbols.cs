@@ -77,7 +77,7 @@ internal static class Symbols
                 .Where(c => reader.GetGuid(c.Kind) == SourceLinkKind)
                 .Select(c => Encoding.UTF8.GetString(reader.GetBlobBytes(c.Value)))
                 .FirstOrDefault() ?? "";
-            if (hosted && !json.Contains("\"documents\"", StringComparison.Ordinal) || !json.Contains("http", StringComparison.Ordinal))
+            if (hosted && (!json.Contains("\"documents\"", StringComparison.Ordinal) || !json.Contains("http", StringComparison.Ordinal)))
             {
                 problems.Add($"{pdb} has no SourceLink (documents mapped to URLs)");
             }
