@@ -159,6 +159,21 @@ internal sealed class ChildProcess : IDisposable
         }
     }
 
+    /// <summary>A line of the host's in the log file (not in <see cref="Lines"/>).</summary>
+    public void Note(string text)
+    {
+        lock (_lines)
+        {
+            try
+            {
+                _log.WriteLine("# " + text);
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        }
+    }
+
     /// <summary>Processes whose parent is <paramref name="pid"/> (field 4 of /proc/N/stat).</summary>
     private static string[] Children(int pid)
     {
