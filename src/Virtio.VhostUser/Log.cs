@@ -7,7 +7,7 @@ namespace Virtio.VhostUser;
 /// <summary>Virtio.VhostUser's log messages (compile-time generated).</summary>
 internal static partial class Log
 {
-    [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "vhost-user: listening on {SocketPath} for a {DeviceId} device with {QueueCount} queue(s)")]
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "vhost-user: listening on {SocketPath} for a device of type {DeviceId} (virtio 1.2 §5) with {QueueCount} queue(s)")]
     public static partial void Listening(ILogger logger, string socketPath, ushort deviceId, int queueCount);
 
     [LoggerMessage(EventId = 4002, Level = LogLevel.Information, Message = "vhost-user: front end {Connection} connected")]

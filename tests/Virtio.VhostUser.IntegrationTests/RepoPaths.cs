@@ -18,6 +18,9 @@ internal static class RepoPaths
     public static string DaemonDll =>
         Environment.GetEnvironmentVariable("VIRTIO_VHOST_DAEMON") is { Length: > 0 } path ? path : Metadata("DaemonDll");
 
+    /// <summary>samples/Hosting's dll (a BackgroundService serving one blk device).</summary>
+    public static string HostingDll => Metadata("HostingDll");
+
     private static string Metadata(string key) =>
         typeof(RepoPaths).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
             .Single(a => a.Key == key).Value ?? throw new InvalidOperationException($"no {key} metadata");
