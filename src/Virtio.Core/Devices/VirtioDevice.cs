@@ -214,6 +214,7 @@ public abstract class VirtioDevice
         Volatile.Write(ref _quiesced[index], false);
         queue.EventIdx = IsNegotiated(VirtioFeatures.EventIdx);
         queue.IndirectDescriptors = IsNegotiated(VirtioFeatures.IndirectDescriptors);
+        queue.PackedRing = IsNegotiated(VirtioFeatures.RingPacked);
         if (!queue.TryActivate(out QueueError error))
         {
             Log.QueueActivationFailed(Logger, DeviceId, index, error);

@@ -6,15 +6,24 @@ namespace Virtio.Core.Queues;
 
 /// <summary>
 /// Walks one descriptor chain in place, following <c>next</c> links and at most one indirect
-/// table (virtio 1.2 §2.7.5), and yields each buffer checked against guest memory. Allocates
+/// table (virtio 1.2 §2.7.5), or on a packed ring the chain's consecutive ring descriptors and at
+/// most one indirect table (§2.8.6, §2.8.8), and yields each buffer checked against guest memory. Allocates
 /// nothing. Every rule the driver can break ends the walk with a <see cref="QueueError"/> and
 /// breaks the queue; the walk is bounded by the table sizes, so a looping chain cannot hang it.
 /// </summary>
-/// <remarks>Use it on the thread that popped it, before the chain is returned with <see cref="SplitVirtqueue.AddUsed"/>.</remarks>
+/// <remarks>Use it on the thread that popped it, before the chain is returned with <see cref="SplitVirtqueue.AddUsed"/>.
+/// On a packed ring, walk it before any other chain of the queue is returned: a used descriptor is
+/// written over ring descriptors, and the driver reuses ring slots as soon as others are used.</remarks>
 public ref struct DescriptorChain
 {
     private readonly SplitVirtqueue? _queue;
     private readonly ushort _head;
+
+    // Packed ring only: where the chain starts in the ring and how many ring descriptors it has
+    // (found by the pop); the walk takes exactly those, whatever NEXT flags read now.
+    private readonly ushort _packedStart;
+    private readonly ushort _packedSlots;
+    private readonly bool _packed;
 
     // Where the next descriptor comes from: the queue's table or an indirect table, looked up in
     // guest memory once per table rather than once per descriptor.
@@ -37,7 +46,17 @@ public ref struct DescriptorChain
         Reset();
     }
 
-    /// <summary>The index of the chain's first descriptor: what <see cref="SplitVirtqueue.AddUsed"/> takes.</summary>
+    internal DescriptorChain(SplitVirtqueue queue, ushort bufferId, ushort start, ushort slots)
+    {
+        _queue = queue;
+        _head = bufferId;
+        _packed = true;
+        _packedStart = start;
+        _packedSlots = slots;
+        Reset();
+    }
+
+    /// <summary>The index of the chain's first descriptor (a packed ring: its buffer ID): what <see cref="SplitVirtqueue.AddUsed"/> takes.</summary>
     public readonly ushort HeadIndex => _head;
 
     /// <summary>Device-readable bytes walked so far.</summary>
@@ -71,8 +90,8 @@ public ref struct DescriptorChain
             _tableEntries = 0;
         }
 
-        _next = _head;
-        _ttl = size;
+        _next = _packed ? _packedStart : _head;
+        _ttl = _packed ? _packedSlots : size;
         _inIndirect = false;
         _hasNext = true;
         _seenWritable = false;
@@ -122,8 +141,28 @@ public ref struct DescriptorChain
             // Read each field once: the guest may rewrite the table while we look at it.
             ulong address = BinaryPrimitives.ReadUInt64LittleEndian(raw);
             uint length = BinaryPrimitives.ReadUInt32LittleEndian(raw[8..]);
-            var flags = (DescriptorFlags)BinaryPrimitives.ReadUInt16LittleEndian(raw[12..]);
-            ushort next = BinaryPrimitives.ReadUInt16LittleEndian(raw[14..]);
+            DescriptorFlags flags;
+            bool hasNext;
+            uint next;
+            if (_packed)
+            {
+                // §2.8.6 / §2.8.8: a packed chain's descriptors (and an indirect table's entries)
+                // follow one another; the count fixed at pop ends the walk, not NEXT.
+                flags = (DescriptorFlags)BinaryPrimitives.ReadUInt16LittleEndian(raw[PackedRingLayout.FlagsOffset..]);
+                next = _next + 1 == _tableEntries ? 0 : _next + 1;
+                hasNext = _ttl > 0;
+                if (_inIndirect)
+                {
+                    // §2.8.8: only WRITE is valid inside an indirect table; NEXT is ignored there.
+                    flags &= DescriptorFlags.Write | DescriptorFlags.Indirect;
+                }
+            }
+            else
+            {
+                flags = (DescriptorFlags)BinaryPrimitives.ReadUInt16LittleEndian(raw[12..]);
+                next = BinaryPrimitives.ReadUInt16LittleEndian(raw[14..]);
+                hasNext = (flags & DescriptorFlags.Next) != 0;
+            }
 
             if ((flags & DescriptorFlags.Indirect) != 0)
             {
@@ -169,7 +208,7 @@ public ref struct DescriptorChain
                 return Fail(QueueError.ChainTooLarge, out error);
             }
 
-            _hasNext = (flags & DescriptorFlags.Next) != 0;
+            _hasNext = hasNext;
             _next = next;
             _count++;
             buffer = new DescriptorBuffer(new GuestAddress(address), span, writable);

@@ -71,4 +71,10 @@ public enum QueueError : byte
     /// this queue (see <see cref="Devices.VirtioDevice.NotifyQueue"/>) instead of the thread or the process.
     /// </summary>
     DeviceFailed,
+
+    /// <summary>
+    /// A packed ring: a descriptor chained to an available one is not marked available for its lap
+    /// (its AVAIL and USED flags do not match the wrap counter of its position, virtio 1.2 §2.8.1).
+    /// </summary>
+    DescriptorNotAvailable,
 }

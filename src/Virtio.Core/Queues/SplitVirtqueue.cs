@@ -9,9 +9,11 @@ using Virtio.Core.Memory;
 namespace Virtio.Core.Queues;
 
 /// <summary>
-/// The device side of a split virtqueue (virtio 1.2 §2.7): pops descriptor chains the driver
-/// made available, publishes used buffers, and decides when the driver wants an interrupt.
-/// It walks rings only: it knows no device and no hypervisor.
+/// The device side of a virtqueue: split (virtio 1.2 §2.7), or packed (§2.8) when
+/// <see cref="PackedRing"/> is set before activation. Pops descriptor chains the driver made
+/// available, publishes used buffers, and decides when the driver wants an interrupt; a device
+/// sees the same calls whichever ring the driver negotiated. It walks rings only: it knows no
+/// device and no hypervisor.
 /// </summary>
 /// <remarks>
 /// <para>One thread at a time processes a queue (its I/O thread, or the vCPU thread on the
@@ -21,7 +23,7 @@ namespace Virtio.Core.Queues;
 /// <para>All ring bytes are read through <see cref="IGuestMemory"/> spans; the guest can change
 /// them at any time, so every value read is validated before use and read only once.</para>
 /// </remarks>
-public sealed class SplitVirtqueue
+public sealed partial class SplitVirtqueue
 {
     /// <summary>The largest queue size a split virtqueue can have (virtio 1.2 §2.7).</summary>
     public const ushort MaxQueueSize = 32768;
@@ -195,6 +197,12 @@ public sealed class SplitVirtqueue
     public bool TryActivate(out QueueError error)
     {
         ushort size = _size;
+        if (PackedRing)
+        {
+            return TryActivatePacked(size, out error);
+        }
+
+        _packed = false;
         if (size == 0 || size > MaxSize || (size & (size - 1)) != 0)
         {
             error = QueueError.InvalidQueueSize;
@@ -248,6 +256,8 @@ public sealed class SplitVirtqueue
         UsedRing = default;
         EventIdx = false;
         IndirectDescriptors = false;
+        PackedRing = false;
+        ResetPackedState();
         _nextAvail = 0;
         _nextUsed = 0;
         _lastNotifyDecisionUsed = 0;
@@ -285,7 +295,9 @@ public sealed class SplitVirtqueue
     /// <summary>Whether the driver has made buffers available that the device has not popped.</summary>
     /// <returns>False also when the queue is not live or the ring is malformed (which breaks it).</returns>
     public bool HasAvailable() =>
-        _ready && _error == QueueError.None && (_resubmitNext != _resubmitCount || (TryReadAvailIdx(out ushort availIdx) && availIdx != _nextAvail));
+        _ready && _error == QueueError.None && (_packed
+            ? PackedHeadAvailable()
+            : _resubmitNext != _resubmitCount || (TryReadAvailIdx(out ushort availIdx) && availIdx != _nextAvail));
 
     /// <summary>
     /// Hands the queue chains to deliver again before any new available-ring entry: chains an earlier
@@ -308,7 +320,10 @@ public sealed class SplitVirtqueue
         }
 
         ushort size = _size;
-        error = heads.Length > size ? QueueError.InvalidResubmission : ValidateResubmission(heads, size);
+
+        // A packed ring's chains are found by ring position, not by head: the inflight format that
+        // carries them (descriptor copies) is not implemented, so nothing can be resubmitted.
+        error = heads.Length > size || _packed ? QueueError.InvalidResubmission : ValidateResubmission(heads, size);
         if (error != QueueError.None)
         {
             MarkBroken(error);
@@ -375,6 +390,11 @@ public sealed class SplitVirtqueue
         // Read once: a transport thread may store another size meanwhile (a guest racing QueueNum
         // against its own QueueReady); every stored size is at most MaxSize, and this call uses one.
         ushort size = _size;
+        if (_packed)
+        {
+            return TryPopPackedChain(size, out chain);
+        }
+
         ushort head;
         bool resubmitted = _resubmitNext != _resubmitCount;
         if (resubmitted)
@@ -477,6 +497,11 @@ public sealed class SplitVirtqueue
         ushort size = _size;
         if (headIndex < size && _heads[headIndex] == HeadInFlight && _ready && _error == QueueError.None)
         {
+            if (_packed)
+            {
+                return AddUsedPacked(headIndex, writtenLength, size) || AddUsedOtherwise(headIndex, size);
+            }
+
             GuestAddress element = new(UsedRing.Value + (uint)new SplitRingLayout(size).UsedElementOffset(_nextUsed));
             if (_memory.TryGetSpan(element, SplitRingLayout.UsedElementSize, out Span<byte> slot))
             {
@@ -589,6 +614,11 @@ public sealed class SplitVirtqueue
             return false;
         }
 
+        if (_packed)
+        {
+            return PublishUsedPacked();
+        }
+
         ushort newIdx = _nextUsed;
         ushort oldIdx = _lastNotifyDecisionUsed;
         if (newIdx == oldIdx)
@@ -655,7 +685,11 @@ public sealed class SplitVirtqueue
         }
 
         _notificationsDisabled = true;
-        if (!EventIdx)
+        if (_packed)
+        {
+            WriteDeviceEvent(PackedRingLayout.EventFlagsDisable, 0);
+        }
+        else if (!EventIdx)
         {
             SetUsedFlags(UsedFlagNoNotify);
         }
@@ -676,7 +710,20 @@ public sealed class SplitVirtqueue
         }
 
         _notificationsDisabled = false;
-        if (EventIdx)
+        if (_packed)
+        {
+            // With VIRTIO_F_RING_EVENT_IDX, ask for a kick when the descriptor at our next avail
+            // position (and wrap counter) is made available; otherwise for every one (§2.8.10).
+            if (EventIdx)
+            {
+                WriteDeviceEvent(PackedRingLayout.EventFlagsDesc, PackedRingLayout.OffWrap(_nextAvail, _availWrap));
+            }
+            else
+            {
+                WriteDeviceEvent(PackedRingLayout.EventFlagsEnable, 0);
+            }
+        }
+        else if (EventIdx)
         {
             if (!_memory.TryGetSpan(new GuestAddress(UsedRing.Value + (uint)new SplitRingLayout(_size).AvailEventOffset), 2, out Span<byte> availEvent))
             {
@@ -712,7 +759,12 @@ public sealed class SplitVirtqueue
     /// <summary>Captures the queue's configuration and indices (see <see cref="SplitVirtqueueState"/>).</summary>
     /// <returns>The state; chains still in flight are not part of it, so drain the device first.</returns>
     public SplitVirtqueueState SaveState() =>
-        new(_size, DescriptorTable, AvailRing, UsedRing, _nextAvail, _nextUsed, _ready, EventIdx, IndirectDescriptors);
+        new(_size, DescriptorTable, AvailRing, UsedRing, _nextAvail, _nextUsed, _ready, EventIdx, IndirectDescriptors)
+        {
+            PackedRing = PackedRing,
+            AvailWrapCounter = _availWrap,
+            UsedWrapCounter = _usedWrap,
+        };
 
     /// <summary>
     /// Restores a saved state: configuration and indices, then, when <see cref="SplitVirtqueueState.Ready"/>,
@@ -731,6 +783,13 @@ public sealed class SplitVirtqueue
         UsedRing = state.UsedRing;
         EventIdx = state.EventIdx;
         IndirectDescriptors = state.IndirectDescriptors;
+        PackedRing = state.PackedRing;
+        if (state.PackedRing)
+        {
+            _availWrap = state.AvailWrapCounter;
+            _usedWrap = state.UsedWrapCounter;
+        }
+
         _nextAvail = state.NextAvail;
         _nextUsed = state.NextUsed;
         _lastNotifyDecisionUsed = state.NextUsed;

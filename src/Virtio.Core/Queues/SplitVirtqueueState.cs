@@ -24,4 +24,17 @@ public readonly record struct SplitVirtqueueState(
     ushort NextUsed,
     bool Ready,
     bool EventIdx,
-    bool IndirectDescriptors);
+    bool IndirectDescriptors)
+{
+    /// <summary>
+    /// Whether the queue is a packed virtqueue (VIRTIO_F_RING_PACKED): then <see cref="NextAvail"/>
+    /// and <see cref="NextUsed"/> are ring positions below <see cref="Size"/>, each with its wrap counter.
+    /// </summary>
+    public bool PackedRing { get; init; }
+
+    /// <summary>A packed ring's available wrap counter (ignored for a split ring).</summary>
+    public bool AvailWrapCounter { get; init; }
+
+    /// <summary>A packed ring's used wrap counter (ignored for a split ring).</summary>
+    public bool UsedWrapCounter { get; init; }
+}
