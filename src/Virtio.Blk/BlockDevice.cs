@@ -630,6 +630,11 @@ public sealed class BlockDevice : VirtioDevice
 
         ulong features = VirtioFeatures.CoreDefaults | BlockFeatures.SegMax | BlockFeatures.BlockSize
             | BlockFeatures.Flush | BlockFeatures.ConfigWce | BlockFeatures.Topology;
+        if (options.OfferPackedRing)
+        {
+            features |= VirtioFeatures.RingPacked;
+        }
+
         if (options.SizeMax != 0)
         {
             features |= BlockFeatures.SizeMax;

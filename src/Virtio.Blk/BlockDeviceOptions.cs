@@ -86,6 +86,13 @@ public sealed class BlockDeviceOptions
     public uint MaxWriteZeroesSegments { get; init; } = 32;
 
     /// <summary>
+    /// Whether to offer VIRTIO_F_RING_PACKED (virtio 1.2 §2.8): a driver that takes it gets packed
+    /// virtqueues instead of split ones. Default false. The vhost-user in-flight region (reconnect) is
+    /// kept for split rings only; on a packed ring a reconnect does not resubmit requests (docs/packed-ring.md).
+    /// </summary>
+    public bool OfferPackedRing { get; init; }
+
+    /// <summary>
     /// Where backend completions of queue i are pushed to the used ring: IoThreads[i % Count], the same
     /// threads a <see cref="Virtio.Core.Notifications.HostNotifierController"/> serves the queues on.
     /// Null (the default) completes on the backend's thread, under the queue's lock.

@@ -118,6 +118,12 @@ internal sealed class VringRunner : IDisposable
         return new VringState(vring.Index, vring.Base);
     }
 
+    /// <summary>Where a stopped ring's device stood, in GET_VRING_BASE's encoding for its layout.</summary>
+    private static uint BaseOf(SplitVirtqueue queue) =>
+        queue.PackedRing
+            ? new PackedBase(queue.NextAvail, queue.AvailWrapCounter, queue.NextUsed, queue.UsedWrapCounter).Encode()
+            : queue.NextAvail;
+
     /// <summary>Starts every ring that can start.</summary>
     public void StartAll()
     {
@@ -170,17 +176,23 @@ internal sealed class VringRunner : IDisposable
             return;
         }
 
-        SplitRingLayout layout = vring.Layout;
-        RequireInMemory(vring, "descriptor table", vring.DescriptorTable, (uint)layout.DescriptorTableSize);
-        RequireInMemory(vring, "available ring", vring.AvailRing, (uint)layout.AvailRingSize);
-        RequireInMemory(vring, "used ring", vring.UsedRing, (uint)layout.UsedRingSize);
+        (ulong descriptors, ulong driver, ulong device) = vring.PartSizes;
+        RequireInMemory(vring, "descriptor table", vring.DescriptorTable, (uint)descriptors);
+        RequireInMemory(vring, "available ring", vring.AvailRing, (uint)driver);
+        RequireInMemory(vring, "used ring", vring.UsedRing, (uint)device);
+        if (vring.Packed)
+        {
+            StartPacked(vring);
+            return;
+        }
+
         if (!TryReadUsedIdx(vring, out ushort usedIdx))
         {
             throw new VhostUserProtocolException($"ring {vring.Index}: used ring unreadable");
         }
 
         SplitVirtqueue queue = _device.Queues[vring.Index];
-        ushort startAt = vring.Base;
+        ushort startAt = (ushort)vring.Base;
         ushort[] resubmit = [];
         InFlightTracker? tracker = null;
         InFlightRegion? region = _inFlight;
@@ -230,6 +242,36 @@ internal sealed class VringRunner : IDisposable
     }
 
     /// <summary>
+    /// Starts a packed ring at the positions and wrap counters of its base. The in-flight region keeps
+    /// split rings only, so nothing is tracked or resubmitted here (logged once per start).
+    /// </summary>
+    private void StartPacked(VhostUserVring vring)
+    {
+        if (_inFlight is not null)
+        {
+            Log.PackedRingNotTracked(_logger, vring.Index);
+        }
+
+        SplitVirtqueue queue = _device.Queues[vring.Index];
+        PackedBase at = PackedBase.Decode(vring.Base);
+        var state = new SplitVirtqueueState(vring.Num, new GuestAddress(vring.DescriptorTable), new GuestAddress(vring.AvailRing), new GuestAddress(vring.UsedRing), at.AvailPosition, at.UsedPosition, Ready: false, EventIdx: false, IndirectDescriptors: false)
+        {
+            PackedRing = true,
+            AvailWrapCounter = at.AvailWrapCounter,
+            UsedWrapCounter = at.UsedWrapCounter,
+        };
+        if (!queue.TryRestoreState(state, out QueueError error) || !_device.ActivateQueue(vring.Index))
+        {
+            throw new VhostUserProtocolException($"ring {vring.Index}: the device could not start it ({(error != QueueError.None ? error : queue.Error)})");
+        }
+
+        queue.InFlightTracker = null;
+        vring.StartServing();
+        Log.RingStarted(_logger, vring.Index, vring.Num, at.AvailPosition, at.UsedPosition);
+        vring.Kick!.Signal();
+    }
+
+    /// <summary>
     /// Stops the ring: no more kicks served, in-flight requests finished (their completions reach
     /// the used ring, or on a broken queue at least returned to it), queue deactivated. Its next
     /// available index becomes the ring's base. The wait is bounded: a request still at the backend
@@ -274,7 +316,7 @@ internal sealed class VringRunner : IDisposable
         }
 
         _device.DeactivateQueue(vring.Index);
-        vring.Base = queue.NextAvail;
+        vring.Base = BaseOf(queue);
         if (queue.InFlightTracker is InFlightTracker tracker)
         {
             queue.InFlightTracker = null;
@@ -286,7 +328,7 @@ internal sealed class VringRunner : IDisposable
             }
         }
 
-        Log.RingStopped(_logger, vring.Index, vring.Base);
+        Log.RingStopped(_logger, vring.Index, queue.NextAvail);
     }
 
     /// <summary>
