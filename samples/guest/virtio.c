@@ -580,13 +580,13 @@ void virtq_idle(struct virtq *q)
        sleeps before a pending interrupt is taken, so a completion that lands after the check still wakes
        us. The watchdog timer bounds the sleep. */
     __asm__ volatile("cli" ::: "memory");
-    virtq_arm(q); /* the arm is visible before we read used->idx (store-load) */
+    virtq_arm(q); /* the arm is visible before we read used->idx or the next used descriptor (store-load) */
     if (!virtq_has_used(q))
         __asm__ volatile("sti; hlt" ::: "memory");
     else
         __asm__ volatile("sti" ::: "memory");
-    /* Awake again: off until the next sleep. With EVENT_IDX the armed index is passed by the next used
-       element, after which the device stays quiet; virtq_poll keeps it one behind. */
+    /* Awake again: off until the next sleep. Split with EVENT_IDX: the armed index is passed by the next
+       used element, after which the device stays quiet; virtq_poll keeps it one behind. Packed: DISABLE. */
     virtq_disarm(q);
 }
 
