@@ -84,6 +84,7 @@ public sealed class BlockDevice : VirtioDevice
         _backend = backend;
         _options = options;
         Name = options.Name ?? BlockMetrics.NextUnnamed();
+        MetricsName = Name;
         _capacitySectors = backend.Capacity / SectorSize;
         _readOnly = options.ReadOnly || backend.IsReadOnly;
         _writeback = options.Writeback ? 1 : 0;

@@ -21,7 +21,7 @@ namespace Virtio.Core.Devices;
 /// <para>Queue processing runs on whatever thread notifies the queue; the status bit
 /// DEVICE_NEEDS_RESET and interrupts may be raised from that thread concurrently with the transport.</para>
 /// </remarks>
-public abstract class VirtioDevice
+public abstract partial class VirtioDevice
 {
     private readonly SplitVirtqueue[] _queues;
     private readonly object[] _processingLocks;
@@ -56,9 +56,12 @@ public abstract class VirtioDevice
         {
             var queue = new SplitVirtqueue(memory, (ushort)i, queueMaxSizes[i], Logger);
             queue.Broken += OnQueueBroken;
+            queue.MetricsOwner = this;
             _queues[i] = queue;
             _processingLocks[i] = new object();
         }
+
+        CoreMetrics.Register(this);
     }
 
     /// <summary>
@@ -478,7 +481,7 @@ public abstract class VirtioDevice
             return;
         }
 
-        CoreMetrics.NeedsReset.Add(1);
+        CoreMetrics.NeedsReset.Add(1, MetricsDeviceTag);
         Log.NeedsReset(Logger, DeviceId, reason);
         GuestNotifier?.Notify(InterruptReason.ConfigurationChange, 0);
     }
