@@ -17,7 +17,7 @@ internal sealed record BlkSpec(DiskKeys Disk, int Queues, int IoThreads, bool Pa
         "Serve a virtio-blk disk: FILE[,KEY...] or null,size=N. FILE is a raw image or block device. Keys: " +
         DiskKeys.Help + "; queues=N (request queues, 1..64, default 4); iothreads=N (I/O threads, 1..64, default min(queues, cores); " +
         "queue i runs on thread i mod N, and with io_uring each thread has its own ring); packed (offer the packed virtqueue, VIRTIO_F_RING_PACKED: " +
-        "a front end that takes it gets packed rings; requests in flight on them are not kept for a reconnect).";
+        "a front end that takes it gets packed rings).";
 
     public static bool TryParse(string text, out BlkSpec? spec, out string? error)
     {

@@ -87,8 +87,7 @@ public sealed class BlockDeviceOptions
 
     /// <summary>
     /// Whether to offer VIRTIO_F_RING_PACKED (virtio 1.2 §2.8): a driver that takes it gets packed
-    /// virtqueues instead of split ones. Default false. The vhost-user in-flight region (reconnect) is
-    /// kept for split rings only; on a packed ring a reconnect does not resubmit requests (docs/packed-ring.md).
+    /// virtqueues instead of split ones. Default false.
     /// </summary>
     public bool OfferPackedRing { get; init; }
 

@@ -242,18 +242,41 @@ internal sealed class VringRunner : IDisposable
     }
 
     /// <summary>
-    /// Starts a packed ring at the positions and wrap counters of its base. The in-flight region keeps
-    /// split rings only, so nothing is tracked or resubmitted here (logged once per start).
+    /// Starts a packed ring. With an in-flight region that fits it, the region says where the ring
+    /// stands and which chains an earlier back end left in flight (resubmitted first, from their copies):
+    /// after a back end died, the front end's base is stale (QEMU cannot read a packed ring's positions
+    /// from guest memory as it reads a split ring's used index). Without one, the base says where.
     /// </summary>
     private void StartPacked(VhostUserVring vring)
     {
-        if (_inFlight is not null)
-        {
-            Log.PackedRingNotTracked(_logger, vring.Index);
-        }
-
         SplitVirtqueue queue = _device.Queues[vring.Index];
         PackedBase at = PackedBase.Decode(vring.Base);
+        PackedRecovery? recovered = null;
+        PackedInFlightTracker? tracker = null;
+        InFlightRegion? region = _inFlight;
+        if (region is not null && (vring.Index >= region.QueueCount || vring.Num > region.QueueSize))
+        {
+            Log.RingNotTracked(_logger, vring.Index, vring.Num, region.QueueCount, region.QueueSize);
+        }
+        else if (region is not null && _memory.TryGetSpan(new GuestAddress(vring.DescriptorTable), vring.Num * 16, out Span<byte> ring))
+        {
+            tracker = new PackedInFlightTracker(region, vring.Index, vring.Num);
+            recovered = tracker.Recover(ring, at, out string? why);
+            if (why is not null)
+            {
+                Log.PackedRegionRefused(_logger, vring.Index, why);
+            }
+
+            if (recovered is not null)
+            {
+                at = recovered.Start;
+                if (recovered.ChainLengths.Length > 0)
+                {
+                    Log.Resubmitting(_logger, vring.Index, recovered.ChainLengths.Length, at.UsedPosition);
+                }
+            }
+        }
+
         var state = new SplitVirtqueueState(vring.Num, new GuestAddress(vring.DescriptorTable), new GuestAddress(vring.AvailRing), new GuestAddress(vring.UsedRing), at.AvailPosition, at.UsedPosition, Ready: false, EventIdx: false, IndirectDescriptors: false)
         {
             PackedRing = true,
@@ -265,10 +288,41 @@ internal sealed class VringRunner : IDisposable
             throw new VhostUserProtocolException($"ring {vring.Index}: the device could not start it ({(error != QueueError.None ? error : queue.Error)})");
         }
 
-        queue.InFlightTracker = null;
+        queue.InFlightTracker = tracker;
+        if (recovered is not null && queue.StaleCount > 0)
+        {
+            // As on a split ring: a chain still running here (it outlived the last drain) is not resubmitted.
+            recovered = WithoutStale(recovered, queue);
+        }
+
+        if (recovered is { ChainLengths.Length: > 0 } && !queue.TryResubmitPacked(recovered.Descriptors, recovered.ChainLengths, out QueueError resubmitError))
+        {
+            Log.ResubmitRefused(_logger, vring.Index, resubmitError);
+        }
+
         vring.StartServing();
         Log.RingStarted(_logger, vring.Index, vring.Num, at.AvailPosition, at.UsedPosition);
         vring.Kick!.Signal();
+    }
+
+    /// <summary>The chains of <paramref name="recovered"/> whose buffer ID (in the last descriptor) is not stale on <paramref name="queue"/>.</summary>
+    private static PackedRecovery WithoutStale(PackedRecovery recovered, SplitVirtqueue queue)
+    {
+        var descriptors = new List<byte>();
+        var lengths = new List<ushort>();
+        int offset = 0;
+        foreach (ushort length in recovered.ChainLengths)
+        {
+            ReadOnlySpan<byte> chain = recovered.Descriptors.AsSpan(offset * 16, length * 16);
+            offset += length;
+            if (!queue.IsStale(System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(chain[((length - 1) * 16 + 12)..])))
+            {
+                descriptors.AddRange(chain);
+                lengths.Add(length);
+            }
+        }
+
+        return recovered with { Descriptors = [.. descriptors], ChainLengths = [.. lengths] };
     }
 
     /// <summary>
@@ -317,9 +371,10 @@ internal sealed class VringRunner : IDisposable
 
         _device.DeactivateQueue(vring.Index);
         vring.Base = BaseOf(queue);
-        if (queue.InFlightTracker is InFlightTracker tracker)
+        IInFlightTracker? stoppedTracker = queue.InFlightTracker;
+        queue.InFlightTracker = null;
+        if (stoppedTracker is InFlightTracker tracker)
         {
-            queue.InFlightTracker = null;
             // A stale chain (it outlived a drain, its completion will be dropped) keeps its flag: a
             // later back end resubmits it.
             if (queue.InFlightCount == 0 && queue.StaleCount == 0 && TryReadUsedIdx(vring, out ushort usedIdx))

@@ -1,7 +1,3 @@
-using System.Buffers.Binary;
-using System.Collections.Generic;
-using System.Threading;
-using System;
 using Virtio.Core.Devices;
 using Virtio.Core.Memory;
 using Virtio.Testing;
@@ -121,72 +117,10 @@ public sealed class PackedVringTests
         Assert.True(rig.WaitForLog(4004, "over 65535"), "the reason was not logged");
     }
 
-    [Fact]
-    public void InFlightRegion_WithAPackedRing_LogsThatTheRingIsNotTracked()
-    {
-        using var rig = new BlkServerRig(packedRing: true);
-        using var driver = CreateDriver(rig.Memory, 16);
-        using TestFrontEnd frontEnd = rig.Connect();
-        frontEnd.Negotiate();
-        (ulong size, int fd) = frontEnd.GetInFlightFd(1, 16);
-        frontEnd.SetInFlightFd(size, fd, 1, 16);
-        frontEnd.StartPackedRing(driver, 0, InitialBase);
+    private static PackedGuestDriver CreateDriver(GuestMemory memory, ushort size) => PackedBlkRequests.CreateDriver(memory, size);
 
-        Assert.True(rig.WaitForLog(4034, "ring 0 is a packed ring"), "the untracked packed ring was not logged");
-        Assert.Equal(0, Request(frontEnd, driver, Out, 0, BlkServerRig.Pattern(4096, 1), 0).Status);
-    }
-
-    private static PackedGuestDriver CreateDriver(GuestMemory memory, ushort size) =>
-        new(memory, new GuestAddress(0x10000), size, 4ul << 20, 4096, eventIdx: true, indirect: false);
-
-    /// <summary>One blk request as a direct chain (header, data, status), kicked, waited for.</summary>
-    private static (byte Status, byte[] Data) Request(TestFrontEnd frontEnd, PackedGuestDriver driver, uint type, ulong sector, byte[]? write, int readLength)
-    {
-        var specs = new List<BufferSpec> { BufferSpec.Readable(16) };
-        if (write is not null)
-        {
-            specs.Add(BufferSpec.Readable(write.Length));
-        }
-
-        if (readLength > 0)
-        {
-            specs.Add(BufferSpec.Write(readLength));
-        }
-
-        specs.Add(BufferSpec.Write(1));
-        ushort first = driver.NextAvail;
-        ushort id = driver.AddChain([.. specs]);
-        // Where each buffer is, read back from the descriptors before the device overwrites the head's slot.
-        var buffers = new GuestAddress[specs.Count];
-        for (int i = 0; i < buffers.Length; i++)
-        {
-            buffers[i] = new(BinaryPrimitives.ReadUInt64LittleEndian(driver.Span(new GuestAddress(driver.DescriptorRing.Value + (16u * (uint)((first + i) % driver.QueueSize))), 8)));
-        }
-
-        GuestAddress Buffer(int i) => buffers[i];
-
-        // The device reads nothing before the kick: the contents go in after the descriptors.
-        Span<byte> header = driver.Span(Buffer(0), 16);
-        BinaryPrimitives.WriteUInt32LittleEndian(header, type);
-        BinaryPrimitives.WriteUInt64LittleEndian(header[8..], sector);
-        write?.CopyTo(driver.Span(Buffer(1), write.Length));
-        GuestAddress status = Buffer(specs.Count - 1);
-        driver.Span(status, 1)[0] = 0xFF;
-        driver.Kick();
-        frontEnd.Kicks[0].Signal();
-
-        long deadline = Environment.TickCount64 + 10_000;
-        ushort usedId;
-        while (!driver.TryGetUsed(out usedId, out _))
-        {
-            Assert.True(Environment.TickCount64 < deadline, "nothing used in time");
-            Thread.Sleep(1);
-        }
-
-        Assert.Equal(id, usedId);
-        byte[] data = readLength > 0 ? driver.Span(Buffer(1), readLength).ToArray() : [];
-        return (driver.Span(status, 1)[0], data);
-    }
+    private static (byte Status, byte[] Data) Request(TestFrontEnd frontEnd, PackedGuestDriver driver, uint type, ulong sector, byte[]? write, int readLength) =>
+        PackedBlkRequests.Request(frontEnd, driver, type, sector, write, readLength);
 
     /// <summary>The base a front end would send to resume <paramref name="Driver"/>'s ring with nothing in flight.</summary>
     private readonly record struct PackedBaseOf(PackedGuestDriver Driver)
