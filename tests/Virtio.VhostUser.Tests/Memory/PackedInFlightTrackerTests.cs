@@ -96,6 +96,29 @@ public sealed class PackedInFlightTrackerTests
     }
 
     [Fact]
+    public void TakeUsePublish_AllocatesNothing()
+    {
+        using InFlightRegion region = InFlightRegion.Create(1, RingSize);
+        PackedInFlightTracker tracker = Started(region);
+        byte[] chain = Chain(id: 0, 0x1000, 0x2000, 0x3000);
+        tracker.PackedChainTaken(0, chain.AsSpan(0, 32), chain.AsSpan(32)); // warm up
+        tracker.ChainUsed(0);
+        tracker.UsedPublished(0);
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int round = 0; round < 10_000; round++)
+        {
+            ushort id = (ushort)(round % 4);
+            BinaryPrimitives.WriteUInt16LittleEndian(chain.AsSpan(32 + 12), id);
+            tracker.PackedChainTaken(id, chain.AsSpan(0, 32), chain.AsSpan(32));
+            tracker.ChainUsed(id);
+            tracker.UsedPublished(0);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
     public void RegionOfASplitRing_IsStartedAfresh()
     {
         using InFlightRegion region = InFlightRegion.Create(1, RingSize);
