@@ -21,21 +21,24 @@ public sealed class FrontEndCrashTests(ITestOutputHelper output)
     private const int Writers = 4;
     private const int AcksBeforeKill = 200;
 
+    /// <param name="kind">Whose back end.</param>
+    /// <param name="packed">Packed virtqueues (our daemon's <c>packed</c> key, QEMU's <c>packed=on</c>), for both front ends.</param>
     [Theory]
-    [InlineData(BlkBackendKind.Ours)]
-    [InlineData(BlkBackendKind.QemuStorageDaemon)]
-    public async Task FrontEndKilled_MidWrites_FreshFrontEndReadsEveryAcknowledgedBlock(BlkBackendKind kind)
+    [InlineData(BlkBackendKind.Ours, false)]
+    [InlineData(BlkBackendKind.QemuStorageDaemon, false)]
+    [InlineData(BlkBackendKind.Ours, true)]
+    public async Task FrontEndKilled_MidWrites_FreshFrontEndReadsEveryAcknowledgedBlock(BlkBackendKind kind, bool packed)
     {
         HostRequirements.RequireBlk(kind);
 
         var ct = TestContext.Current.CancellationToken;
         string guest = await GuestImage.GetAsync(output, ct);
-        string work = TestWorkDir.Create($"crash-{kind}");
+        string work = TestWorkDir.Create(packed ? $"crash-{kind}-packed" : $"crash-{kind}");
         string image = TestWorkDir.CreateRawImage(work, 64);
         string nonce = Guid.NewGuid().ToString("N")[..12];
         try
         {
-            using var backend = await VhostUserBackend.StartBlkAsync(kind, work, image, queues: 2, ct);
+            using var backend = await VhostUserBackend.StartBlkAsync(kind, work, image, queues: 2, ct, blkKeys: packed ? ",packed" : "");
             output.WriteLine("back end: " + string.Join(' ', backend.Command));
 
             var acks = new AckTracker(Writers);
@@ -53,7 +56,7 @@ public sealed class FrontEndCrashTests(ITestOutputHelper output)
             GuestRun first;
             using (var writer = QemuGuest.Start(guest, work, "crash-write", "crash-write",
                 new[] { $"vt_writers={Writers}", "vt_blocks=8192", $"vt_nonce={nonce}" },
-                BlkDevice(backend.SocketPath), TimeSpan.FromSeconds(180), OnLine))
+                BlkValidationTests.BlkDevice(backend.SocketPath, queues: 2, packed), TimeSpan.FromSeconds(180), OnLine))
             {
                 Volatile.Write(ref victim, writer);
                 first = await writer.WaitAsync(TimeSpan.FromSeconds(180), ct);
@@ -70,7 +73,7 @@ public sealed class FrontEndCrashTests(ITestOutputHelper output)
 
             using var verifier = QemuGuest.Start(guest, work, "crash-verify", "crash-verify",
                 new[] { $"vt_acked={ackList}", $"vt_nonce={nonce}" },
-                BlkDevice(backend.SocketPath), TimeSpan.FromSeconds(180));
+                BlkValidationTests.BlkDevice(backend.SocketPath, queues: 2, packed), TimeSpan.FromSeconds(180));
             GuestRun second = await verifier.WaitAsync(TimeSpan.FromSeconds(190), ct);
             output.WriteLine(second.Summary);
             Assert.True(second.Passed, $"the fresh front end did not verify the acknowledged blocks:\n{second.Summary}\nback end:\n{string.Join('\n', backend.Log.TakeLast(30))}");
@@ -83,6 +86,4 @@ public sealed class FrontEndCrashTests(ITestOutputHelper output)
             TestWorkDir.DeleteQuietly(image);
         }
     }
-
-    private static string[] BlkDevice(string socket) => BlkValidationTests.BlkDevice(socket, queues: 2);
 }
