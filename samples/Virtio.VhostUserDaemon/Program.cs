@@ -73,7 +73,16 @@ internal static class Program
                 return 1;
             }
         });
-        return root.Parse(args).Invoke();
+        ParseResult parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            // An unknown option or a value of the wrong type is a usage error, as a malformed --blk is:
+            // System.CommandLine prints the errors and the help, and the exit status is 2 (docs/daemon.md).
+            _ = parsed.Invoke();
+            return 2;
+        }
+
+        return parsed.Invoke();
     }
 
     /// <summary>--allow-uid values: each a comma list of decimal user ids; null when none was given.</summary>

@@ -58,4 +58,19 @@ public sealed class DaemonDevicesTests
         Assert.Equal(2, await daemon.WaitAsync(Bound, TestContext.Current.CancellationToken));
         Assert.Contains(daemon.Lines, line => line.Contains("is given to more than one device", StringComparison.Ordinal));
     }
+
+    [Theory]
+    [InlineData("--no-such-option")]
+    [InlineData("--metrics", "soon")]
+    public async Task OptionTheParserRefuses_IsAUsageError_Exit2(params string[] bad)
+    {
+        HostRequirements.RequireOurDaemon();
+        string dir = TestWorkDir.Create("daemon-usage-parse");
+        using ChildProcess daemon = ChildProcess.Start(
+            ["dotnet", RepoPaths.DaemonDll, "--blk", $"null,size=1M,socket={Path.Combine(dir, "a.sock")}", .. bad],
+            Bound, Path.Combine(dir, "daemon.log"));
+
+        Assert.Equal(2, await daemon.WaitAsync(Bound, TestContext.Current.CancellationToken));
+        Assert.Contains(daemon.Lines, line => line.Contains(bad[0], StringComparison.Ordinal) || line.Contains(bad[^1], StringComparison.Ordinal));
+    }
 }
