@@ -25,14 +25,20 @@ namespace Virtio.VhostUser;
 /// the next connection is accepted. A front end that breaks the protocol is disconnected with a
 /// logged reason.
 /// </summary>
+/// <remarks>
+/// Ownership: the server owns the device its factory built and the I/O threads it started; the
+/// caller owns the backends and any I/O threads it passed in, and disposes them after the server.
+/// Disposing the server stops serving, waits for <see cref="RunAsync"/> to finish (the current
+/// connection's rings drain first), then disposes the device and the server's own I/O threads.
+/// </remarks>
 /// <example>
 /// <code>
-/// using var server = new VhostUserServer("/run/disk.sock",
-///     memory => new BlockDevice(memory, new FileBlockBackend("disk.img")), logger);
+/// using var disk = new FileBlockBackend("disk.img");
+/// await using var server = new VhostUserServer("/run/disk.sock", memory => new BlockDevice(memory, disk), logger);
 /// await server.RunAsync(cancellationToken);
 /// </code>
 /// </example>
-public sealed class VhostUserServer : IDisposable
+public sealed class VhostUserServer : IDisposable, IAsyncDisposable
 {
     private readonly VhostUserMemory _memory = new();
     private readonly VhostUserGuestNotifier _notifier;
@@ -43,7 +49,8 @@ public sealed class VhostUserServer : IDisposable
     private Socket? _listener;
     private Socket? _connection;
     private int _connections;
-    private bool _disposed;
+    private int _disposed;
+    private Task? _run;
     private (ulong Device, ulong Inode, long ChangeSeconds, long ChangeNanoseconds)? _socketFile;
     private ulong _maxGuestMemoryBytes = VhostUserMemoryTable.DefaultMaxBytes;
 
@@ -174,12 +181,12 @@ public sealed class VhostUserServer : IDisposable
     /// <exception cref="IOException">Something that is not a socket exists at <see cref="SocketPath"/>, or binding failed.</exception>
     public Task RunAsync(CancellationToken cancellationToken)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (ListeningSocket is { } inherited)
         {
             _listener = inherited;
             Log.Listening(_logger, SocketPath, Device.DeviceId, Device.Queues.Count);
-            return Task.Factory.StartNew(() => AcceptLoop(inherited, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            return _run = Task.Factory.StartNew(() => AcceptLoop(inherited, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         }
 
         if (IsSocketFile(SocketPath) is bool socket)
@@ -197,7 +204,7 @@ public sealed class VhostUserServer : IDisposable
         _socketFile = FileIdentity(SocketPath);
         _listener = listener;
         Log.Listening(_logger, SocketPath, Device.DeviceId, Device.Queues.Count);
-        return Task.Factory.StartNew(() => AcceptLoop(listener, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        return _run = Task.Factory.StartNew(() => AcceptLoop(listener, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
     private void AcceptLoop(Socket listener, CancellationToken cancellationToken)
@@ -429,16 +436,59 @@ public sealed class VhostUserServer : IDisposable
         }
     }
 
-    /// <summary>Stops the I/O threads the server started. Call after the task of <see cref="RunAsync"/> completed.</summary>
+    /// <summary>
+    /// Stops serving as a cancelled <see cref="RunAsync"/> does (the current connection's rings drain,
+    /// each for at most the drain timeout, 30 s), waits for <see cref="RunAsync"/>'s task, then
+    /// disposes the device (<see cref="VirtioDevice.Dispose()"/>) and the I/O threads the server
+    /// started. The caller disposes the backends and its own I/O threads afterwards. Idempotent;
+    /// never throws: a failed <see cref="RunAsync"/> task is left for its awaiter to observe. Not on
+    /// an I/O thread of the server.
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed)
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
             return;
         }
 
-        _disposed = true;
         Interrupt();
+        try
+        {
+            _run?.Wait();
+        }
+        catch (AggregateException)
+        {
+            // The RunAsync task failed or was cancelled: its awaiter sees why; disposing goes on.
+        }
+
+        Release();
+    }
+
+    /// <summary>
+    /// <see cref="Dispose"/> that awaits <see cref="RunAsync"/>'s task instead of blocking on it.
+    /// Idempotent; never throws.
+    /// </summary>
+    /// <returns>Completes when the server, its device and its own I/O threads are disposed.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        Interrupt();
+        if (_run is { } run)
+        {
+            await run.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
+        }
+
+        await Device.DisposeAsync().ConfigureAwait(false);
+        Release();
+    }
+
+    private void Release()
+    {
+        Device.Dispose();
         if (_ownsIoThreads)
         {
             foreach (IoThread thread in _ioThreads)
