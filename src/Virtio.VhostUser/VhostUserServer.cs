@@ -212,7 +212,7 @@ public sealed class VhostUserServer : IDisposable, IAsyncDisposable
         using CancellationTokenRegistration stop = cancellationToken.Register(static state => ((VhostUserServer)state!).Interrupt(), this);
         try
         {
-            while (!cancellationToken.IsCancellationRequested)
+            while (!cancellationToken.IsCancellationRequested && Volatile.Read(ref _disposed) == 0)
             {
                 Socket connection;
                 try
@@ -221,7 +221,7 @@ public sealed class VhostUserServer : IDisposable, IAsyncDisposable
                 }
                 catch (Exception exception) when (exception is SocketException or ObjectDisposedException)
                 {
-                    if (cancellationToken.IsCancellationRequested)
+                    if (cancellationToken.IsCancellationRequested || Volatile.Read(ref _disposed) != 0)
                     {
                         break;
                     }

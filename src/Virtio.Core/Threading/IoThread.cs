@@ -176,8 +176,8 @@ public sealed class IoThread : IDisposable
     /// <param name="timeout">The longest wait; <see cref="Timeout.InfiniteTimeSpan"/> waits as <see cref="Stop()"/> does.</param>
     /// <returns>
     /// True when the loop has exited (or never ran). False when a handler still ran after
-    /// <paramref name="timeout"/>: the thread accepts no more work and exits once that handler
-    /// returns; until then do not dispose what the handler uses, nor this thread (its
+    /// <paramref name="timeout"/>: the loop exits once that handler (and the work already scheduled)
+    /// has run; until then do not dispose what the handlers use, nor this thread (its
     /// <see cref="Dispose"/> waits for the exit without a bound).
     /// </returns>
     /// <exception cref="InvalidOperationException">Called on the I/O thread, where it would wait for itself.</exception>
