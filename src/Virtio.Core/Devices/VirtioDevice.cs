@@ -387,8 +387,8 @@ public abstract class VirtioDevice : IDisposable, IAsyncDisposable
     /// True when every in-flight request finished within the wait. False when the wait ran out or was
     /// cancelled: the reset still completes (queues, features and status are cleared, the device
     /// reads as reset), the requests still at the backend are abandoned (a backend that has not
-    /// started one skips its transfer) and their late completions are dropped: nothing is written to
-    /// the used ring or a status byte after this returns.
+    /// started one skips its transfer; one it had started may still fill its buffer) and their late
+    /// completions are dropped: nothing is written to the used ring or a status byte after this returns.
     /// </returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
     public bool Reset(TimeSpan timeout, CancellationToken cancellationToken = default)
@@ -426,7 +426,7 @@ public abstract class VirtioDevice : IDisposable, IAsyncDisposable
     /// Stops serving the driver: resets the device (<see cref="Reset()"/>: in-flight requests
     /// finished, or abandoned and their late completions dropped once the device's reset wait runs
     /// out) and from then on ignores it: status writes, queue starts and notifications do nothing,
-    /// and nothing more is written to guest memory. Call it after the transport or server stopped
+    /// and no used element or status byte is written any more. Call it after the transport or server stopped
     /// forwarding to the device and before disposing the backends and I/O threads the device uses.
     /// Idempotent: a second call, or a call racing the first, returns at once without throwing.
     /// Not on one of the device's I/O threads when the device waits there (a network device does).
