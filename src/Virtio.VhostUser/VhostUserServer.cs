@@ -53,6 +53,7 @@ public sealed class VhostUserServer : IDisposable, IAsyncDisposable
     private Task? _run;
     private (ulong Device, ulong Inode, long ChangeSeconds, long ChangeNanoseconds)? _socketFile;
     private ulong _maxGuestMemoryBytes = VhostUserMemoryTable.DefaultMaxBytes;
+    private TimeSpan _drainTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// Creates the device over the memory the front ends will share, and the I/O threads its rings
@@ -134,11 +135,23 @@ public sealed class VhostUserServer : IDisposable, IAsyncDisposable
     public IReadOnlyCollection<uint>? AllowedUserIds { get; set; }
 
     /// <summary>
-    /// How long stopping a ring waits for its in-flight requests before it goes on without them
-    /// (they keep the memory they were popped under mapped). 30 s; tests shorten it. Set before a
-    /// front end connects; read when a connection starts.
+    /// How long stopping a ring (GET_VRING_BASE, a disconnect, cancelling <see cref="RunAsync"/>,
+    /// <see cref="Dispose"/>) waits for its in-flight requests. When it runs out the ring stops
+    /// without them and logs so: they keep the memory they were popped under mapped, their
+    /// completions are dropped, and the in-flight region (when the front end shared one) keeps them
+    /// for the next back end to resubmit. 30 s by default. Set before a front end connects; read when
+    /// a connection starts.
     /// </summary>
-    internal TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    /// <exception cref="ArgumentOutOfRangeException">The value is negative or infinite.</exception>
+    public TimeSpan DrainTimeout
+    {
+        get => _drainTimeout;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero);
+            _drainTimeout = value;
+        }
+    }
 
     /// <summary>
     /// The most bytes of guest memory one front end may have mapped at a time (all regions of its
@@ -438,9 +451,10 @@ public sealed class VhostUserServer : IDisposable, IAsyncDisposable
 
     /// <summary>
     /// Stops serving as a cancelled <see cref="RunAsync"/> does (the current connection's rings drain,
-    /// each for at most the drain timeout, 30 s), waits for <see cref="RunAsync"/>'s task, then
-    /// disposes the device (<see cref="VirtioDevice.Dispose()"/>) and the I/O threads the server
-    /// started. The caller disposes the backends and its own I/O threads afterwards. Idempotent;
+    /// each for at most <see cref="DrainTimeout"/>), waits for <see cref="RunAsync"/>'s task, then
+    /// disposes the device (<see cref="VirtioDevice.Dispose()"/>: its reset waits, up to the device's
+    /// own reset timeout, for requests that outlived the drain, and drops their completions) and the
+    /// I/O threads the server started. The caller disposes the backends and its own I/O threads afterwards. Idempotent;
     /// never throws: a failed <see cref="RunAsync"/> task is left for its awaiter to observe. Not on
     /// an I/O thread of the server.
     /// </summary>
