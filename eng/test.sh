@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 bash eng/install-deps.sh >/dev/null || exit 1
 coverage=()
 if [ "${COVERAGE:-1}" != 0 ]; then
-  # The five shipped packages only: tests, Virtio.Testing, samples and the source-generated files
+  # The five device-side packages only: tests, Virtio.Testing (the guest-side driver package), samples and the source-generated files
   # under obj/ (LoggerMessage) are not measured. The file prefix is set per project in
   # Directory.Build.targets (--coverlet-file-prefix).
   coverage=(--coverlet --coverlet-output-format cobertura --coverlet-exclude-by-file '**/obj/**')

@@ -188,12 +188,12 @@ internal static class Program
         owned.Add(new Owned(backend is IDisposable file ? [file, .. ioThreads] : [.. ioThreads]));
 
         // Ring sizes are the front end's choice (QEMU's queue-size, up to 1024): offer that much.
-        var options = new BlockDeviceOptions { Name = name, QueueCount = spec.Queues, QueueSize = MaxRingSize, ReadOnly = spec.Disk.File.ReadOnly, IoThreads = ioThreads };
+        var options = new BlockDeviceOptions { Name = name, QueueCount = spec.Queues, QueueSize = MaxRingSize, ReadOnly = spec.Disk.File.ReadOnly, IoThreads = ioThreads, OfferPackedRing = spec.Packed };
         ILogger deviceLogger = loggers.CreateLogger("virtio-blk");
         logger.LogInformation(
-            "{Name}: virtio-blk on {Path} ({Capacity} bytes, {Queues} queue(s) on {IoThreads} I/O thread(s), engine {Engine}{Direct}{ReadOnly}, polling up to {PollUs} us) at {Socket}{Inherited}",
+            "{Name}: virtio-blk on {Path} ({Capacity} bytes, {Queues} queue(s) on {IoThreads} I/O thread(s), engine {Engine}{Direct}{ReadOnly}{Packed}, polling up to {PollUs} us) at {Socket}{Inherited}",
             name, spec.Disk.Path ?? "null", backend.Capacity, spec.Queues, ioThreads.Length, DiskKeys.EngineOf(backend),
-            spec.Disk.File.Direct ? ", O_DIRECT" : "", spec.Disk.File.ReadOnly ? ", read-only" : "", spec.Disk.PollMicroseconds, socketPath, inherited is null ? "" : " (inherited, LISTEN_FDS)");
+            spec.Disk.File.Direct ? ", O_DIRECT" : "", spec.Disk.File.ReadOnly ? ", read-only" : "", spec.Packed ? ", packed ring offered" : "", spec.Disk.PollMicroseconds, socketPath, inherited is null ? "" : " (inherited, LISTEN_FDS)");
         return new VhostUserServer(socketPath, memory => new BlockDevice(memory, backend, options, deviceLogger), logger, ioThreads)
         {
             AllowedUserIds = access.UserIds,

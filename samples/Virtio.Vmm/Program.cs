@@ -67,6 +67,7 @@ internal static class Program
         var noIoEventFd = new Option<bool>("--no-ioeventfd") { Description = "Every queue notify exits to the VMM and is served on the vCPU thread (no ioeventfd)" };
         var noIrqBatching = new Option<bool>("--no-irq-batching") { Description = "Signal the irqfd for every completion instead of once per burst" };
         var irqLevel = new Option<bool>("--irq-level") { Description = "Level-triggered device interrupt lines: irqfds with a resample fd, raised again after the guest's end of interrupt while the device's InterruptStatus is set (default: edge-triggered; the guest waits on interrupts with --guest-args completion=irq)" };
+        var packed = new Option<bool>("--packed") { Description = "Every disk offers the packed virtqueue (VIRTIO_F_RING_PACKED, bit 34); the guest uses it when it negotiates the bit. Network devices still offer the split ring only (the packed ring is not validated for their receive chains)" };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log device and notifier events (Debug level) to stderr" };
 
         var root = new RootCommand(
@@ -76,7 +77,7 @@ internal static class Program
             $"With neither --disk nor --net it makes a fresh {DefaultDiskMiB} MiB temporary disk (deleted at exit) and, as root with /dev/net/tun, " +
             $"a tap in a private network namespace at {NetworkNamespace.HostAddress}/24 for the guest ({NetworkNamespace.GuestAddress}) to ping.")
         {
-            guest, memory, disk, net, workload, guestArgs, noIoEventFd, noIrqBatching, irqLevel, verbose,
+            guest, memory, disk, net, workload, guestArgs, noIoEventFd, noIrqBatching, irqLevel, packed, verbose,
         };
         root.SetAction(result => RunGuest(
             result.GetValue(guest)!,
@@ -88,6 +89,7 @@ internal static class Program
             !result.GetValue(noIoEventFd),
             !result.GetValue(noIrqBatching),
             result.GetValue(irqLevel),
+            result.GetValue(packed),
             result.GetValue(verbose)));
 
         var count = new Option<int>("--count")
@@ -113,7 +115,7 @@ internal static class Program
         return root.Parse(args).Invoke();
     }
 
-    private static int RunGuest(string guestPath, int memoryMiB, string[] diskTexts, string[] netTexts, string workload, string guestArgs, bool ioEventFd, bool irqBatching, bool irqLevel, bool verbose)
+    private static int RunGuest(string guestPath, int memoryMiB, string[] diskTexts, string[] netTexts, string workload, string guestArgs, bool ioEventFd, bool irqBatching, bool irqLevel, bool packed, bool verbose)
     {
         using ILoggerFactory loggers = LoggerFactory.Create(builder => builder
             .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information)
@@ -180,7 +182,7 @@ internal static class Program
                 guestArgs = $"ip={NetworkNamespace.GuestAddress} peer={NetworkNamespace.HostAddress} {guestArgs}";
             }
 
-            var options = new VmmOptions(guestPath, memoryMiB, disks, nets, workload, guestArgs, ioEventFd, irqBatching, irqLevel);
+            var options = new VmmOptions(guestPath, memoryMiB, disks, nets, workload, guestArgs, ioEventFd, irqBatching, irqLevel, packed);
             using Stream stdout = Console.OpenStandardOutput();
             return new VirtualMachine(options, loggers, stdout).Run();
         }

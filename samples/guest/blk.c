@@ -62,7 +62,9 @@ bool blk_init(struct blk_disk *b, const struct boot_device *bd, int index)
         return fail("blk-init", index, reason);
     u64 wanted = VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC | VIRTIO_BLK_F_SIZE_MAX | VIRTIO_BLK_F_SEG_MAX |
                  VIRTIO_BLK_F_RO | VIRTIO_BLK_F_BLK_SIZE | VIRTIO_BLK_F_FLUSH | VIRTIO_BLK_F_DISCARD |
-                 VIRTIO_BLK_F_WRITE_ZEROES;
+                 VIRTIO_BLK_F_WRITE_ZEROES | VIRTIO_F_RING_PACKED;
+    if (cmdline_u64("packed", 1) == 0)
+        wanted &= ~VIRTIO_F_RING_PACKED;
     if (cmdline_u64("indirect", 1) == 0)
         wanted &= ~VIRTIO_F_INDIRECT_DESC;
     if (cmdline_u64("event_idx", 1) == 0)
@@ -105,6 +107,8 @@ bool blk_init(struct blk_disk *b, const struct boot_device *bd, int index)
     }
     virtio_driver_ok(&b->dev);
     virtio_print_features(&b->dev, "blk");
+    print("guest: blk%d uses the %s ring (VIRTIO_F_RING_PACKED %s)\n", index, virtq_layout(&b->q),
+          (f & VIRTIO_F_RING_PACKED) ? "negotiated" : (b->dev.offered & VIRTIO_F_RING_PACKED) ? "offered, refused" : "not offered");
     print("guest: blk%d capacity %lu sectors (%lu KiB)%s queue %u size_max %u discard %u/%u write_zeroes %u/%u\n",
           index, b->capacity, b->capacity / 2, b->read_only ? " read-only" : "", b->q.size, b->size_max,
           b->max_discard_sectors, b->max_discard_seg, b->max_write_zeroes_sectors, b->max_write_zeroes_seg);
@@ -301,7 +305,7 @@ bool blk_verify(struct blk_disk *b)
     print("result blk-verify dev=%d bytes=%lu request_bytes=%u qd=%u", b->dev.index, bytes, b->chunk_bytes, qd);
     print_mb_s("write_mb_s", bytes, write_ticks);
     print_mb_s("read_mb_s", bytes, read_ticks);
-    print(" notifies=%lu suppressed=%lu\n", b->q.notifies, b->q.suppressed);
+    print(" notifies=%lu suppressed=%lu ring=%s\n", b->q.notifies, b->q.suppressed, virtq_layout(&b->q));
     return true;
 }
 
@@ -339,9 +343,9 @@ static bool rand_run(struct blk_disk *b, bool write, u16 qd, u64 ops, u64 *lat)
     u64 p99 = ops * 99 / 100;
     if (p99 >= ops)
         p99 = ops - 1;
-    print("result blk-rand dev=%d rw=%s bs=4096 qd=%u ops=%lu iops=%lu p50_us=%lu p99_us=%lu notifies=%lu\n",
+    print("result blk-rand dev=%d rw=%s bs=4096 qd=%u ops=%lu iops=%lu p50_us=%lu p99_us=%lu notifies=%lu ring=%s\n",
           b->dev.index, write ? "write" : "read", qd, ops, rate_per_s(ops, ticks), ticks_to_us(lat[ops / 2]),
-          ticks_to_us(lat[p99]), b->q.notifies - notifies);
+          ticks_to_us(lat[p99]), b->q.notifies - notifies, virtq_layout(&b->q));
     return true;
 }
 
@@ -407,8 +411,8 @@ bool blk_flush(struct blk_disk *b)
     if (!run_one(b, "blk-flush", VIRTIO_BLK_T_OUT, 0, buf, sectors * SECTOR, &write_ticks) ||
         !run_one(b, "blk-flush", VIRTIO_BLK_T_FLUSH, 0, NULL, 0, &flush_ticks))
         return false;
-    print("result blk-flush dev=%d write_us=%lu flush_us=%lu\n", b->dev.index, ticks_to_us(write_ticks),
-          ticks_to_us(flush_ticks));
+    print("result blk-flush dev=%d write_us=%lu flush_us=%lu ring=%s\n", b->dev.index, ticks_to_us(write_ticks),
+          ticks_to_us(flush_ticks), virtq_layout(&b->q));
     return true;
 }
 
@@ -432,8 +436,7 @@ bool blk_irq_level(struct blk_disk *b)
     u64 start = timer_ticks;
     while (irq_count[i] - before < 2 && timer_ticks - start < 50)
         __asm__ volatile("hlt");
-    if (!b->q.event_idx)
-        b->q.avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
+    virtq_disarm(&b->q);
     u64 interrupts = irq_count[i] - before;
     bool held = irq_hold_ack[i] == 0;
     irq_hold_ack[i] = 0;
@@ -491,7 +494,7 @@ bool blk_discard(struct blk_disk *b)
         if (!all_zero(buf, n * SECTOR))
             return fail("blk-discard", b->dev.index, "write-zeroes-not-zero");
     }
-    print("result blk-discard dev=%d discard=%d write_zeroes=%d discard_us=%lu write_zeroes_us=%lu\n", b->dev.index,
-          discard, zeroes, ticks_to_us(discard_ticks), ticks_to_us(zero_ticks));
+    print("result blk-discard dev=%d discard=%d write_zeroes=%d discard_us=%lu write_zeroes_us=%lu ring=%s\n",
+          b->dev.index, discard, zeroes, ticks_to_us(discard_ticks), ticks_to_us(zero_ticks), virtq_layout(&b->q));
     return true;
 }

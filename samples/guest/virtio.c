@@ -1,4 +1,6 @@
-/* A minimal virtio-mmio (version 2) driver with split virtqueues. */
+/* A minimal virtio-mmio (version 2) driver with split virtqueues (section 2.7) and packed ones (section 2.8). The
+   packed paths follow Linux's drivers/virtio/virtio_ring.c (virtqueue_add_packed, virtqueue_kick_prepare_packed,
+   virtqueue_get_buf_ctx_packed, virtqueue_enable_cb_prepare_packed, virtqueue_disable_cb_packed). */
 #include "virtio.h"
 #include "irq.h"
 
@@ -129,41 +131,84 @@ bool virtq_setup(struct virtio_dev *d, struct virtq *q, u16 index, u16 max_size,
     u16 size = max_size;
     if (size > num_max)
         size = (u16)num_max;
-    /* Split queue sizes are powers of two: round down. */
-    while (size & (size - 1))
-        size &= (u16)(size - 1);
     q->dev = d;
     q->index = index;
-    q->size = size;
     q->event_idx = (d->negotiated & VIRTIO_F_EVENT_IDX) != 0;
     q->indirect = (d->negotiated & VIRTIO_F_INDIRECT_DESC) != 0;
-    q->desc = alloc(16ul * size, 4096);
-    q->avail = alloc(6ul + 2ul * size, 4096);
-    q->used = alloc(6ul + 8ul * size, 4096);
-    q->chain_len = alloc(2ul * size, 8);
-    q->writable = alloc(4ul * size, 8);
-    q->indirect_tables = q->indirect ? alloc(16ul * VQ_MAX_SEGMENTS * size, 4096) : NULL;
-    if (!q->desc || !q->avail || !q->used || !q->chain_len || !q->writable || (q->indirect && !q->indirect_tables)) {
-        *reason = "out-of-memory";
-        return false;
+    q->packed = (d->negotiated & VIRTIO_F_RING_PACKED) != 0;
+    u64 desc_area, driver_area, device_area;
+    if (q->packed) {
+        /* Section 2.8: any size; the descriptor ring 16-byte aligned, each event suppression structure 4 bytes,
+           4-byte aligned (section 2.8.10.1 table). */
+        q->size = size;
+        q->ring = alloc(16ul * size, 16);
+        q->driver_event = alloc(sizeof *q->driver_event, 4);
+        q->device_event = alloc(sizeof *q->device_event, 4);
+        q->id_next = alloc(2ul * size, 8);
+        q->id_last = alloc(2ul * size, 8);
+        q->chain_len = alloc(2ul * size, 8);
+        q->writable = alloc(4ul * size, 8);
+        q->packed_indirect = q->indirect ? alloc(16ul * VQ_MAX_SEGMENTS * size, 16) : NULL;
+        if (!q->ring || !q->driver_event || !q->device_event || !q->id_next || !q->id_last || !q->chain_len ||
+            !q->writable || (q->indirect && !q->packed_indirect)) {
+            *reason = "out-of-memory";
+            return false;
+        }
+        /* vring_alloc_queue_packed / virtqueue_vring_init_packed: both wrap counters 1, the free buffer ID
+           list in order. */
+        for (u16 i = 0; i < size; i++)
+            q->id_next[i] = (u16)(i + 1);
+        q->free_head = 0;
+        q->num_free = size;
+        q->next_avail = q->last_used = q->num_added = 0;
+        q->avail_wrap = q->used_wrap = true;
+        q->avail_used_flags = VRING_PACKED_DESC_F_AVAIL;
+        /* Interrupts start off, as for the split ring: polled completion never asks for one. */
+        q->event_flags_shadow = VRING_PACKED_EVENT_FLAG_DISABLE;
+        q->driver_event->off_wrap = 0;
+        q->driver_event->flags = q->event_flags_shadow;
+        desc_area = (u64)q->ring;
+        driver_area = (u64)q->driver_event;
+        device_area = (u64)q->device_event;
+    } else {
+        /* Split queue sizes are powers of two: round down. */
+        while (size & (size - 1))
+            size &= (u16)(size - 1);
+        q->size = size;
+        q->desc = alloc(16ul * size, 4096);
+        q->avail = alloc(6ul + 2ul * size, 4096);
+        q->used = alloc(6ul + 8ul * size, 4096);
+        q->chain_len = alloc(2ul * size, 8);
+        q->writable = alloc(4ul * size, 8);
+        q->indirect_tables = q->indirect ? alloc(16ul * VQ_MAX_SEGMENTS * size, 4096) : NULL;
+        if (!q->desc || !q->avail || !q->used || !q->chain_len || !q->writable ||
+            (q->indirect && !q->indirect_tables)) {
+            *reason = "out-of-memory";
+            return false;
+        }
+        for (u16 i = 0; i < size; i++)
+            q->desc[i].next = (u16)(i + 1);
+        q->free_head = 0;
+        q->num_free = size;
+        q->last_used = q->avail_idx = q->kicked_idx = 0;
+        /* Interrupts start off (the flag, or an event index the device has passed): polled completion never
+           asks for one, and completion by interrupt asks only in virtq_idle, just before it sleeps. */
+        q->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
+        *used_event(q) = 0xffff;
+        desc_area = (u64)q->desc;
+        driver_area = (u64)q->avail;
+        device_area = (u64)q->used;
     }
-    for (u16 i = 0; i < size; i++)
-        q->desc[i].next = (u16)(i + 1);
-    q->free_head = 0;
-    q->num_free = size;
-    q->last_used = q->avail_idx = q->kicked_idx = 0;
-    /* Interrupts start off (the flag, or an event index the device has passed): polled completion never
-       asks for one, and completion by interrupt asks only in virtq_idle, just before it sleeps. */
-    q->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
-    *used_event(q) = 0xffff;
 
-    wr(d, VIRTIO_MMIO_QUEUE_NUM, size);
-    wr(d, VIRTIO_MMIO_QUEUE_DESC_LOW, (u32)(u64)q->desc);
-    wr(d, VIRTIO_MMIO_QUEUE_DESC_HIGH, (u32)((u64)q->desc >> 32));
-    wr(d, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (u32)(u64)q->avail);
-    wr(d, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, (u32)((u64)q->avail >> 32));
-    wr(d, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (u32)(u64)q->used);
-    wr(d, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, (u32)((u64)q->used >> 32));
+    /* For a packed ring QueueDesc is the descriptor ring, QueueDriver the driver event suppression structure
+       and QueueDevice the device one (section 4.2.2). */
+    wr(d, VIRTIO_MMIO_QUEUE_NUM, q->size);
+    wr(d, VIRTIO_MMIO_QUEUE_DESC_LOW, (u32)desc_area);
+    wr(d, VIRTIO_MMIO_QUEUE_DESC_HIGH, (u32)(desc_area >> 32));
+    wr(d, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (u32)driver_area);
+    wr(d, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, (u32)(driver_area >> 32));
+    wr(d, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (u32)device_area);
+    wr(d, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, (u32)(device_area >> 32));
     wr(d, VIRTIO_MMIO_QUEUE_READY, 1);
     return true;
 }
@@ -190,17 +235,9 @@ static void fill_desc(struct vring_desc *d, const struct vq_buf *b)
     d->flags = b->device_writes ? VRING_DESC_F_WRITE : 0;
 }
 
-int virtq_add(struct virtq *q, const struct vq_buf *bufs, int count)
+/* Writes the chain (one indirect descriptor when `indirect`) and puts its head on the avail ring. */
+static u16 split_add(struct virtq *q, const struct vq_buf *bufs, int count, bool indirect)
 {
-    bool indirect = q->indirect && count > 1 && count <= VQ_MAX_SEGMENTS;
-    u16 needed = indirect ? 1 : (u16)count;
-    if (count < 1 || q->num_free < needed)
-        return VQ_EMPTY;
-    u32 writable = 0;
-    for (int i = 0; i < count; i++)
-        if (bufs[i].device_writes)
-            writable += bufs[i].len;
-
     u16 head;
     if (indirect) {
         head = take_desc(q);
@@ -228,14 +265,16 @@ int virtq_add(struct virtq *q, const struct vq_buf *bufs, int count)
             }
         }
     }
-    q->chain_len[head] = needed;
-    q->writable[head] = writable;
     q->avail->ring[q->avail_idx & (q->size - 1)] = head;
     q->avail_idx++;
     return head;
 }
 
-void virtq_kick(struct virtq *q)
+/* vring_need_event (section 2.7.10; the packed ring uses the same arithmetic). */
+static bool need_event(u16 event, u16 now, u16 old) { return (u16)(now - event - 1) < (u16)(now - old); }
+
+/* Publishes avail->idx; true when the device wants a notify. */
+static bool split_kick_prepare(struct virtq *q)
 {
     /* Section 2.7.13: ring entries are visible before avail->idx moves. x86 keeps stores in order. */
     compiler_barrier();
@@ -247,16 +286,11 @@ void virtq_kick(struct virtq *q)
     bool notify;
     if (q->event_idx) {
         u16 event = *avail_event(q);
-        notify = (u16)(now - event - 1) < (u16)(now - old);
+        notify = need_event(event, now, old);
     } else {
         notify = !(q->used->flags & VRING_USED_F_NO_NOTIFY);
     }
-    if (notify) {
-        mmio_write32(q->dev->base + VIRTIO_MMIO_QUEUE_NOTIFY, q->index);
-        q->notifies++;
-    } else {
-        q->suppressed++;
-    }
+    return notify;
 }
 
 static void free_chain(struct virtq *q, u16 head)
@@ -270,7 +304,7 @@ static void free_chain(struct virtq *q, u16 head)
     q->chain_len[head] = 0;
 }
 
-int virtq_poll(struct virtq *q, u32 *len)
+static int split_poll(struct virtq *q, u32 *len)
 {
     u16 used_idx = *(volatile u16 *)&q->used->idx;
     if (used_idx == q->last_used)
@@ -291,6 +325,223 @@ int virtq_poll(struct virtq *q, u32 *len)
     return (int)e.id;
 }
 
+/* ---- Packed virtqueue (section 2.8), as Linux's virtio_ring.c drives it ---- */
+
+/* is_used_desc_packed: the descriptor at idx is used when its AVAIL and USED bits are equal and match the
+   used wrap counter of the lap we read (section 2.8.1). */
+static bool packed_is_used(struct virtq *q, u16 idx, bool wrap)
+{
+    u16 flags = *(volatile u16 *)&q->ring[idx].flags;
+    bool avail = (flags & VRING_PACKED_DESC_F_AVAIL) != 0;
+    bool used = (flags & VRING_PACKED_DESC_F_USED) != 0;
+    return avail == used && used == wrap;
+}
+
+static void packed_fill(struct vring_packed_desc *d, const struct vq_buf *b, u16 id)
+{
+    d->addr = (u64)b->addr;
+    d->len = b->len;
+    d->id = id;
+}
+
+/* virtqueue_add_packed (and virtqueue_add_indirect_packed): every descriptor but the head is written with its
+   AVAIL/USED bits for our lap; the head's flags go last, after a write barrier, so the device sees the whole
+   chain or none of it (section 2.8.21). One buffer ID per chain, taken from the free ID list; the list holds as
+   many IDs as the ring has slots, and a chain takes as many IDs as ring descriptors (Linux's desc_extra). */
+static u16 packed_add(struct virtq *q, const struct vq_buf *bufs, int count, bool indirect)
+{
+    u16 needed = indirect ? 1 : (u16)count;
+    u16 head = q->next_avail, i = head, id = q->free_head, curr = id, last = id;
+    u16 avail_used_flags = q->avail_used_flags, head_flags;
+    if (indirect) {
+        /* Section 2.8.8: in the table only WRITE counts; NEXT is not used. */
+        struct vring_packed_desc *table = &q->packed_indirect[(u32)id * VQ_MAX_SEGMENTS];
+        for (int n = 0; n < count; n++) {
+            table[n].addr = (u64)bufs[n].addr;
+            table[n].len = bufs[n].len;
+            table[n].id = 0;
+            table[n].flags = bufs[n].device_writes ? VRING_DESC_F_WRITE : 0;
+        }
+        q->ring[head].addr = (u64)table;
+        q->ring[head].len = (u32)(16 * count);
+        q->ring[head].id = id;
+        head_flags = (u16)(VRING_DESC_F_INDIRECT | avail_used_flags);
+        curr = q->id_next[curr];
+        if (++i >= q->size) {
+            i = 0;
+            q->avail_wrap = !q->avail_wrap;
+            q->avail_used_flags ^= VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED;
+        }
+    } else {
+        head_flags = 0;
+        for (int n = 0; n < count; n++) {
+            u16 flags = avail_used_flags;
+            if (n + 1 < count)
+                flags |= VRING_DESC_F_NEXT;
+            if (bufs[n].device_writes)
+                flags |= VRING_DESC_F_WRITE;
+            packed_fill(&q->ring[i], &bufs[n], id);
+            if (i == head)
+                head_flags = flags;
+            else
+                q->ring[i].flags = flags;
+            last = curr;
+            curr = q->id_next[curr];
+            if (++i >= q->size) {
+                i = 0;
+                avail_used_flags ^= VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED;
+            }
+        }
+        if (i <= head) /* went past the end of the ring: the next lap */
+            q->avail_wrap = !q->avail_wrap;
+        q->avail_used_flags = avail_used_flags;
+    }
+    q->num_free = (u16)(q->num_free - needed);
+    q->next_avail = i;
+    q->free_head = curr;
+    q->id_last[id] = last;
+    q->num_added = (u16)(q->num_added + needed);
+    /* virtio_wmb: the chain's descriptors (and an indirect table) are visible before the head's flags make it
+       available. x86 keeps stores in order; the compiler must too. */
+    compiler_barrier();
+    *(volatile u16 *)&q->ring[head].flags = head_flags;
+    return id;
+}
+
+/* virtqueue_kick_prepare_packed: a full barrier (our head flags before the device's event structure), then
+   the device event area decides: DISABLE no notify, ENABLE notify, DESC (EVENT_IDX) notify when the
+   descriptors made available since the last kick pass the event position, taken one ring back when its wrap
+   bit is not our current lap's. */
+static bool packed_kick_prepare(struct virtq *q)
+{
+    full_barrier();
+    u16 old = (u16)(q->next_avail - q->num_added), now = q->next_avail;
+    q->num_added = 0;
+    u32 snapshot = *(volatile u32 *)q->device_event; /* off_wrap and flags in one read */
+    u16 off_wrap = (u16)snapshot, flags = (u16)(snapshot >> 16) & 0x3;
+    bool notify;
+    if (flags != VRING_PACKED_EVENT_FLAG_DESC) {
+        notify = flags != VRING_PACKED_EVENT_FLAG_DISABLE;
+    } else {
+        bool wrap = (off_wrap >> VRING_PACKED_EVENT_F_WRAP_CTR) != 0;
+        u16 event = off_wrap & (u16)~(1u << VRING_PACKED_EVENT_F_WRAP_CTR);
+        if (wrap != q->avail_wrap)
+            event = (u16)(event - q->size);
+        notify = need_event(event, now, old);
+    }
+    return notify;
+}
+
+/* detach_buf_packed: the chain's IDs go back on the free ID list. */
+static void packed_detach(struct virtq *q, u16 id)
+{
+    q->id_next[q->id_last[id]] = q->free_head;
+    q->free_head = id;
+    q->num_free = (u16)(q->num_free + q->chain_len[id]);
+    q->chain_len[id] = 0;
+}
+
+/* virtqueue_get_buf_ctx_packed: the next used descriptor is at last_used when it is used for the used wrap
+   counter; read barrier, then its ID and len; move on by the chain's ring descriptors, flipping the counter past
+   the end. With interrupts on in DESC mode, off_wrap follows last_used. */
+static int packed_poll(struct virtq *q, u32 *len)
+{
+    u16 last = q->last_used;
+    if (!packed_is_used(q, last, q->used_wrap))
+        return VQ_EMPTY;
+    /* virtio_rmb: ID and len only after the flags said used (x86 keeps loads in order). */
+    compiler_barrier();
+    u16 id = q->ring[last].id;
+    u32 used_len = q->ring[last].len;
+    if (id >= q->size || q->chain_len[id] == 0)
+        return VQ_BAD_ID;
+    u32 writable = q->writable[id];
+    u16 n = q->chain_len[id];
+    packed_detach(q, id);
+    last = (u16)(last + n);
+    if (last >= q->size) {
+        last = (u16)(last - q->size);
+        q->used_wrap = !q->used_wrap;
+    }
+    q->last_used = last;
+    if (q->event_flags_shadow == VRING_PACKED_EVENT_FLAG_DESC) {
+        /* virtio_store_mb */
+        *(volatile u16 *)&q->driver_event->off_wrap =
+            (u16)(q->last_used | ((u16)q->used_wrap << VRING_PACKED_EVENT_F_WRAP_CTR));
+        full_barrier();
+    }
+    if (used_len > writable)
+        return VQ_BAD_LEN;
+    *len = used_len;
+    return (int)id;
+}
+
+/* virtqueue_enable_cb_prepare_packed: with EVENT_IDX, off_wrap names the next used position and lap first
+   (write barrier), then the flags become DESC, or ENABLE without EVENT_IDX. The caller's full barrier and
+   re-check follow (virtqueue_poll). */
+static void packed_enable_cb(struct virtq *q)
+{
+    if (q->event_idx) {
+        *(volatile u16 *)&q->driver_event->off_wrap =
+            (u16)(q->last_used | ((u16)q->used_wrap << VRING_PACKED_EVENT_F_WRAP_CTR));
+        compiler_barrier();
+    }
+    if (q->event_flags_shadow == VRING_PACKED_EVENT_FLAG_DISABLE) {
+        q->event_flags_shadow = q->event_idx ? VRING_PACKED_EVENT_FLAG_DESC : VRING_PACKED_EVENT_FLAG_ENABLE;
+        *(volatile u16 *)&q->driver_event->flags = q->event_flags_shadow;
+    }
+}
+
+/* virtqueue_disable_cb_packed */
+static void packed_disable_cb(struct virtq *q)
+{
+    if (q->event_flags_shadow != VRING_PACKED_EVENT_FLAG_DISABLE) {
+        q->event_flags_shadow = VRING_PACKED_EVENT_FLAG_DISABLE;
+        *(volatile u16 *)&q->driver_event->flags = q->event_flags_shadow;
+    }
+}
+
+/* ---- Either layout ---- */
+
+const char *virtq_layout(struct virtq *q) { return q->packed ? "packed" : "split"; }
+
+int virtq_add(struct virtq *q, const struct vq_buf *bufs, int count)
+{
+    bool indirect = q->indirect && count > 1 && count <= VQ_MAX_SEGMENTS;
+    u16 needed = indirect ? 1 : (u16)count;
+    if (count < 1 || q->num_free < needed)
+        return VQ_EMPTY;
+    u32 writable = 0;
+    for (int i = 0; i < count; i++)
+        if (bufs[i].device_writes)
+            writable += bufs[i].len;
+
+    u16 head = q->packed ? packed_add(q, bufs, count, indirect) : split_add(q, bufs, count, indirect);
+    q->chain_len[head] = needed;
+    q->writable[head] = writable;
+    return head;
+}
+
+void virtq_kick(struct virtq *q)
+{
+    if (q->packed ? packed_kick_prepare(q) : split_kick_prepare(q)) {
+        /* VIRTIO_F_NOTIFICATION_DATA is not negotiated: the notify is the queue index (section 4.2.3.3). */
+        mmio_write32(q->dev->base + VIRTIO_MMIO_QUEUE_NOTIFY, q->index);
+        q->notifies++;
+    } else {
+        q->suppressed++;
+    }
+}
+
+int virtq_poll(struct virtq *q, u32 *len) { return q->packed ? packed_poll(q, len) : split_poll(q, len); }
+
+bool virtq_has_used(struct virtq *q)
+{
+    if (q->packed)
+        return packed_is_used(q, q->last_used, q->used_wrap);
+    return *(volatile u16 *)&q->used->idx != q->last_used;
+}
+
 int virtq_wait(struct virtq *q, u32 *len, u64 timeout_us)
 {
     int r = virtq_poll(q, len);
@@ -309,7 +560,9 @@ int virtq_wait(struct virtq *q, u32 *len, u64 timeout_us)
 
 void virtq_arm(struct virtq *q)
 {
-    if (q->event_idx)
+    if (q->packed)
+        packed_enable_cb(q);
+    else if (q->event_idx)
         *used_event(q) = q->last_used;
     else
         q->avail->flags = 0;
@@ -327,13 +580,20 @@ void virtq_idle(struct virtq *q)
        sleeps before a pending interrupt is taken, so a completion that lands after the check still wakes
        us. The watchdog timer bounds the sleep. */
     __asm__ volatile("cli" ::: "memory");
-    virtq_arm(q); /* the arm is visible before we read used->idx (store-load) */
-    if (*(volatile u16 *)&q->used->idx == q->last_used)
+    virtq_arm(q); /* the arm is visible before we read used->idx or the next used descriptor (store-load) */
+    if (!virtq_has_used(q))
         __asm__ volatile("sti; hlt" ::: "memory");
     else
         __asm__ volatile("sti" ::: "memory");
-    /* Awake again: off until the next sleep. With EVENT_IDX the armed index is passed by the next used
-       element, after which the device stays quiet; virtq_poll keeps it one behind. */
-    if (!q->event_idx)
+    /* Awake again: off until the next sleep. Split with EVENT_IDX: the armed index is passed by the next
+       used element, after which the device stays quiet; virtq_poll keeps it one behind. Packed: DISABLE. */
+    virtq_disarm(q);
+}
+
+void virtq_disarm(struct virtq *q)
+{
+    if (q->packed)
+        packed_disable_cb(q);
+    else if (!q->event_idx)
         q->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
 }

@@ -1,4 +1,4 @@
-/* A minimal virtio-mmio (version 2) driver with split virtqueues (virtio 1.2 sections 2.7, 4.2). */
+/* A minimal virtio-mmio (version 2) driver with split and packed virtqueues (virtio 1.2 sections 2.7, 2.8, 4.2). */
 #pragma once
 #include "guest.h"
 
@@ -42,6 +42,7 @@
 #define VIRTIO_F_INDIRECT_DESC (1ul << 28)
 #define VIRTIO_F_EVENT_IDX (1ul << 29)
 #define VIRTIO_F_VERSION_1 (1ul << 32)
+#define VIRTIO_F_RING_PACKED (1ul << 34)
 
 #define VIRTIO_ID_NET 1
 #define VIRTIO_ID_BLOCK 2
@@ -77,6 +78,26 @@ struct vring_used {
     struct vring_used_elem ring[]; /* then u16 avail_event */
 };
 
+/* Packed virtqueue layout (section 2.8): one descriptor ring and two event suppression structures. */
+#define VRING_PACKED_DESC_F_AVAIL (1u << 7)
+#define VRING_PACKED_DESC_F_USED (1u << 15)
+#define VRING_PACKED_EVENT_FLAG_ENABLE 0
+#define VRING_PACKED_EVENT_FLAG_DISABLE 1
+#define VRING_PACKED_EVENT_FLAG_DESC 2
+#define VRING_PACKED_EVENT_F_WRAP_CTR 15
+
+struct vring_packed_desc {
+    u64 addr;
+    u32 len;
+    u16 id;
+    u16 flags;
+};
+
+struct vring_packed_desc_event {
+    u16 off_wrap; /* descriptor ring position | wrap counter << 15 */
+    u16 flags;    /* ENABLE, DISABLE or DESC */
+};
+
 struct virtio_dev {
     int index; /* position in the boot info's device table */
     u64 base;
@@ -94,17 +115,31 @@ struct virtq {
     u16 size;
     bool event_idx;
     bool indirect;
+    bool packed; /* VIRTIO_F_RING_PACKED negotiated: the fields below marked packed are used */
     struct vring_desc *desc;
     struct vring_avail *avail;
     struct vring_used *used;
-    struct vring_desc *indirect_tables; /* VQ_MAX_SEGMENTS per head */
-    u16 *chain_len;                     /* descriptors a head holds in the table; 0 = free head */
-    u32 *writable;                      /* bytes the device may write for a head */
-    u16 free_head;
+    struct vring_desc *indirect_tables; /* VQ_MAX_SEGMENTS per head (split) */
+    u16 *chain_len;                     /* descriptors a head (packed: a buffer ID) holds in the ring; 0 = free */
+    u32 *writable;                      /* bytes the device may write for a head / buffer ID */
+    u16 free_head;                      /* split: free descriptor list; packed: free buffer ID list */
     u16 num_free;
-    u16 last_used;
+    u16 last_used;   /* split: used idx we have reaped to; packed: ring position of the next used descriptor */
     u16 avail_idx;   /* our copy of avail->idx */
     u16 kicked_idx;  /* avail_idx at the last kick */
+    /* packed (Linux's vring_virtqueue_packed) */
+    struct vring_packed_desc *ring;                  /* the descriptor ring, 16-byte aligned */
+    struct vring_packed_desc_event *driver_event;    /* written by us: interrupts wanted */
+    struct vring_packed_desc_event *device_event;    /* written by the device: notifications wanted */
+    struct vring_packed_desc *packed_indirect;       /* VQ_MAX_SEGMENTS per buffer ID */
+    u16 *id_next;        /* free buffer ID list links (desc_extra[].next) */
+    u16 *id_last;        /* last ID a chain took from the free list (desc_state[].last) */
+    u16 next_avail;      /* ring position of the next descriptor we write */
+    u16 num_added;       /* descriptors made available since the last kick */
+    u16 avail_used_flags; /* AVAIL/USED bits for our current lap */
+    u16 event_flags_shadow; /* our copy of driver_event->flags */
+    bool avail_wrap;     /* driver ring wrap counter, starts 1 */
+    bool used_wrap;      /* used wrap counter, starts 1 */
     u64 notifies;    /* QueueNotify writes */
     u64 suppressed;  /* kicks the device asked us to skip */
 };
@@ -138,7 +173,8 @@ void virtio_print_features(struct virtio_dev *d, const char *what);
 
 /* Requests a queue can hold at once, given segments per request. */
 u16 virtq_capacity(struct virtq *q, int segments);
-/* Adds a request; returns its head, or VQ_EMPTY when the ring has no room. Not visible before virtq_kick. */
+/* Adds a request; returns its head (packed: its buffer ID), or VQ_EMPTY when the ring has no room. Split: not
+   visible before virtq_kick. Packed: visible at once (the head's flags are written last, as Linux does). */
 int virtq_add(struct virtq *q, const struct vq_buf *bufs, int count);
 /* Publishes added requests and notifies the device unless it suppressed notifications. */
 void virtq_kick(struct virtq *q);
@@ -146,7 +182,14 @@ void virtq_kick(struct virtq *q);
 int virtq_poll(struct virtq *q, u32 *len);
 /* Sleeps until an interrupt when completion is by interrupt and nothing is used yet; returns at once when polling. */
 void virtq_idle(struct virtq *q);
-/* Asks for an interrupt on the next completion (used_event, or clears NO_INTERRUPT), with a full barrier. */
+/* Asks for an interrupt on the next completion (used_event, or clears NO_INTERRUPT; packed: the driver event
+   area's off_wrap and ENABLE/DESC), with a full barrier. */
 void virtq_arm(struct virtq *q);
+/* No interrupts while we are awake (NO_INTERRUPT without EVENT_IDX; packed: DISABLE). */
+void virtq_disarm(struct virtq *q);
+/* True when a used element (packed: a used descriptor of our used lap) waits to be taken. */
+bool virtq_has_used(struct virtq *q);
+/* "split" or "packed". */
+const char *virtq_layout(struct virtq *q);
 /* virtq_poll until something is used or timeout_us passes (VQ_TIMEOUT). */
 int virtq_wait(struct virtq *q, u32 *len, u64 timeout_us);

@@ -87,6 +87,7 @@ public sealed class BlockDevice : VirtioDevice
         _backend = backend;
         _options = options;
         Name = options.Name ?? BlockMetrics.NextUnnamed();
+        MetricsName = Name;
         _capacitySectors = backend.Capacity / SectorSize;
         _readOnly = options.ReadOnly || backend.IsReadOnly;
         _writeback = options.Writeback ? 1 : 0;
@@ -644,6 +645,11 @@ public sealed class BlockDevice : VirtioDevice
 
         ulong features = VirtioFeatures.CoreDefaults | BlockFeatures.SegMax | BlockFeatures.BlockSize
             | BlockFeatures.Flush | BlockFeatures.ConfigWce | BlockFeatures.Topology;
+        if (options.OfferPackedRing)
+        {
+            features |= VirtioFeatures.RingPacked;
+        }
+
         if (options.SizeMax != 0)
         {
             features |= BlockFeatures.SizeMax;

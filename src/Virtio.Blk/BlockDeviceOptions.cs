@@ -86,6 +86,12 @@ public sealed class BlockDeviceOptions
     public uint MaxWriteZeroesSegments { get; init; } = 32;
 
     /// <summary>
+    /// Whether to offer VIRTIO_F_RING_PACKED (virtio 1.2 §2.8): a driver that takes it gets packed
+    /// virtqueues instead of split ones. Default false.
+    /// </summary>
+    public bool OfferPackedRing { get; init; }
+
+    /// <summary>
     /// Where backend completions of queue i are pushed to the used ring: IoThreads[i % Count], the same
     /// threads a <see cref="Virtio.Core.Notifications.HostNotifierController"/> serves the queues on.
     /// Null (the default) completes on the backend's thread, under the queue's lock.

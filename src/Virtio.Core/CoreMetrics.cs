@@ -1,11 +1,34 @@
+using System.Collections.Generic;
 using System.Diagnostics.Metrics;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Threading;
+using Virtio.Core.Devices;
+using Virtio.Core.Queues;
 
 namespace Virtio.Core;
 
-/// <summary>The "Virtio.Core" meter, the package's only one, and its instruments (System.Diagnostics.Metrics), listed in docs/metrics.md.</summary>
+/// <summary>
+/// The "Virtio.Core" meter, the package's only one, and its instruments (System.Diagnostics.Metrics),
+/// listed in docs/metrics.md. Device and queue events carry <see cref="DeviceTagName"/> (the device's
+/// <see cref="VirtioDevice.MetricsName"/>) and, for one queue, <see cref="QueueTagName"/>: the names
+/// Virtio.Blk and Virtio.Net use, so one device has one name in every meter.
+/// </summary>
 internal static class CoreMetrics
 {
+    /// <summary>The tag naming the device.</summary>
+    public const string DeviceTagName = "virtio.device";
+
+    /// <summary>The tag holding the virtqueue's index (an <see cref="int"/>).</summary>
+    public const string QueueTagName = "virtio.queue";
+
     public static readonly Meter Meter = new("Virtio.Core");
+
+    // The live devices, for the gauge's callback; weak, so a device nobody references is collected
+    // (and no longer reported).
+    private static readonly ConditionalWeakTable<VirtioDevice, object?> s_devices = new();
+
+    private static int s_unnamed = -1;
 
     /// <summary>Virtqueues stopped because the driver broke a ring rule.</summary>
     public static readonly Counter<long> QueueErrors = Meter.CreateCounter<long>("virtio.queue.errors", description: "Virtqueues stopped because the driver broke a ring rule.");
@@ -34,4 +57,36 @@ internal static class CoreMetrics
     /// <summary>Polling turns that found work.</summary>
     public static readonly Counter<long> IoThreadPollHits = Meter.CreateCounter<long>(
         "virtio.iothread.poll_hits", unit: "{turn}", description: "Polling turns of all I/O threads that found work, so the thread did not sleep.");
+
+    /// <summary>
+    /// Chains each queue's device popped from the available ring and has not yet returned to the used
+    /// ring (<see cref="SplitVirtqueue.InFlightCount"/>), read when a listener collects. Chains the driver
+    /// made available that the device has not popped are not measured: that needs avail->idx from guest
+    /// memory, which the collecting thread must not read (the memory may be unmapped under it).
+    /// </summary>
+    public static readonly ObservableUpDownCounter<int> QueueInFlight = Meter.CreateObservableUpDownCounter(
+        "virtio.queue.in_flight",
+        static () => ObserveInFlight(),
+        "{chain}",
+        "Chains the device popped from the queue's available ring and has not yet returned to its used ring.");
+
+    /// <summary>A name for a device no package named: device0, device1, ... in the order they are first needed.</summary>
+    /// <returns>The name.</returns>
+    public static string NextUnnamedDevice() => "device" + Interlocked.Increment(ref s_unnamed).ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Lists <paramref name="device"/> for the gauge while it is alive. Once per device, from its constructor.</summary>
+    /// <param name="device">The device.</param>
+    public static void Register(VirtioDevice device) => s_devices.AddOrUpdate(device, null);
+
+    private static IEnumerable<Measurement<int>> ObserveInFlight()
+    {
+        foreach (KeyValuePair<VirtioDevice, object?> device in s_devices)
+        {
+            KeyValuePair<string, object?> deviceTag = device.Key.MetricsDeviceTag;
+            foreach (SplitVirtqueue queue in device.Key.Queues)
+            {
+                yield return new Measurement<int>(queue.InFlightCount, deviceTag, queue.MetricsQueueTag);
+            }
+        }
+    }
 }

@@ -75,6 +75,7 @@ public sealed class NetDevice : VirtioDevice
         : base(NetDeviceId, OfferedFeatures(backends, options), memory, QueueSizes(backends, options), logger)
     {
         Name = options.Name ?? NetMetrics.NextUnnamed();
+        MetricsName = Name;
         DeviceTag = new(NetMetrics.DeviceTagName, Name);
         _pairs = backends.Count;
         _backends = new INetBackend[_pairs];

@@ -73,6 +73,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 4020, Level = LogLevel.Warning, Message = "vhost-user: ring {Index} head {Head} was popped again after a reset forgot it; the memory table generation {Number} it pinned stays mapped (further ones not logged)")]
     public static partial void PinForgotten(ILogger logger, ushort index, ushort head, long number);
 
+    [LoggerMessage(EventId = 4034, Level = LogLevel.Warning, Message = "vhost-user: ring {Index}: the in-flight region's packed state does not hold together ({Why}); started afresh at the front end's base, requests an earlier back end left in flight on it are lost")]
+    public static partial void PackedRegionRefused(ILogger logger, ushort index, string why);
+
     [LoggerMessage(EventId = 4031, Level = LogLevel.Information, Message = "vhost-user: back-end request channel set (SET_BACKEND_REQ_FD): configuration changes are sent to the front end")]
     public static partial void BackendChannelSet(ILogger logger);
 

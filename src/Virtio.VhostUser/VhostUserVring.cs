@@ -80,7 +80,14 @@ internal sealed class VhostUserVring
 
     public ulong UsedRing { get; private set; }
 
-    public ushort Base { get; set; }
+    /// <summary>
+    /// SET/GET_VRING_BASE's value as on the wire: a split ring's next available index, or a packed
+    /// ring's positions and wrap counters (<see cref="PackedBase"/>).
+    /// </summary>
+    public uint Base { get; set; }
+
+    /// <summary>Whether the ring is a packed virtqueue: VIRTIO_F_RING_PACKED is in force on the device.</summary>
+    public bool Packed => Device.IsNegotiated(VirtioFeatures.RingPacked);
 
     public EventFd? Kick { get; private set; }
 
@@ -93,8 +100,27 @@ internal sealed class VhostUserVring
 
     public bool Started => _registration is not null;
 
-    /// <summary>The layout of the ring at its current size.</summary>
+    /// <summary>The layout of the ring at its current size (a split ring's; see <see cref="PartSizes"/>).</summary>
     public SplitRingLayout Layout => new(Num);
+
+    /// <summary>
+    /// The bytes of each part of the ring at its current size: for a split ring the descriptor table
+    /// and the available and used rings; for a packed ring the descriptor ring and the driver and device
+    /// event suppression structures (virtio 1.2 §2.8.10), which SET_VRING_ADDR names in the same fields.
+    /// </summary>
+    public (ulong Descriptors, ulong Driver, ulong Device) PartSizes
+    {
+        get
+        {
+            if (Packed)
+            {
+                return ((ulong)Num * 16, 4, 4);
+            }
+
+            SplitRingLayout layout = Layout;
+            return ((ulong)layout.DescriptorTableSize, (ulong)layout.AvailRingSize, (ulong)layout.UsedRingSize);
+        }
+    }
 
     /// <summary>Refuses a change to a running ring.</summary>
     public void RequireStopped(VhostUserRequest request)
@@ -122,23 +148,34 @@ internal sealed class VhostUserVring
     public void SetAddresses(VringAddress address, VhostUserMemoryTable table)
     {
         RequireStopped(VhostUserRequest.SetVringAddr);
-        SplitRingLayout layout = Layout;
-        DescriptorTable = Translate(table, "descriptor table", address.DescriptorTable, (ulong)layout.DescriptorTableSize);
-        UsedRing = Translate(table, "used ring", address.UsedRing, (ulong)layout.UsedRingSize);
-        AvailRing = Translate(table, "available ring", address.AvailRing, (ulong)layout.AvailRingSize);
+        (ulong descriptors, ulong driver, ulong device) = PartSizes;
+        DescriptorTable = Translate(table, "descriptor table", address.DescriptorTable, descriptors);
+        UsedRing = Translate(table, "used ring", address.UsedRing, device);
+        AvailRing = Translate(table, "available ring", address.AvailRing, driver);
         HasAddresses = true;
     }
 
-    /// <summary>SET_VRING_BASE: a split ring's 16-bit next available index.</summary>
+    /// <summary>
+    /// SET_VRING_BASE: a split ring's 16-bit next available index; a packed ring's 32-bit
+    /// <see cref="PackedBase"/>, with both positions below the ring size.
+    /// </summary>
     public void SetBase(uint value)
     {
-        if (value > ushort.MaxValue)
+        if (Packed)
+        {
+            var packed = PackedBase.Decode(value);
+            if (packed.AvailPosition >= Num || packed.UsedPosition >= Num)
+            {
+                throw new VhostUserProtocolException($"SET_VRING_BASE: ring {Index} packed base 0x{value:x8} names a position at or past the ring size {Num}");
+            }
+        }
+        else if (value > ushort.MaxValue)
         {
             throw new VhostUserProtocolException($"SET_VRING_BASE: ring {Index} base {value} is over 65535 (split rings)");
         }
 
         RequireStopped(VhostUserRequest.SetVringBase);
-        Base = (ushort)value;
+        Base = value;
     }
 
     /// <summary>Replaces the kick fd (the ring is stopped), closing the old one.</summary>

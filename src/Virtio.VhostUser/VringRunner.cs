@@ -118,6 +118,12 @@ internal sealed class VringRunner : IDisposable
         return new VringState(vring.Index, vring.Base);
     }
 
+    /// <summary>Where a stopped ring's device stood, in GET_VRING_BASE's encoding for its layout.</summary>
+    private static uint BaseOf(SplitVirtqueue queue) =>
+        queue.PackedRing
+            ? new PackedBase(queue.NextAvail, queue.AvailWrapCounter, queue.NextUsed, queue.UsedWrapCounter).Encode()
+            : queue.NextAvail;
+
     /// <summary>Starts every ring that can start.</summary>
     public void StartAll()
     {
@@ -170,17 +176,23 @@ internal sealed class VringRunner : IDisposable
             return;
         }
 
-        SplitRingLayout layout = vring.Layout;
-        RequireInMemory(vring, "descriptor table", vring.DescriptorTable, (uint)layout.DescriptorTableSize);
-        RequireInMemory(vring, "available ring", vring.AvailRing, (uint)layout.AvailRingSize);
-        RequireInMemory(vring, "used ring", vring.UsedRing, (uint)layout.UsedRingSize);
+        (ulong descriptors, ulong driver, ulong device) = vring.PartSizes;
+        RequireInMemory(vring, "descriptor table", vring.DescriptorTable, (uint)descriptors);
+        RequireInMemory(vring, "available ring", vring.AvailRing, (uint)driver);
+        RequireInMemory(vring, "used ring", vring.UsedRing, (uint)device);
+        if (vring.Packed)
+        {
+            StartPacked(vring);
+            return;
+        }
+
         if (!TryReadUsedIdx(vring, out ushort usedIdx))
         {
             throw new VhostUserProtocolException($"ring {vring.Index}: used ring unreadable");
         }
 
         SplitVirtqueue queue = _device.Queues[vring.Index];
-        ushort startAt = vring.Base;
+        ushort startAt = (ushort)vring.Base;
         ushort[] resubmit = [];
         InFlightTracker? tracker = null;
         InFlightRegion? region = _inFlight;
@@ -230,6 +242,90 @@ internal sealed class VringRunner : IDisposable
     }
 
     /// <summary>
+    /// Starts a packed ring. With an in-flight region that fits it, the region says where the ring
+    /// stands and which chains an earlier back end left in flight (resubmitted first, from their copies):
+    /// after a back end died, the front end's base is stale (QEMU cannot read a packed ring's positions
+    /// from guest memory as it reads a split ring's used index). Without one, the base says where.
+    /// </summary>
+    private void StartPacked(VhostUserVring vring)
+    {
+        SplitVirtqueue queue = _device.Queues[vring.Index];
+        PackedBase at = PackedBase.Decode(vring.Base);
+        PackedRecovery? recovered = null;
+        PackedInFlightTracker? tracker = null;
+        InFlightRegion? region = _inFlight;
+        if (region is not null && (vring.Index >= region.QueueCount || vring.Num > region.QueueSize))
+        {
+            Log.RingNotTracked(_logger, vring.Index, vring.Num, region.QueueCount, region.QueueSize);
+        }
+        else if (region is not null && _memory.TryGetSpan(new GuestAddress(vring.DescriptorTable), vring.Num * 16, out Span<byte> ring))
+        {
+            tracker = new PackedInFlightTracker(region, vring.Index, vring.Num);
+            recovered = tracker.Recover(ring, at, out string? why);
+            if (why is not null)
+            {
+                Log.PackedRegionRefused(_logger, vring.Index, why);
+            }
+
+            if (recovered is not null)
+            {
+                at = recovered.Start;
+                if (recovered.ChainLengths.Length > 0)
+                {
+                    Log.Resubmitting(_logger, vring.Index, recovered.ChainLengths.Length, at.UsedPosition);
+                }
+            }
+        }
+
+        var state = new SplitVirtqueueState(vring.Num, new GuestAddress(vring.DescriptorTable), new GuestAddress(vring.AvailRing), new GuestAddress(vring.UsedRing), at.AvailPosition, at.UsedPosition, Ready: false, EventIdx: false, IndirectDescriptors: false)
+        {
+            PackedRing = true,
+            AvailWrapCounter = at.AvailWrapCounter,
+            UsedWrapCounter = at.UsedWrapCounter,
+        };
+        if (!queue.TryRestoreState(state, out QueueError error) || !_device.ActivateQueue(vring.Index))
+        {
+            throw new VhostUserProtocolException($"ring {vring.Index}: the device could not start it ({(error != QueueError.None ? error : queue.Error)})");
+        }
+
+        queue.InFlightTracker = tracker;
+        if (recovered is not null && queue.StaleCount > 0)
+        {
+            // As on a split ring: a chain still running here (it outlived the last drain) is not resubmitted.
+            recovered = WithoutStale(recovered, queue);
+        }
+
+        if (recovered is { ChainLengths.Length: > 0 } && !queue.TryResubmitPacked(recovered.Descriptors, recovered.ChainLengths, out QueueError resubmitError))
+        {
+            Log.ResubmitRefused(_logger, vring.Index, resubmitError);
+        }
+
+        vring.StartServing();
+        Log.RingStarted(_logger, vring.Index, vring.Num, at.AvailPosition, at.UsedPosition);
+        vring.Kick!.Signal();
+    }
+
+    /// <summary>The chains of <paramref name="recovered"/> whose buffer ID (in the last descriptor) is not stale on <paramref name="queue"/>.</summary>
+    private static PackedRecovery WithoutStale(PackedRecovery recovered, SplitVirtqueue queue)
+    {
+        var descriptors = new List<byte>();
+        var lengths = new List<ushort>();
+        int offset = 0;
+        foreach (ushort length in recovered.ChainLengths)
+        {
+            ReadOnlySpan<byte> chain = recovered.Descriptors.AsSpan(offset * 16, length * 16);
+            offset += length;
+            if (!queue.IsStale(System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(chain[((length - 1) * 16 + 12)..])))
+            {
+                descriptors.AddRange(chain);
+                lengths.Add(length);
+            }
+        }
+
+        return recovered with { Descriptors = [.. descriptors], ChainLengths = [.. lengths] };
+    }
+
+    /// <summary>
     /// Stops the ring: no more kicks served, in-flight requests finished (their completions reach
     /// the used ring, or on a broken queue at least returned to it), queue deactivated. Its next
     /// available index becomes the ring's base. The wait is bounded: a request still at the backend
@@ -274,10 +370,11 @@ internal sealed class VringRunner : IDisposable
         }
 
         _device.DeactivateQueue(vring.Index);
-        vring.Base = queue.NextAvail;
-        if (queue.InFlightTracker is InFlightTracker tracker)
+        vring.Base = BaseOf(queue);
+        IInFlightTracker? stoppedTracker = queue.InFlightTracker;
+        queue.InFlightTracker = null;
+        if (stoppedTracker is InFlightTracker tracker)
         {
-            queue.InFlightTracker = null;
             // A stale chain (it outlived a drain, its completion will be dropped) keeps its flag: a
             // later back end resubmits it.
             if (queue.InFlightCount == 0 && queue.StaleCount == 0 && TryReadUsedIdx(vring, out ushort usedIdx))
@@ -286,7 +383,7 @@ internal sealed class VringRunner : IDisposable
             }
         }
 
-        Log.RingStopped(_logger, vring.Index, vring.Base);
+        Log.RingStopped(_logger, vring.Index, queue.NextAvail);
     }
 
     /// <summary>

@@ -13,30 +13,7 @@ public sealed class NetMetricsTests
     public void Meter_ReportsFramesAndBytesByDirection_AndDropsByReason()
     {
         var totals = new Dictionary<string, long>();
-        using var listener = new MeterListener
-        {
-            InstrumentPublished = static (instrument, l) =>
-            {
-                if (instrument.Meter.Name == "Virtio.Net")
-                {
-                    l.EnableMeasurementEvents(instrument);
-                }
-            },
-        };
-        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
-        {
-            string key = instrument.Name;
-            foreach (KeyValuePair<string, object?> tag in tags)
-            {
-                key += $"|{tag.Key}={tag.Value}";
-            }
-
-            lock (totals)
-            {
-                totals[key] = totals.GetValueOrDefault(key) + value;
-            }
-        });
-        listener.Start();
+        using MeterListener listener = Listen("Virtio.Net", totals);
 
         var pipe = new PipeFrames();
         using var rig = new NetRig([pipe.Backend], new NetDeviceOptions { MacAddress = new PhysicalAddress(Frames.GuestMac), Mtu = 1500, Name = "net-metrics-test" });
@@ -70,5 +47,57 @@ public sealed class NetMetricsTests
         Assert.Equal(1, rig.Device.Counters.TxFrames);
         Assert.Equal(200, rig.Device.Counters.RxBytes);
         Assert.Equal(1, rig.Device.Counters.Drops(NetDropReason.BadLength));
+    }
+
+    [Fact]
+    public void CoreInstruments_TagTheDeviceWithItsNetDeviceName()
+    {
+        var seen = new Dictionary<string, long>();
+        using MeterListener listener = Listen("Virtio.Core", seen);
+
+        var pipe = new PipeFrames();
+        using var rig = new NetRig([pipe.Backend], new NetDeviceOptions { MacAddress = new PhysicalAddress(Frames.GuestMac), Mtu = 1500, Name = "net-core-metrics-test" });
+        listener.RecordObservableInstruments();
+
+        // Virtio.Core's per-queue gauge, under the name Virtio.Net uses: receive queue 0, transmit queue 1.
+        lock (seen)
+        {
+            Assert.Contains("virtio.queue.in_flight|virtio.device=net-core-metrics-test|virtio.queue=0", seen.Keys);
+            Assert.Contains("virtio.queue.in_flight|virtio.device=net-core-metrics-test|virtio.queue=1", seen.Keys);
+        }
+    }
+
+    /// <summary>Sums every measurement of <paramref name="meter"/> into <paramref name="totals"/>, keyed by instrument and tags (lock it to read).</summary>
+    private static MeterListener Listen(string meter, Dictionary<string, long> totals)
+    {
+        var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == meter)
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+
+        void Add(Instrument instrument, long value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            string key = instrument.Name;
+            foreach (KeyValuePair<string, object?> tag in tags)
+            {
+                key += $"|{tag.Key}={tag.Value}";
+            }
+
+            lock (totals)
+            {
+                totals[key] = totals.GetValueOrDefault(key) + value;
+            }
+        }
+
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) => Add(instrument, value, tags));
+        listener.SetMeasurementEventCallback<int>((instrument, value, tags, _) => Add(instrument, value, tags));
+        listener.Start();
+        return listener;
     }
 }

@@ -21,24 +21,31 @@ public sealed class BackEndRestartTests(ITestOutputHelper output)
     private const int Blocks = 800;
     private const int AcksBeforeKill = 150;
 
+    /// <param name="kind">Whose back end.</param>
+    /// <param name="signal">How the first one stops.</param>
+    /// <param name="packed">Packed virtqueues (our daemon's <c>packed</c> key, QEMU's <c>packed=on</c>): the
+    /// restarted back end finds where the rings stand, and what to resubmit, in the packed in-flight region.</param>
     [Theory]
-    [InlineData(BlkBackendKind.Ours, "TERM")]
-    [InlineData(BlkBackendKind.Ours, "KILL")]
-    [InlineData(BlkBackendKind.QemuStorageDaemon, "TERM")]
-    [InlineData(BlkBackendKind.QemuStorageDaemon, "KILL")]
-    public async Task BackEndRestarted_MidWrites_GuestFinishesAndEveryAcknowledgedBlockReadsBack(BlkBackendKind kind, string signal)
+    [InlineData(BlkBackendKind.Ours, "TERM", false)]
+    [InlineData(BlkBackendKind.Ours, "KILL", false)]
+    [InlineData(BlkBackendKind.QemuStorageDaemon, "TERM", false)]
+    [InlineData(BlkBackendKind.QemuStorageDaemon, "KILL", false)]
+    [InlineData(BlkBackendKind.Ours, "TERM", true)]
+    [InlineData(BlkBackendKind.Ours, "KILL", true)]
+    public async Task BackEndRestarted_MidWrites_GuestFinishesAndEveryAcknowledgedBlockReadsBack(BlkBackendKind kind, string signal, bool packed)
     {
         HostRequirements.RequireBlk(kind);
         var ct = TestContext.Current.CancellationToken;
         string guest = await GuestImage.GetAsync(output, ct);
-        string work = TestWorkDir.Create($"restart-{kind}-{signal}");
+        string work = TestWorkDir.Create($"restart-{kind}-{signal}{(packed ? "-packed" : "")}");
+        string keys = packed ? ",packed" : "";
         string image = TestWorkDir.CreateRawImage(work, 64);
         string nonce = Guid.NewGuid().ToString("N")[..12];
         VhostUserBackend? first = null;
         VhostUserBackend? second = null;
         try
         {
-            first = await VhostUserBackend.StartBlkAsync(kind, work, image, queues: 2, ct, "backend-1.log");
+            first = await VhostUserBackend.StartBlkAsync(kind, work, image, queues: 2, ct, "backend-1.log", blkKeys: keys);
             string socket = first.SocketPath;
             var acks = new AckTracker(Writers);
             Task<VhostUserBackend>? restart = null;
@@ -58,7 +65,7 @@ public sealed class BackEndRestartTests(ITestOutputHelper output)
                         var delay = Task.Delay(1000, ct);
                         await first.WaitForExitAsync(TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
                         await delay.ConfigureAwait(false);
-                        return await VhostUserBackend.StartBlkAsync(kind, work, image, queues: 2, ct, "backend-2.log").ConfigureAwait(false);
+                        return await VhostUserBackend.StartBlkAsync(kind, work, image, queues: 2, ct, "backend-2.log", blkKeys: keys).ConfigureAwait(false);
                     }, ct);
                 }
             }
@@ -66,7 +73,7 @@ public sealed class BackEndRestartTests(ITestOutputHelper output)
             GuestRun run;
             using (var writer = QemuGuest.Start(guest, work, "restart-write", "crash-write",
                 new[] { $"vt_writers={Writers}", $"vt_blocks={Blocks}", $"vt_nonce={nonce}" },
-                new[] { "-chardev", $"socket,id=c0,path={socket},reconnect=1", "-device", "vhost-user-blk,chardev=c0,num-queues=2" },
+                new[] { "-chardev", $"socket,id=c0,path={socket},reconnect=1", "-device", "vhost-user-blk,chardev=c0,num-queues=2" + (packed ? ",packed=on" : "") },
                 TimeSpan.FromSeconds(150), OnLine))
             {
                 run = await writer.WaitAsync(TimeSpan.FromSeconds(160), ct);
@@ -83,7 +90,7 @@ public sealed class BackEndRestartTests(ITestOutputHelper output)
 
             using var verifier = QemuGuest.Start(guest, work, "restart-verify", "crash-verify",
                 new[] { $"vt_acked={acks.LastPerWriter}", $"vt_nonce={nonce}" },
-                BlkValidationTests.BlkDevice(socket, queues: 2), TimeSpan.FromSeconds(150));
+                BlkValidationTests.BlkDevice(socket, queues: 2, packed), TimeSpan.FromSeconds(150));
             GuestRun check = await verifier.WaitAsync(TimeSpan.FromSeconds(160), ct);
             output.WriteLine(check.Summary);
             Assert.True(check.Passed, $"acknowledged blocks lost across the back-end restart:\n{check.Summary}{logs}");

@@ -34,12 +34,12 @@ internal sealed class VhostUserBackend : IDisposable
 
     /// <summary>Starts a blk back end over a raw image and waits until it listens.</summary>
     public static Task<VhostUserBackend> StartBlkAsync(BlkBackendKind kind, string workDir, string image, int queues,
-        CancellationToken cancellationToken, string logName = "backend.log", IReadOnlyList<string>? extraArgs = null)
+        CancellationToken cancellationToken, string logName = "backend.log", IReadOnlyList<string>? extraArgs = null, string blkKeys = "")
     {
         string socket = Path.Combine(workDir, "vhost-blk.sock");
         string[] command = kind switch
         {
-            BlkBackendKind.Ours => [.. new[] { "dotnet", RepoPaths.DaemonDll, "--socket", socket, "--blk", $"{image},queues={queues}" }, .. extraArgs ?? []],
+            BlkBackendKind.Ours => [.. new[] { "dotnet", RepoPaths.DaemonDll, "--socket", socket, "--blk", $"{image},queues={queues}{blkKeys}" }, .. extraArgs ?? []],
             BlkBackendKind.QemuStorageDaemon => new[]
             {
                 "qemu-storage-daemon",

@@ -27,13 +27,13 @@ internal sealed class BlkServerRig : IDisposable
 
     private readonly bool _ownsMemory;
 
-    public BlkServerRig(int queues = 1, IBlockBackend? backend = null, IReadOnlyList<IoThread>? ioThreads = null, GuestMemory? memory = null)
+    public BlkServerRig(int queues = 1, IBlockBackend? backend = null, IReadOnlyList<IoThread>? ioThreads = null, GuestMemory? memory = null, bool packedRing = false)
     {
         _directory = Directory.CreateTempSubdirectory("vhost-user-tests-").FullName;
         SocketPath = Path.Combine(_directory, "blk.sock");
         Backend = backend ?? new MemoryBlockBackend(8 << 20);
         Logger = new CapturingLogger();
-        Server = new VhostUserServer(SocketPath, memory => new BlockDevice(memory, Backend, new BlockDeviceOptions { QueueCount = queues, QueueSize = 64, IoThreads = ioThreads }, Logger), Logger, ioThreads);
+        Server = new VhostUserServer(SocketPath, memory => new BlockDevice(memory, Backend, new BlockDeviceOptions { QueueCount = queues, QueueSize = 64, IoThreads = ioThreads, OfferPackedRing = packedRing }, Logger), Logger, ioThreads);
         _serving = Server.RunAsync(_stop.Token);
         _ownsMemory = memory is null;
         Memory = memory ?? TestFrontEnd.CreateMemory();

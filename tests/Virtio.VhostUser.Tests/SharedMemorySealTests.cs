@@ -81,7 +81,7 @@ public sealed class SharedMemorySealTests
     [Fact]
     public void SetInFlightFd_WithAnUnsealedMemfd_ClosesTheConnection_AndServesTheNext()
     {
-        const ulong Size = 1088; // one queue of 64 entries: 16 + 16 * 64, rounded up to 64
+        const ulong Size = 2112; // one queue of 64 entries, room for the packed layout: 32 + 32 * 64, rounded up to 64
         using SafeFileHandle unsealed = TestMemfd.Create(4096, seals: 0);
         BadMessageTests.AssertRejected(frontEnd => frontEnd.SetInFlightFd(Size, (int)unsealed.DangerousGetHandle(), 1, 64), "SET_INFLIGHT_FD: the fd is not sealed against shrinking (seals 0x0)");
     }

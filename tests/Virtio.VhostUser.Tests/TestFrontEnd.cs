@@ -258,15 +258,26 @@ internal sealed unsafe class TestFrontEnd : IDisposable
         return region;
     }
 
-    public void StartRing(GuestDriver driver, uint index, ushort ringBase)
+    public void StartRing(GuestDriver driver, uint index, ushort ringBase) =>
+        StartRing(index, driver.QueueSize, ringBase, driver.DescriptorTable, driver.UsedRing, driver.AvailRing);
+
+    /// <summary>
+    /// Ring <paramref name="index"/> as a packed ring of <paramref name="driver"/>: num, the 32-bit base,
+    /// addresses (descriptor ring, device event area in the used field, driver event area in the avail
+    /// field), new kick and call fds, enable.
+    /// </summary>
+    public void StartPackedRing(PackedGuestDriver driver, uint index, uint ringBase) =>
+        StartRing(index, driver.QueueSize, ringBase, driver.DescriptorRing, driver.DeviceEvent, driver.DriverEvent);
+
+    private void StartRing(uint index, ushort size, uint ringBase, GuestAddress descriptors, GuestAddress used, GuestAddress avail)
     {
-        SendState(8, index, driver.QueueSize);
+        SendState(8, index, size);
         SendState(10, index, ringBase);
         byte[] addr = new byte[40];
         BinaryPrimitives.WriteUInt32LittleEndian(addr, index);
-        BinaryPrimitives.WriteUInt64LittleEndian(addr.AsSpan(8), UserBase + driver.DescriptorTable.Value);
-        BinaryPrimitives.WriteUInt64LittleEndian(addr.AsSpan(16), UserBase + driver.UsedRing.Value);
-        BinaryPrimitives.WriteUInt64LittleEndian(addr.AsSpan(24), UserBase + driver.AvailRing.Value);
+        BinaryPrimitives.WriteUInt64LittleEndian(addr.AsSpan(8), UserBase + descriptors.Value);
+        BinaryPrimitives.WriteUInt64LittleEndian(addr.AsSpan(16), UserBase + used.Value);
+        BinaryPrimitives.WriteUInt64LittleEndian(addr.AsSpan(24), UserBase + avail.Value);
         Send(9, addr);
         var kick = EventFd.Create();
         var call = EventFd.Create();
@@ -275,6 +286,19 @@ internal sealed unsafe class TestFrontEnd : IDisposable
         Send64(12, index, [kick.Fd]);
         Send64(13, index, [call.Fd]);
         SendState(18, index, 1);
+    }
+
+    /// <summary>The handshake of <see cref="Start"/> without the rings: features (masked), protocol features, owner, memory table.</summary>
+    public ulong Negotiate(ulong featureMask = ulong.MaxValue)
+    {
+        ulong offered = Call64(1);
+        ulong protocol = Call64(15);
+        Send64(16, protocol & AllProtocolFeatures);
+        Send(3, []);
+        ulong features = offered & featureMask;
+        Send64(2, features);
+        SetMemTable();
+        return features;
     }
 
     /// <summary>GET_VRING_BASE: stops the ring and returns where it stopped.</summary>

@@ -204,7 +204,7 @@ internal sealed class VirtualMachine
                     backend.Target = file as IDisposable;
                     string engine = DiskKeys.EngineOf(file);
                     Log.DiskOpened(diskLogger, name, disk.Disk.Path ?? "null", engine);
-                    return new BlockDevice(memory, file, new BlockDeviceOptions { QueueCount = disk.Queues, ReadOnly = disk.Disk.File.ReadOnly, Serial = disk.Serial, IoThreads = [io] }, diskLogger);
+                    return new BlockDevice(memory, file, new BlockDeviceOptions { QueueCount = disk.Queues, ReadOnly = disk.Disk.File.ReadOnly, Serial = disk.Serial, IoThreads = [io], OfferPackedRing = _options.PackedRing }, diskLogger);
                 },
                 backend,
                 _loggers));

@@ -12,6 +12,7 @@ namespace Virtio.Vmm.Hosting;
 /// <param name="IoEventFd">Put QueueNotify on ioeventfds (false: every notify exits to the VMM).</param>
 /// <param name="IrqBatching">Coalesce a burst of completions into one interrupt (false: one per completion).</param>
 /// <param name="IrqLevel">Level-triggered device lines: irqfds with a resample fd, raised again while a device's InterruptStatus is set.</param>
+/// <param name="PackedRing">Disks offer VIRTIO_F_RING_PACKED (network devices do not: not validated for their receive chains).</param>
 internal sealed record VmmOptions(
     string GuestPath,
     int MemoryMiB,
@@ -21,4 +22,5 @@ internal sealed record VmmOptions(
     string GuestArguments,
     bool IoEventFd,
     bool IrqBatching,
-    bool IrqLevel);
+    bool IrqLevel,
+    bool PackedRing);

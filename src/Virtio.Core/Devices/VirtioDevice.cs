@@ -26,7 +26,7 @@ namespace Virtio.Core.Devices;
 /// the backends and I/O threads it uses. <see cref="Dispose()"/> resets the device (in-flight work
 /// finished or dropped, as a driver reset does) and from then on ignores the driver.</para>
 /// </remarks>
-public abstract class VirtioDevice : IDisposable, IAsyncDisposable
+public abstract partial class VirtioDevice : IDisposable, IAsyncDisposable
 {
     private readonly SplitVirtqueue[] _queues;
     private readonly object[] _processingLocks;
@@ -62,9 +62,12 @@ public abstract class VirtioDevice : IDisposable, IAsyncDisposable
         {
             var queue = new SplitVirtqueue(memory, (ushort)i, queueMaxSizes[i], Logger);
             queue.Broken += OnQueueBroken;
+            queue.MetricsOwner = this;
             _queues[i] = queue;
             _processingLocks[i] = new object();
         }
+
+        CoreMetrics.Register(this);
     }
 
     /// <summary>
@@ -599,7 +602,7 @@ public abstract class VirtioDevice : IDisposable, IAsyncDisposable
             return;
         }
 
-        CoreMetrics.NeedsReset.Add(1);
+        CoreMetrics.NeedsReset.Add(1, MetricsDeviceTag);
         Log.NeedsReset(Logger, DeviceId, reason);
         GuestNotifier?.Notify(InterruptReason.ConfigurationChange, 0);
     }

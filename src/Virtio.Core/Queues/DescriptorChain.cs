@@ -25,6 +25,10 @@ public ref struct DescriptorChain
     private readonly ushort _packedSlots;
     private readonly bool _packed;
 
+    // Packed ring only: the chain is a resubmitted copy (SplitVirtqueue.TryResubmitPacked), walked in
+    // the queue's copy buffer instead of the ring.
+    private readonly bool _resubmitted;
+
     // Where the next descriptor comes from: the queue's table or an indirect table, looked up in
     // guest memory once per table rather than once per descriptor.
     private Span<byte> _table;
@@ -46,13 +50,14 @@ public ref struct DescriptorChain
         Reset();
     }
 
-    internal DescriptorChain(SplitVirtqueue queue, ushort bufferId, ushort start, ushort slots)
+    internal DescriptorChain(SplitVirtqueue queue, ushort bufferId, ushort start, ushort slots, bool resubmitted = false)
     {
         _queue = queue;
         _head = bufferId;
         _packed = true;
         _packedStart = start;
         _packedSlots = slots;
+        _resubmitted = resubmitted;
         Reset();
     }
 
@@ -85,7 +90,13 @@ public ref struct DescriptorChain
         ushort size = _queue.Size;
         _tableEntries = size;
         _error = QueueError.None;
-        if (!_queue.Memory.TryGetSpan(_queue.DescriptorTable, (int)_tableEntries * SplitVirtqueue.DescriptorSize, out _table))
+        if (_resubmitted)
+        {
+            // The copies lie one chain after another from _packedStart: the walk never wraps there.
+            _table = _queue.ResubmittedDescriptors;
+            _tableEntries = (uint)(_table.Length / SplitVirtqueue.DescriptorSize);
+        }
+        else if (!_queue.Memory.TryGetSpan(_queue.DescriptorTable, (int)_tableEntries * SplitVirtqueue.DescriptorSize, out _table))
         {
             _tableEntries = 0;
         }

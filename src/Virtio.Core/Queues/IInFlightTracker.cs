@@ -1,3 +1,5 @@
+using System;
+
 namespace Virtio.Core.Queues;
 
 /// <summary>
@@ -19,6 +21,18 @@ public interface IInFlightTracker
     /// </summary>
     /// <param name="head">The chain's head index, below the queue size.</param>
     void ChainTaken(ushort head);
+
+    /// <summary>
+    /// A packed ring's chain was taken (instead of <see cref="ChainTaken"/>): its buffer ID and its ring
+    /// descriptors in the packed layout, in two parts when the chain crosses the ring's end. Used
+    /// descriptors soon overwrite those ring slots, so a tracker that must resubmit the chain after a
+    /// restart keeps a copy (<see cref="SplitVirtqueue.TryResubmitPacked"/> takes it back). Also called
+    /// for each resubmitted chain, with its copy. By default it calls <see cref="ChainTaken"/>.
+    /// </summary>
+    /// <param name="bufferId">The chain's buffer ID, below the queue size.</param>
+    /// <param name="descriptors">The chain's first ring descriptors (valid only during the call).</param>
+    /// <param name="wrapped">The rest, from the ring's start; empty when the chain does not cross its end.</param>
+    void PackedChainTaken(ushort bufferId, ReadOnlySpan<byte> descriptors, ReadOnlySpan<byte> wrapped) => ChainTaken(bufferId);
 
     /// <summary>
     /// The chain at <paramref name="head"/> was written to the used ring. The driver cannot see it

@@ -49,6 +49,7 @@ public sealed partial class SplitVirtqueue
         _usedWrap = true;
         _pendingCount = 0;
         _usedSinceDecision = 0;
+        _resubmitDescriptorNext = 0;
     }
 
     private bool TryActivatePacked(ushort size, out QueueError error)
@@ -98,6 +99,11 @@ public sealed partial class SplitVirtqueue
 
     private bool PackedHeadAvailable()
     {
+        if (_resubmitNext != _resubmitCount)
+        {
+            return true;
+        }
+
         ushort size = _size;
         if (_nextAvail >= size || !TryGetDescriptorRing(size, out Span<byte> ring))
         {
@@ -113,6 +119,11 @@ public sealed partial class SplitVirtqueue
     private bool TryPopPackedChain(ushort size, out DescriptorChain chain)
     {
         chain = default;
+        if (_resubmitNext != _resubmitCount)
+        {
+            return TryPopResubmittedPacked(size, out chain);
+        }
+
         ushort start = _nextAvail;
         if (start >= size)
         {
@@ -168,15 +179,8 @@ public sealed partial class SplitVirtqueue
         // §2.8.6: the buffer ID is in the chain's last descriptor. IDs index per-chain arrays of the
         // queue size, as every driver allocates them (Linux: below the ring size).
         ushort id = BinaryPrimitives.ReadUInt16LittleEndian(ring.Slice(PackedRingLayout.DescriptorOffset(position) + PackedRingLayout.IdOffset, 2));
-        if (id >= size)
+        if (!IsFreeBufferId(id, size))
         {
-            MarkBroken(QueueError.InvalidHeadIndex);
-            return false;
-        }
-
-        if (_heads[id] != HeadFree)
-        {
-            MarkBroken(QueueError.HeadAlreadyInFlight);
             return false;
         }
 
@@ -194,9 +198,36 @@ public sealed partial class SplitVirtqueue
         _availWrap = wrap;
 
         // As on the split ring: the queue owns the ID before the tracker and the pinning hear of it.
-        _inFlightTracker?.ChainTaken(id);
+        if (_inFlightTracker is IInFlightTracker tracker)
+        {
+            // The chain's ring descriptors, in two parts when it crosses the ring's end.
+            int first = Math.Min(slots, size - start);
+            tracker.PackedChainTaken(
+                id,
+                ring.Slice(PackedRingLayout.DescriptorOffset(start), first * PackedRingLayout.DescriptorSize),
+                ring[..((slots - first) * PackedRingLayout.DescriptorSize)]);
+        }
+
         _pinning?.ChainTaken(id);
         chain = new DescriptorChain(this, id, start, (ushort)slots);
+        return true;
+    }
+
+    /// <summary>Whether <paramref name="id"/> can be a popped chain's buffer ID: below the size and not in flight; else breaks the queue.</summary>
+    private bool IsFreeBufferId(ushort id, ushort size)
+    {
+        if (id >= size)
+        {
+            MarkBroken(QueueError.InvalidHeadIndex);
+            return false;
+        }
+
+        if (_heads[id] != HeadFree)
+        {
+            MarkBroken(QueueError.HeadAlreadyInFlight);
+            return false;
+        }
+
         return true;
     }
 

@@ -585,7 +585,7 @@ public sealed partial class SplitVirtqueue
 
     private void DropReturned(ushort head)
     {
-        CoreMetrics.StaleCompletions.Add(1);
+        CountEvent(CoreMetrics.StaleCompletions);
         if (!_staleLogged)
         {
             _staleLogged = true;
@@ -835,7 +835,7 @@ public sealed partial class SplitVirtqueue
         }
 
         _error = error;
-        CoreMetrics.QueueErrors.Add(1);
+        CountEvent(CoreMetrics.QueueErrors);
         Log.QueueBroken(_logger, Index, error);
         Broken?.Invoke(this, error);
     }

@@ -321,7 +321,7 @@ public sealed class VirtioMmioTransport
 
     private void Ignore(IgnoredKind kind, ulong offset, int size)
     {
-        CoreMetrics.IgnoredRegisterAccesses.Add(1);
+        CoreMetrics.IgnoredRegisterAccesses.Add(1, _device.MetricsDeviceTag);
         int bit = 1 << (int)kind;
         if ((Interlocked.Or(ref _loggedKinds, bit) & bit) == 0)
         {

@@ -10,7 +10,8 @@ namespace Virtio.VhostUser.Memory;
 /// descriptor heads the back end popped and has not yet completed, kept by the front end across
 /// back-end restarts. Layout of a split queue's region (vhost-user.rst, "InFlight I/O tracking"):
 /// a 16-byte header (features u64, version u16, desc_num u16, last_batch_head u16, used_idx u16)
-/// then desc_num 16-byte entries (inflight u8, 5 bytes padding, next u16, counter u64).
+/// then desc_num 16-byte entries (inflight u8, 5 bytes padding, next u16, counter u64). A packed
+/// queue's region has the packed layout (<see cref="PackedInFlightTracker"/>); each queue gets room for that.
 /// </summary>
 internal sealed class InFlightRegion : IDisposable
 {
@@ -41,8 +42,12 @@ internal sealed class InFlightRegion : IDisposable
 
     public ulong Size => _size;
 
-    /// <summary>Bytes of one queue's region, rounded up to 64.</summary>
-    public static ulong QueueRegionSize(ushort queueSize) => ((ulong)(HeaderSize + (EntrySize * queueSize)) + QueueAlignment - 1) & ~(ulong)(QueueAlignment - 1);
+    /// <summary>
+    /// Bytes of one queue's region, rounded up to 64: room for the packed layout
+    /// (<see cref="PackedInFlightTracker"/>, 32-byte header and entries), which is larger than the split
+    /// one, since the region is made (GET_INFLIGHT_FD) before the features say which layout the ring has.
+    /// </summary>
+    public static ulong QueueRegionSize(ushort queueSize) => ((ulong)PackedInFlightTracker.RegionSize(queueSize) + QueueAlignment - 1) & ~(ulong)(QueueAlignment - 1);
 
     /// <summary>The seals of a region this class creates: its size is fixed before the front end gets it.</summary>
     public static int CreatedSeals => LibC.F_SEAL_SHRINK | LibC.F_SEAL_GROW | LibC.F_SEAL_SEAL;

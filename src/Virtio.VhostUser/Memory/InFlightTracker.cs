@@ -56,7 +56,7 @@ internal sealed class InFlightTracker : IInFlightTracker
     /// </summary>
     public ushort[] Recover(ushort usedIdx)
     {
-        if (ReadUInt16(VersionOffset) != 1 || ReadUInt16(DescNumOffset) != _descNum)
+        if (ReadUInt16(VersionOffset) != 1 || ReadUInt16(DescNumOffset) != _descNum || IsPackedLayout())
         {
             // A region nobody used yet (or not ours): start it clean.
             _region.QueueSpan(_queueIndex)[..(InFlightRegion.HeaderSize + (InFlightRegion.EntrySize * _descNum))].Clear();
@@ -93,6 +93,10 @@ internal sealed class InFlightTracker : IInFlightTracker
 
         return heads;
     }
+
+    /// <summary>Whether the header's features field marks the packed layout (a packed ring used this region before).</summary>
+    private bool IsPackedLayout() =>
+        System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(_region.QueueSpan(_queueIndex)) == PackedInFlightTracker.PackedMark;
 
     /// <summary>The ring stopped with nothing in flight: the region says so.</summary>
     public void Stopped(ushort usedIdx)

@@ -14,7 +14,11 @@ namespace Virtio.Testing;
 /// avail idx published with a release store, kick decisions from avail_event or the used flags,
 /// used_event moved as buffers are consumed. It also writes raw, hostile rings for tests.
 /// </summary>
-/// <remarks>Not thread-safe; a test drives it from one thread, or hands it over with a barrier.</remarks>
+/// <remarks>
+/// Not thread-safe: one thread (a test's) calls its members, or hands it over with a barrier. The
+/// device on the other side may run on any thread; the ring fields carry the ordering. Methods that
+/// write raw descriptors or indices build hostile rings; the others keep the rings valid.
+/// </remarks>
 public sealed class GuestDriver : IDisposable
 {
     private const ushort DescFlagNext = 1, DescFlagWrite = 2, DescFlagIndirect = 4;
@@ -36,6 +40,7 @@ public sealed class GuestDriver : IDisposable
     /// <param name="eventIdx">Whether VIRTIO_F_EVENT_IDX is negotiated.</param>
     /// <param name="indirect">Whether VIRTIO_F_INDIRECT_DESC is negotiated.</param>
     /// <param name="startIndex">Both ring indices start here (to test 16-bit wrap-around).</param>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "Both constructors ship in the first release; the second starts with a required GuestMemory, so no call binds to both.")]
     public GuestDriver(ushort queueSize = 16, ulong memorySize = 16 << 20, int blockSize = 4096, bool eventIdx = false, bool indirect = false, ushort startIndex = 0)
         : this(GuestMemory.CreateAnonymous(memorySize), ownsMemory: true, new GuestAddress(0x1000), queueSize, 1 << 20, blockSize, eventIdx, indirect, startIndex)
     {
@@ -51,6 +56,7 @@ public sealed class GuestDriver : IDisposable
     /// <param name="indirect">Whether VIRTIO_F_INDIRECT_DESC is negotiated.</param>
     /// <param name="startIndex">Both ring indices start here.</param>
     /// <param name="heapSize">Bytes of heap; all memory above <paramref name="heapBase"/> when 0.</param>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters", Justification = "Both constructors ship in the first release; the second starts with a required GuestMemory, so no call binds to both.")]
     public GuestDriver(GuestMemory memory, GuestAddress ringBase, ushort queueSize, ulong heapBase, int blockSize, bool eventIdx, bool indirect, ushort startIndex = 0, ulong heapSize = 0)
         : this(memory, ownsMemory: false, ringBase, queueSize, heapBase, blockSize, eventIdx, indirect, startIndex, heapSize)
     {
@@ -328,16 +334,29 @@ public sealed class GuestDriver : IDisposable
     public void SetUsedEvent(ushort value) => Volatile.Write(ref RingField(UsedEventAddress), value);
 
     /// <summary>Reads the device's avail_event.</summary>
+    /// <returns>The avail index after which the device wants a notification.</returns>
     public ushort ReadAvailEvent() => Volatile.Read(ref RingField(AvailEventAddress));
 
     /// <summary>Reads the device's used ring flags.</summary>
+    /// <returns>The flags; bit 0 is VIRTQ_USED_F_NO_NOTIFY.</returns>
     public ushort ReadUsedFlags() => Volatile.Read(ref RingField(UsedRing));
 
     /// <summary>Writes one raw descriptor into the queue's table, as a hostile driver would.</summary>
+    /// <param name="index">The descriptor's index in the table (not checked against the queue size).</param>
+    /// <param name="address">The buffer's guest address.</param>
+    /// <param name="length">The buffer's length.</param>
+    /// <param name="flags">VIRTQ_DESC_F_NEXT (1), WRITE (2), INDIRECT (4), or anything else.</param>
+    /// <param name="next">The next descriptor's index.</param>
     public void WriteDescriptor(ushort index, ulong address, uint length, ushort flags, ushort next) =>
         WriteDescriptorAt(DescriptorTable, index, address, length, flags, next);
 
-    /// <summary>Writes one raw descriptor into a table at <paramref name="table"/>.</summary>
+    /// <summary>Writes one raw descriptor into a table at <paramref name="table"/> (an indirect table, say).</summary>
+    /// <param name="table">The table's guest address.</param>
+    /// <param name="index">The entry.</param>
+    /// <param name="address">The buffer's guest address.</param>
+    /// <param name="length">The buffer's length.</param>
+    /// <param name="flags">The descriptor flags.</param>
+    /// <param name="next">The next descriptor's index.</param>
     public void WriteDescriptorAt(GuestAddress table, int index, ulong address, uint length, ushort flags, ushort next)
     {
         Span<byte> d = Span(new GuestAddress(table.Value + (16u * (uint)index)), 16);
@@ -348,6 +367,7 @@ public sealed class GuestDriver : IDisposable
     }
 
     /// <summary>Puts a raw head on the avail ring (not yet published), bypassing the free list.</summary>
+    /// <param name="head">The head index written into the next avail ring entry (not checked).</param>
     public void PutOnAvailRing(ushort head)
     {
         WriteUInt16(new GuestAddress(AvailRing.Value + (uint)Layout.AvailEntryOffset(_availShadow)), head);
@@ -355,6 +375,7 @@ public sealed class GuestDriver : IDisposable
     }
 
     /// <summary>Writes avail->idx directly, as a hostile driver could.</summary>
+    /// <param name="value">The new avail idx, published at once.</param>
     public void SetAvailIndex(ushort value)
     {
         _availShadow = value;
@@ -362,9 +383,14 @@ public sealed class GuestDriver : IDisposable
     }
 
     /// <summary>The guest address of buffer block <paramref name="block"/> (for hand-made chains).</summary>
+    /// <param name="block">The block's number, from 0.</param>
+    /// <returns>Its guest address.</returns>
     public GuestAddress BlockAddress(int block) => new(_heapBase + ((ulong)block * (ulong)BlockSize));
 
     /// <summary>A span over guest memory; throws when the range is not guest memory.</summary>
+    /// <param name="address">The start.</param>
+    /// <param name="length">The length.</param>
+    /// <returns>The bytes, read and written in place.</returns>
     public Span<byte> Span(GuestAddress address, int length) =>
         Memory.TryGetSpan(address, length, out Span<byte> span) ? span : throw new ArgumentOutOfRangeException(nameof(address), $"{address}+{length} is not guest memory.");
 

@@ -18,7 +18,7 @@ namespace Virtio.Testing;
 /// hostile descriptors for tests.
 /// </summary>
 /// <remarks>Not thread-safe; a test drives it from one thread, or hands it over with a barrier.</remarks>
-public sealed class PackedGuestDriver : IDisposable
+internal sealed class PackedGuestDriver : IDisposable
 {
     private const ushort DescFlagNext = 1, DescFlagWrite = 2, DescFlagIndirect = 4;
     private const ushort AvailFlag = 1 << 7, UsedFlag = 1 << 15;

@@ -13,7 +13,7 @@ namespace Virtio.Testing;
 /// notifications, pop and walk every chain, fill writable buffers, publish once, re-enable and
 /// check again), completing each chain with all its writable bytes.
 /// </summary>
-public sealed class RecordingDevice : VirtioDevice
+internal sealed class RecordingDevice : VirtioDevice
 {
     /// <summary>The device ID it reports (not assigned by the specification to any device).</summary>
     public const ushort TestDeviceId = 0x3F;

@@ -6,8 +6,12 @@ namespace Virtio.Testing;
 public readonly record struct BufferSpec(int Length, bool Writable)
 {
     /// <summary>A device-readable buffer.</summary>
+    /// <param name="length">Bytes.</param>
+    /// <returns>The buffer.</returns>
     public static BufferSpec Readable(int length) => new(length, false);
 
     /// <summary>A device-writable buffer.</summary>
+    /// <param name="length">Bytes.</param>
+    /// <returns>The buffer.</returns>
     public static BufferSpec Write(int length) => new(length, true);
 }

@@ -9,12 +9,17 @@ namespace Virtio.Testing;
 /// Drives a virtio-mmio register file the way Linux's virtio_mmio driver probes a device
 /// (virtio 1.2 §3.1.1): reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK, queue set-up, DRIVER_OK.
 /// </summary>
+/// <remarks>Calls go straight to the transport's <c>Read</c>/<c>Write</c> on the calling thread, as a
+/// vCPU's MMIO exits would: one thread at a time.</remarks>
+/// <param name="transport">The register file to drive.</param>
 public sealed class MmioDriver(VirtioMmioTransport transport)
 {
     /// <summary>The register file driven.</summary>
     public VirtioMmioTransport Transport { get; } = transport;
 
     /// <summary>Reads a 32-bit register.</summary>
+    /// <param name="offset">The register's offset (<see cref="VirtioMmioRegister"/>).</param>
+    /// <returns>Its value.</returns>
     public uint Read(int offset)
     {
         Span<byte> data = stackalloc byte[4];
@@ -23,6 +28,8 @@ public sealed class MmioDriver(VirtioMmioTransport transport)
     }
 
     /// <summary>Writes a 32-bit register.</summary>
+    /// <param name="offset">The register's offset (<see cref="VirtioMmioRegister"/>).</param>
+    /// <param name="value">The value.</param>
     public void Write(int offset, uint value)
     {
         Span<byte> data = stackalloc byte[4];
@@ -31,6 +38,7 @@ public sealed class MmioDriver(VirtioMmioTransport transport)
     }
 
     /// <summary>The 64 device feature bits, read through DeviceFeaturesSel 0 and 1.</summary>
+    /// <returns>The features the device offers.</returns>
     public ulong ReadDeviceFeatures()
     {
         Write(VirtioMmioRegister.DeviceFeaturesSel, 0);
@@ -41,6 +49,7 @@ public sealed class MmioDriver(VirtioMmioTransport transport)
     }
 
     /// <summary>Writes the 64 driver feature bits through DriverFeaturesSel 0 and 1.</summary>
+    /// <param name="features">The features the driver accepts.</param>
     public void WriteDriverFeatures(ulong features)
     {
         Write(VirtioMmioRegister.DriverFeaturesSel, 0);
@@ -60,6 +69,8 @@ public sealed class MmioDriver(VirtioMmioTransport transport)
     /// Negotiates <paramref name="wanted"/> ∩ offered features and sets up one queue per driver
     /// in <paramref name="queues"/> (queue i gets queues[i]), then sets DRIVER_OK.
     /// </summary>
+    /// <param name="wanted">The features the driver would use; only those the device offers are written.</param>
+    /// <param name="queues">One driver per queue, from queue 0.</param>
     /// <returns>The negotiated features.</returns>
     /// <exception cref="InvalidOperationException">The device refused FEATURES_OK or a queue.</exception>
     public ulong Initialize(ulong wanted, params GuestDriver[] queues)
@@ -91,6 +102,9 @@ public sealed class MmioDriver(VirtioMmioTransport transport)
     }
 
     /// <summary>Writes one queue's size and ring addresses and sets QueueReady.</summary>
+    /// <param name="index">The queue's index.</param>
+    /// <param name="driver">The driver whose rings the queue uses.</param>
+    /// <exception cref="InvalidOperationException">The queue is already ready, too small, or did not become ready.</exception>
     public void SetUpQueue(ushort index, GuestDriver driver)
     {
         ArgumentNullException.ThrowIfNull(driver);
@@ -121,6 +135,7 @@ public sealed class MmioDriver(VirtioMmioTransport transport)
     }
 
     /// <summary>Kicks queue <paramref name="index"/> through QueueNotify.</summary>
+    /// <param name="index">The queue's index.</param>
     public void Notify(ushort index) => Write(VirtioMmioRegister.QueueNotify, index);
 
     /// <summary>Reads InterruptStatus and acknowledges every bit set, as an interrupt handler does.</summary>

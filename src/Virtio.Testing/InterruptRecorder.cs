@@ -4,7 +4,8 @@ using Virtio.Core.Notifications;
 
 namespace Virtio.Testing;
 
-/// <summary>An interrupt line that records what the device raised.</summary>
+/// <summary>An interrupt line (an <see cref="IGuestNotifier"/>) that records what the device raised.</summary>
+/// <remarks>Thread-safe: the device notifies from its own threads while a test reads the counts.</remarks>
 public sealed class InterruptRecorder : IGuestNotifier
 {
     private int _used;

@@ -4,7 +4,9 @@ using Microsoft.Extensions.Logging;
 
 namespace Virtio.Testing;
 
-/// <summary>An <see cref="ILogger"/> that keeps every message, for asserting what was logged.</summary>
+/// <summary>An <see cref="ILogger"/> that keeps every message, for asserting what a device logged.</summary>
+/// <remarks>Thread-safe: a device logs from its own threads while a test reads <see cref="Entries"/>.
+/// Every level is enabled, so Debug messages are formatted too.</remarks>
 public sealed class CapturingLogger : ILogger
 {
     /// <summary>Messages logged, in order, with the exception each was logged with.</summary>
