@@ -10,7 +10,7 @@ using Virtio.Testing;
 // Guest memory with one split ring, and a driver that fills it as Linux's virtio_ring does.
 using var guest = new GuestDriver(queueSize: 16, memorySize: 16 << 20);
 using var disk = new MemoryBlockBackend(capacity: 1 << 20);
-var device = new BlockDevice(guest.Memory, disk);
+using var device = new BlockDevice(guest.Memory, disk); // disposed in reverse: device, disk, guest memory
 var transport = new VirtioMmioTransport(device, new CallbackGuestNotifier(static (_, _) => { }));
 var mmio = new MmioDriver(transport);
 mmio.Initialize(VirtioFeatures.Version1 | BlockFeatures.Flush, guest);

@@ -37,11 +37,12 @@ public sealed partial class VhostUserBlkService(IOptions<BlkServiceOptions> opti
             try
             {
                 var device = new BlockDeviceOptions { QueueCount = config.Queues, QueueSize = 1024, IoThreads = ioThreads };
-                using var server = new VhostUserServer(config.Socket, memory => new BlockDevice(memory, backend, device, loggers.CreateLogger("virtio-blk")), loggers.CreateLogger("vhost-user"), ioThreads);
+                await using var server = new VhostUserServer(config.Socket, memory => new BlockDevice(memory, backend, device, loggers.CreateLogger("virtio-blk")), loggers.CreateLogger("vhost-user"), ioThreads);
                 LogServing(config.Path, backend.Capacity, config.Socket);
 
                 // Returns once the token is cancelled (the host stops): the rings have stopped and the
-                // socket file is removed.
+                // socket file is removed. Then the server disposes its device, before the backend and
+                // the I/O threads below (docs/architecture.md, "Ownership and shutdown order").
                 await server.RunAsync(stoppingToken).ConfigureAwait(false);
             }
             finally

@@ -166,13 +166,11 @@ internal static class Program
                 summary.Write(Console.Out);
             });
             Task.WhenAll(servers.ConvertAll(server => server.RunAsync(stop.Token))).GetAwaiter().GetResult();
-            foreach (VhostUserServer server in servers)
-            {
-                (server.Device as IDisposable)?.Dispose();
-            }
         }
         finally
         {
+            // docs/architecture.md, "Ownership and shutdown order": each server (which disposes its
+            // device), then what the devices used (backends, taps, I/O threads).
             foreach (VhostUserServer server in servers)
             {
                 server.Dispose();

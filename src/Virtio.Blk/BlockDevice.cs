@@ -27,8 +27,11 @@ namespace Virtio.Blk;
 /// A per-queue lock serializes all of it.</para>
 /// <para>Guest memory must be unmanaged (mapped, not a movable managed array): the backend receives
 /// host addresses of guest buffers (<see cref="BlockSegment"/>).</para>
-/// <para>A reset waits for in-flight requests (up to <see cref="BlockDeviceOptions.ResetTimeout"/>) and
-/// drops their completions: nothing is written to the used ring or a status byte once a reset began.</para>
+/// <para>A reset waits for in-flight requests (up to <see cref="BlockDeviceOptions.ResetTimeout"/>, or the
+/// bound given to <see cref="VirtioDevice.Reset(TimeSpan, CancellationToken)"/>) and drops their
+/// completions: nothing is written to the used ring or a status byte once a reset began.
+/// <see cref="VirtioDevice.Dispose()"/> resets the same way; the backend stays the caller's, to dispose
+/// after the device.</para>
 /// </remarks>
 public sealed class BlockDevice : VirtioDevice
 {
@@ -198,11 +201,16 @@ public sealed class BlockDevice : VirtioDevice
 
     /// <summary>
     /// Stops completions from reaching the guest, waits for in-flight requests (bounded by
-    /// <see cref="BlockDeviceOptions.ResetTimeout"/>) and returns their slots; late completions of
-    /// requests that outlive the wait are dropped by generation. Runs on the transport's thread.
+    /// <paramref name="timeout"/>, or <see cref="BlockDeviceOptions.ResetTimeout"/> when null, and by
+    /// <paramref name="cancellationToken"/>) and returns their slots; requests that outlive the wait
+    /// are abandoned and their late completions dropped by generation. Runs on the resetting thread.
     /// </summary>
-    protected override void OnReset()
+    /// <param name="timeout">The caller's bound on the wait, or null for <see cref="BlockDeviceOptions.ResetTimeout"/>.</param>
+    /// <param name="cancellationToken">Ends the wait early.</param>
+    /// <returns>True when no request was left in flight.</returns>
+    protected override bool OnReset(TimeSpan? timeout, CancellationToken cancellationToken)
     {
+        TimeSpan wait = timeout ?? _options.ResetTimeout;
         foreach (BlockQueue queue in _queues)
         {
             queue.SetStopping(true);
@@ -220,6 +228,10 @@ public sealed class BlockDevice : VirtioDevice
             }
         }
 
+        // A cancellation pulses the gate, so the wait below sees it at once.
+        using CancellationTokenRegistration cancelled = cancellationToken.CanBeCanceled
+            ? cancellationToken.UnsafeRegister(static gate => { lock (gate!) { Monitor.PulseAll(gate); } }, _drainGate)
+            : default;
         lock (_drainGate)
         {
             _resetWaiting = true;
@@ -228,13 +240,13 @@ public sealed class BlockDevice : VirtioDevice
             // read of _inFlight below could pass the store above, and a last completion could see no
             // waiter while this thread still saw it in flight, and nobody would pulse.
             Interlocked.MemoryBarrier();
-            bool forever = _options.ResetTimeout == Timeout.InfiniteTimeSpan;
-            long deadline = forever ? long.MaxValue : Environment.TickCount64 + (long)_options.ResetTimeout.TotalMilliseconds;
-            while (Volatile.Read(ref _inFlight) > 0)
+            bool forever = wait == Timeout.InfiniteTimeSpan;
+            long deadline = forever ? long.MaxValue : Environment.TickCount64 + (long)wait.TotalMilliseconds;
+            while (Volatile.Read(ref _inFlight) > 0 && !cancellationToken.IsCancellationRequested)
             {
                 if (forever)
                 {
-                    // Every completion that drops _inFlight pulses _drainGate.
+                    // Every completion that drops _inFlight pulses _drainGate, and so does a cancellation.
                     Monitor.Wait(_drainGate);
                     continue;
                 }
@@ -259,7 +271,7 @@ public sealed class BlockDevice : VirtioDevice
                 queue.AbandonInFlight();
             }
 
-            Log.ResetTimedOut(Logger, left, _options.ResetTimeout);
+            Log.ResetTimedOut(Logger, left, wait);
         }
 
         Interlocked.Increment(ref _generation);
@@ -273,6 +285,8 @@ public sealed class BlockDevice : VirtioDevice
 
             queue.SetStopping(false);
         }
+
+        return left == 0;
     }
 
     /// <summary>Pushes queued completions and resumes a starved queue. Under the queue's gate.</summary>

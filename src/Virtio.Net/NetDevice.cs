@@ -31,7 +31,7 @@ namespace Virtio.Net;
 /// driver interrupted, once at the end of the section, not once per frame or per pass. The
 /// transport calls the other members from one thread at a time.</para>
 /// </remarks>
-public sealed class NetDevice : VirtioDevice, IDisposable
+public sealed class NetDevice : VirtioDevice
 {
     /// <summary>The virtio device ID of a network card.</summary>
     public const ushort NetDeviceId = 1;
@@ -63,7 +63,6 @@ public sealed class NetDevice : VirtioDevice, IDisposable
     private volatile int _activePairs = 1;
     private volatile RxFilter _filter = RxFilter.Default;
     private int _maxTxFrame = MaxFrameLength;
-    private bool _disposed;
 
     /// <summary>Creates the device. Called by the embedder, on any thread, before the transport is attached.</summary>
     /// <param name="memory">Guest memory.</param>
@@ -204,18 +203,21 @@ public sealed class NetDevice : VirtioDevice, IDisposable
         CopyConfig(config, offset, data);
     }
 
-    /// <summary>Stops watching the backends. Called by the embedder after the device is detached.</summary>
-    public void Dispose()
+    /// <summary>
+    /// Resets the device (the base: receive queues disarmed, readiness handlers waited for), then stops
+    /// watching the backends. Called once, by <see cref="VirtioDevice.Dispose()"/>, before the backends
+    /// and I/O threads are disposed.
+    /// </summary>
+    /// <param name="disposing">True from <see cref="VirtioDevice.Dispose()"/>.</param>
+    protected override void Dispose(bool disposing)
     {
-        if (_disposed)
+        base.Dispose(disposing);
+        if (disposing)
         {
-            return;
-        }
-
-        _disposed = true;
-        foreach (NetRxQueue rx in _rx)
-        {
-            rx.Close();
+            foreach (NetRxQueue rx in _rx)
+            {
+                rx.Close();
+            }
         }
     }
 
@@ -279,8 +281,15 @@ public sealed class NetDevice : VirtioDevice, IDisposable
         }
     }
 
-    /// <inheritdoc />
-    protected override void OnReset()
+    /// <summary>
+    /// Disarms the receive queues and waits until no readiness handler runs on the device's I/O
+    /// threads (each wait bounded by <paramref name="timeout"/>, 2 s by default, and by
+    /// <paramref name="cancellationToken"/>), then forgets the held receive buffers and the filters.
+    /// </summary>
+    /// <param name="timeout">The bound on each I/O thread's wait, or null for 2 s.</param>
+    /// <param name="cancellationToken">Ends the waits early.</param>
+    /// <returns>True when every I/O thread was seen past its handlers (or had stopped).</returns>
+    protected override bool OnReset(TimeSpan? timeout, CancellationToken cancellationToken)
     {
         foreach (NetRxQueue rx in _rx)
         {
@@ -290,9 +299,10 @@ public sealed class NetDevice : VirtioDevice, IDisposable
         // A readiness handler may still be running on an I/O thread: wait until each is past it,
         // so nothing touches the queues while Core clears them. A stopped thread runs nothing; the
         // wait is bounded, since a thread never started runs nothing either.
+        bool quiet = true;
         foreach (IoThread thread in _ioThreads)
         {
-            thread.RunAndWait(s_nothing, null, s_quiesceTimeout);
+            quiet &= thread.RunAndWaitOrCancel(s_nothing, null, timeout ?? s_quiesceTimeout, cancellationToken) != IoThreadRunResult.TimedOut;
         }
 
         foreach (NetRxQueue rx in _rx)
@@ -303,6 +313,7 @@ public sealed class NetDevice : VirtioDevice, IDisposable
         _filter = RxFilter.Default;
         Interlocked.Exchange(ref _mac, (long)_initialMac);
         _activePairs = 1;
+        return quiet;
     }
 
     /// <inheritdoc />

@@ -46,7 +46,7 @@ internal sealed class RecordingDevice : VirtioDevice
     /// <summary>Interrupts the device decided to raise.</summary>
     public int InterruptsRaised { get; private set; }
 
-    /// <summary>How often <see cref="VirtioDevice.Reset"/> ran the reset hook.</summary>
+    /// <summary>How often <see cref="VirtioDevice.Reset()"/> ran the reset hook.</summary>
     public int ResetHookCalls { get; private set; }
 
     /// <summary>The byte written into writable buffers.</summary>

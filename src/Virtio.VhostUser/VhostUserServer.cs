@@ -25,14 +25,20 @@ namespace Virtio.VhostUser;
 /// the next connection is accepted. A front end that breaks the protocol is disconnected with a
 /// logged reason.
 /// </summary>
+/// <remarks>
+/// Ownership: the server owns the device its factory built and the I/O threads it started; the
+/// caller owns the backends and any I/O threads it passed in, and disposes them after the server.
+/// Disposing the server stops serving, waits for <see cref="RunAsync"/> to finish (the current
+/// connection's rings drain first), then disposes the device and the server's own I/O threads.
+/// </remarks>
 /// <example>
 /// <code>
-/// using var server = new VhostUserServer("/run/disk.sock",
-///     memory => new BlockDevice(memory, new FileBlockBackend("disk.img")), logger);
+/// using var disk = new FileBlockBackend("disk.img");
+/// await using var server = new VhostUserServer("/run/disk.sock", memory => new BlockDevice(memory, disk), logger);
 /// await server.RunAsync(cancellationToken);
 /// </code>
 /// </example>
-public sealed class VhostUserServer : IDisposable
+public sealed class VhostUserServer : IDisposable, IAsyncDisposable
 {
     private readonly VhostUserMemory _memory = new();
     private readonly VhostUserGuestNotifier _notifier;
@@ -43,9 +49,11 @@ public sealed class VhostUserServer : IDisposable
     private Socket? _listener;
     private Socket? _connection;
     private int _connections;
-    private bool _disposed;
+    private int _disposed;
+    private Task? _run;
     private (ulong Device, ulong Inode, long ChangeSeconds, long ChangeNanoseconds)? _socketFile;
     private ulong _maxGuestMemoryBytes = VhostUserMemoryTable.DefaultMaxBytes;
+    private TimeSpan _drainTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// Creates the device over the memory the front ends will share, and the I/O threads its rings
@@ -127,11 +135,23 @@ public sealed class VhostUserServer : IDisposable
     public IReadOnlyCollection<uint>? AllowedUserIds { get; set; }
 
     /// <summary>
-    /// How long stopping a ring waits for its in-flight requests before it goes on without them
-    /// (they keep the memory they were popped under mapped). 30 s; tests shorten it. Set before a
-    /// front end connects; read when a connection starts.
+    /// How long stopping a ring (GET_VRING_BASE, a disconnect, cancelling <see cref="RunAsync"/>,
+    /// <see cref="Dispose"/>) waits for its in-flight requests. When it runs out the ring stops
+    /// without them and logs so: they keep the memory they were popped under mapped, their
+    /// completions are dropped, and the in-flight region (when the front end shared one) keeps them
+    /// for the next back end to resubmit. 30 s by default. Set before a front end connects; read when
+    /// a connection starts.
     /// </summary>
-    internal TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    /// <exception cref="ArgumentOutOfRangeException">The value is negative or infinite.</exception>
+    public TimeSpan DrainTimeout
+    {
+        get => _drainTimeout;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero);
+            _drainTimeout = value;
+        }
+    }
 
     /// <summary>
     /// The most bytes of guest memory one front end may have mapped at a time (all regions of its
@@ -174,12 +194,12 @@ public sealed class VhostUserServer : IDisposable
     /// <exception cref="IOException">Something that is not a socket exists at <see cref="SocketPath"/>, or binding failed.</exception>
     public Task RunAsync(CancellationToken cancellationToken)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (ListeningSocket is { } inherited)
         {
             _listener = inherited;
             Log.Listening(_logger, SocketPath, Device.DeviceId, Device.Queues.Count);
-            return Task.Factory.StartNew(() => AcceptLoop(inherited, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            return _run = Task.Factory.StartNew(() => AcceptLoop(inherited, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         }
 
         if (IsSocketFile(SocketPath) is bool socket)
@@ -197,7 +217,7 @@ public sealed class VhostUserServer : IDisposable
         _socketFile = FileIdentity(SocketPath);
         _listener = listener;
         Log.Listening(_logger, SocketPath, Device.DeviceId, Device.Queues.Count);
-        return Task.Factory.StartNew(() => AcceptLoop(listener, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        return _run = Task.Factory.StartNew(() => AcceptLoop(listener, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
     private void AcceptLoop(Socket listener, CancellationToken cancellationToken)
@@ -205,7 +225,7 @@ public sealed class VhostUserServer : IDisposable
         using CancellationTokenRegistration stop = cancellationToken.Register(static state => ((VhostUserServer)state!).Interrupt(), this);
         try
         {
-            while (!cancellationToken.IsCancellationRequested)
+            while (!cancellationToken.IsCancellationRequested && Volatile.Read(ref _disposed) == 0)
             {
                 Socket connection;
                 try
@@ -214,7 +234,7 @@ public sealed class VhostUserServer : IDisposable
                 }
                 catch (Exception exception) when (exception is SocketException or ObjectDisposedException)
                 {
-                    if (cancellationToken.IsCancellationRequested)
+                    if (cancellationToken.IsCancellationRequested || Volatile.Read(ref _disposed) != 0)
                     {
                         break;
                     }
@@ -429,16 +449,60 @@ public sealed class VhostUserServer : IDisposable
         }
     }
 
-    /// <summary>Stops the I/O threads the server started. Call after the task of <see cref="RunAsync"/> completed.</summary>
+    /// <summary>
+    /// Stops serving as a cancelled <see cref="RunAsync"/> does (the current connection's rings drain,
+    /// each for at most <see cref="DrainTimeout"/>), waits for <see cref="RunAsync"/>'s task, then
+    /// disposes the device (<see cref="VirtioDevice.Dispose()"/>: its reset waits, up to the device's
+    /// own reset timeout, for requests that outlived the drain, and drops their completions) and the
+    /// I/O threads the server started. The caller disposes the backends and its own I/O threads afterwards. Idempotent;
+    /// never throws: a failed <see cref="RunAsync"/> task is left for its awaiter to observe. Not on
+    /// an I/O thread of the server.
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed)
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
             return;
         }
 
-        _disposed = true;
         Interrupt();
+        try
+        {
+            _run?.Wait();
+        }
+        catch (AggregateException)
+        {
+            // The RunAsync task failed or was cancelled: its awaiter sees why; disposing goes on.
+        }
+
+        Release();
+    }
+
+    /// <summary>
+    /// <see cref="Dispose"/> that awaits <see cref="RunAsync"/>'s task instead of blocking on it.
+    /// Idempotent; never throws.
+    /// </summary>
+    /// <returns>Completes when the server, its device and its own I/O threads are disposed.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        Interrupt();
+        if (_run is { } run)
+        {
+            await run.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
+        }
+
+        await Device.DisposeAsync().ConfigureAwait(false);
+        Release();
+    }
+
+    private void Release()
+    {
+        Device.Dispose();
         if (_ownsIoThreads)
         {
             foreach (IoThread thread in _ioThreads)

@@ -117,15 +117,17 @@ internal sealed class MmioDeviceSlot : IDisposable
     }
 
     /// <summary>
-    /// Shuts the device down with the vCPU stopped: resets it (which waits for in-flight requests and
-    /// takes the queues off their ioeventfds), detaches the controller, stops the I/O thread, then closes
-    /// the irqfd and what the device owned.
+    /// Shuts the device down with the vCPU stopped, in the library's order (docs/architecture.md,
+    /// "Ownership and shutdown order"): disposes the device (a reset that waits for in-flight requests
+    /// while the I/O thread still reaps and pushes their completions; the controller, still attached,
+    /// takes the queues off their ioeventfds), detaches the controller, closes the irqfd and what the
+    /// device owned (its backend), and stops the I/O thread last.
     /// </summary>
     public void Dispose()
     {
         try
         {
-            Device.Reset();
+            Device.Dispose();
         }
         catch (Exception e) when (e is InvalidOperationException or TimeoutException)
         {
@@ -133,9 +135,6 @@ internal sealed class MmioDeviceSlot : IDisposable
         }
 
         _controller?.Dispose();
-        _ioThread.Stop();
-        _ioThread.Dispose();
-        (Device as IDisposable)?.Dispose();
         if (_resample is not null)
         {
             _resample.Dispose();
@@ -144,6 +143,7 @@ internal sealed class MmioDeviceSlot : IDisposable
 
         _irq.Dispose();
         _owned?.Dispose();
+        _ioThread.Dispose();
         Log.DeviceClosed(_logger, Name);
     }
 }

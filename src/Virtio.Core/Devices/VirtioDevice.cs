@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Threading;
+using System.Threading.Tasks;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Virtio.Core.Memory;
@@ -20,8 +21,12 @@ namespace Virtio.Core.Devices;
 /// <see cref="NotifyQueue"/>, config access) from one thread at a time, usually a vCPU thread.</para>
 /// <para>Queue processing runs on whatever thread notifies the queue; the status bit
 /// DEVICE_NEEDS_RESET and interrupts may be raised from that thread concurrently with the transport.</para>
+/// <para>Lifetime: the embedder that created the device disposes it after the transport or server
+/// that serves it has stopped (docs/architecture.md, "Ownership and shutdown order"), and before
+/// the backends and I/O threads it uses. <see cref="Dispose()"/> resets the device (in-flight work
+/// finished or dropped, as a driver reset does) and from then on ignores the driver.</para>
 /// </remarks>
-public abstract partial class VirtioDevice
+public abstract partial class VirtioDevice : IDisposable, IAsyncDisposable
 {
     private readonly SplitVirtqueue[] _queues;
     private readonly object[] _processingLocks;
@@ -30,6 +35,7 @@ public abstract partial class VirtioDevice
     private int _configGeneration;
     private ulong _stagedDriverFeatures;
     private ulong _driverFeatures;
+    private int _disposed;
 
     /// <summary>Creates the device with its queues.</summary>
     /// <param name="deviceId">The virtio device ID (1 network, 2 block, ...; virtio 1.2 §5).</param>
@@ -65,7 +71,7 @@ public abstract partial class VirtioDevice
     }
 
     /// <summary>
-    /// Raised on the transport's thread at the start of <see cref="Reset"/>, while the device is still
+    /// Raised on the transport's thread at the start of <see cref="Reset()"/>, while the device is still
     /// live, so notification plumbing can stop and drain before the queues are cleared.
     /// </summary>
     public event Action<VirtioDevice>? Resetting;
@@ -103,8 +109,11 @@ public abstract partial class VirtioDevice
     /// </summary>
     public IGuestNotifier? GuestNotifier { get; set; }
 
-    /// <summary>True when the device is live: DRIVER_OK set and DEVICE_NEEDS_RESET not.</summary>
-    public bool IsLive => (Status & (DeviceStatus.DriverOk | DeviceStatus.DeviceNeedsReset)) == DeviceStatus.DriverOk;
+    /// <summary>True when the device is live: DRIVER_OK set, DEVICE_NEEDS_RESET not, and not disposed.</summary>
+    public bool IsLive => (Status & (DeviceStatus.DriverOk | DeviceStatus.DeviceNeedsReset)) == DeviceStatus.DriverOk && Volatile.Read(ref _disposed) == 0;
+
+    /// <summary>Whether <see cref="Dispose()"/> or <see cref="DisposeAsync"/> has started. Any thread.</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
     /// <summary>The device's logger.</summary>
     protected ILogger Logger { get; }
@@ -138,6 +147,11 @@ public abstract partial class VirtioDevice
     /// <param name="value">The status byte the driver wrote.</param>
     public void WriteStatus(DeviceStatus value)
     {
+        if (IsDisposed)
+        {
+            return; // a disposed device ignores the driver: it stays reset
+        }
+
         if (value == DeviceStatus.None)
         {
             Reset();
@@ -206,7 +220,7 @@ public abstract partial class VirtioDevice
     /// <returns>True when the queue is live.</returns>
     public bool ActivateQueue(ushort index)
     {
-        if (index >= _queues.Length)
+        if (index >= _queues.Length || IsDisposed)
         {
             return false;
         }
@@ -359,12 +373,41 @@ public abstract partial class VirtioDevice
 
     /// <summary>
     /// Resets the device (virtio 1.2 §2.4): lets the device finish or drop in-flight work
-    /// (<see cref="OnReset"/>), then returns queues, features and status to their initial state.
+    /// (<see cref="OnReset(TimeSpan?, CancellationToken)"/>, bounded by the device's own default: for a
+    /// block device <c>BlockDeviceOptions.ResetTimeout</c>), then returns queues, features and status to
+    /// their initial state. Called by a transport (the driver wrote status 0) or the embedder.
     /// </summary>
-    public void Reset()
+    public void Reset() => ResetCore(null, CancellationToken.None);
+
+    /// <summary>
+    /// Resets the device as <see cref="Reset()"/> does, waiting for in-flight work at most
+    /// <paramref name="timeout"/> or until <paramref name="cancellationToken"/> is cancelled. Called by
+    /// the embedder, from one thread at a time with the transport.
+    /// </summary>
+    /// <param name="timeout">The longest wait for in-flight work; <see cref="Timeout.InfiniteTimeSpan"/> waits for all of it.</param>
+    /// <param name="cancellationToken">Ends the wait early; it never throws.</param>
+    /// <returns>
+    /// True when every in-flight request finished within the wait. False when the wait ran out or was
+    /// cancelled: the reset still completes (queues, features and status are cleared, the device
+    /// reads as reset), the requests still at the backend are abandoned (a backend that has not
+    /// started one skips its transfer; one it had started may still fill its buffer) and their late
+    /// completions are dropped: nothing is written to the used ring or a status byte after this returns.
+    /// </returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not infinite.</exception>
+    public bool Reset(TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        if (timeout < TimeSpan.Zero && timeout != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(nameof(timeout), "Give a non-negative timeout or Timeout.InfiniteTimeSpan.");
+        }
+
+        return ResetCore(timeout, cancellationToken);
+    }
+
+    private bool ResetCore(TimeSpan? timeout, CancellationToken cancellationToken)
     {
         Resetting?.Invoke(this);
-        OnReset();
+        bool drained = OnReset(timeout, cancellationToken);
         foreach (SplitVirtqueue queue in _queues)
         {
             queue.Reset();
@@ -379,6 +422,67 @@ public abstract partial class VirtioDevice
         Volatile.Write(ref _driverFeatures, 0);
         Volatile.Write(ref _status, 0);
         StateChanged?.Invoke(this);
+        return drained;
+    }
+
+    /// <summary>
+    /// Stops serving the driver: resets the device (<see cref="Reset()"/>: in-flight requests
+    /// finished, or abandoned and their late completions dropped once the device's reset wait runs
+    /// out) and from then on ignores it: status writes, queue starts and notifications do nothing,
+    /// and no used element or status byte is written any more. Call it after the transport or server stopped
+    /// forwarding to the device and before disposing the backends and I/O threads the device uses.
+    /// Idempotent: a second call, or a call racing the first, returns at once without throwing.
+    /// Not on one of the device's I/O threads when the device waits there (a network device does).
+    /// </summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        Dispose(disposing: true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>
+    /// <see cref="Dispose()"/> without blocking the caller's thread: the reset's wait for in-flight
+    /// requests (up to the device's reset timeout) runs on a thread-pool thread. Idempotent.
+    /// </summary>
+    /// <returns>Completes when the device is disposed.</returns>
+    public ValueTask DisposeAsync()
+    {
+        GC.SuppressFinalize(this);
+        if (IsDisposed)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        return new ValueTask(Task.Factory.StartNew(static state => ((VirtioDevice)state!).Dispose(), this, CancellationToken.None, TaskCreationOptions.DenyChildAttach, TaskScheduler.Default));
+    }
+
+    /// <summary>
+    /// Releases what the device holds. The base resets the device (its queues stop; in-flight work
+    /// is finished or dropped through <see cref="OnReset(TimeSpan?, CancellationToken)"/>); a device that
+    /// overrides it calls the base first, then lets go of its own resources (stops watching backends).
+    /// Called once, by <see cref="Dispose()"/>, after <see cref="IsDisposed"/> became true.
+    /// </summary>
+    /// <param name="disposing">True from <see cref="Dispose()"/>; the devices here have no finalizer.</param>
+    protected virtual void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            // IsDisposed is set: no pass starts from here on (NotifyQueue checks it under the lock).
+            // Wait for one already running, so the reset does not clear a queue under it.
+            foreach (object processing in _processingLocks)
+            {
+                lock (processing)
+                {
+                }
+            }
+
+            ResetCore(null, CancellationToken.None);
+        }
     }
 
     /// <summary>Reads <c>data.Length</c> bytes of the device configuration space at <paramref name="offset"/>.</summary>
@@ -416,9 +520,26 @@ public abstract partial class VirtioDevice
     /// <summary>
     /// Called at the start of a reset, before the queues are cleared: the device finishes or
     /// cancels in-flight requests here, so nothing is written to guest memory after the reset.
+    /// Called by the default <see cref="OnReset(TimeSpan?, CancellationToken)"/>.
     /// </summary>
     protected virtual void OnReset()
     {
+    }
+
+    /// <summary>
+    /// Called at the start of a reset, before the queues are cleared, on the resetting thread: the
+    /// device finishes or cancels in-flight requests, waiting for them at most
+    /// <paramref name="timeout"/> (its own default when null) and no longer than until
+    /// <paramref name="cancellationToken"/> is cancelled. When the wait ends early it still stops
+    /// them from writing to guest memory later. By default calls <see cref="OnReset()"/> and returns true.
+    /// </summary>
+    /// <param name="timeout">The caller's bound on the wait, or null for the device's default.</param>
+    /// <param name="cancellationToken">Ends the wait early; the override must not throw for it.</param>
+    /// <returns>True when no in-flight work was left behind.</returns>
+    protected virtual bool OnReset(TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        OnReset();
+        return true;
     }
 
     /// <summary>Device-specific check of the features the driver asked for; refuse to keep FEATURES_OK clear.</summary>

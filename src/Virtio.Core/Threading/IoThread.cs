@@ -167,7 +167,21 @@ public sealed class IoThread : IDisposable
     /// thread that was never started is dropped.
     /// </summary>
     /// <exception cref="InvalidOperationException">Called on the I/O thread, where it would wait for itself.</exception>
-    public void Stop()
+    public void Stop() => Stop(Timeout.InfiniteTimeSpan);
+
+    /// <summary>
+    /// Asks the loop to exit, as <see cref="Stop()"/> does, and waits for it at most
+    /// <paramref name="timeout"/>. Any thread except the I/O thread itself, any number of times.
+    /// </summary>
+    /// <param name="timeout">The longest wait; <see cref="Timeout.InfiniteTimeSpan"/> waits as <see cref="Stop()"/> does.</param>
+    /// <returns>
+    /// True when the loop has exited (or never ran). False when a handler still ran after
+    /// <paramref name="timeout"/>: the loop exits once that handler (and the work already scheduled)
+    /// has run; until then do not dispose what the handlers use, nor this thread (its
+    /// <see cref="Dispose"/> waits for the exit without a bound).
+    /// </returns>
+    /// <exception cref="InvalidOperationException">Called on the I/O thread, where it would wait for itself.</exception>
+    public bool Stop(TimeSpan timeout)
     {
         if (IsCurrentThread)
         {
@@ -184,7 +198,7 @@ public sealed class IoThread : IDisposable
                     _state = State.Stopped;
                     _acceptingWork = false;
                     _pending.Clear();
-                    return;
+                    return true;
                 case State.Running:
                     _state = State.Stopped;
                     _stopRequested = true;
@@ -193,14 +207,11 @@ public sealed class IoThread : IDisposable
             }
         }
 
-        if (started)
-        {
-            _thread.Join();
-        }
+        return !started || _thread.Join(timeout);
     }
 
     /// <summary>
-    /// Stops the loop (see <see cref="Stop"/>), then closes the epoll instance and the internal eventfd
+    /// Stops the loop (see <see cref="Stop()"/>), then closes the epoll instance and the internal eventfd
     /// and releases every registration. Registered fds themselves stay open: their owners close them.
     /// Any thread except the I/O thread may call it, any number of times.
     /// </summary>
@@ -304,7 +315,7 @@ public sealed class IoThread : IDisposable
     /// <param name="poll">Checks for work without blocking, for example whether a ring has new entries.</param>
     /// <returns>
     /// The registration; disposing it (from any thread) removes the callback. The pass over the pollers
-    /// that is running meanwhile may still call it once; after <see cref="RunAndWait"/> of any work
+    /// that is running meanwhile may still call it once; after <see cref="RunAndWait(Action{object?}, object?, TimeSpan)"/> of any work
     /// following the disposal, nothing calls it any more (scheduled work runs between polling turns).
     /// </returns>
     /// <exception cref="ArgumentNullException"><paramref name="poll"/> is null.</exception>
@@ -359,7 +370,15 @@ public sealed class IoThread : IDisposable
     /// finish in time (it is still queued or running and may yet run).
     /// </returns>
     /// <exception cref="ArgumentNullException"><paramref name="work"/> is null.</exception>
-    public IoThreadRunResult RunAndWait(Action<object?> work, object? state, TimeSpan timeout)
+    public IoThreadRunResult RunAndWait(Action<object?> work, object? state, TimeSpan timeout) =>
+        RunAndWaitOrCancel(work, state, timeout, CancellationToken.None);
+
+    /// <summary>
+    /// <see cref="RunAndWait(Action{object?}, object?, TimeSpan)"/> whose wait also ends when
+    /// <paramref name="cancellationToken"/> is cancelled; a cancelled wait returns
+    /// <see cref="IoThreadRunResult.TimedOut"/> (the work may yet run). Any thread.
+    /// </summary>
+    internal IoThreadRunResult RunAndWaitOrCancel(Action<object?> work, object? state, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(work);
         if (IsCurrentThread)
@@ -375,7 +394,14 @@ public sealed class IoThread : IDisposable
             return IoThreadRunResult.Stopped;
         }
 
-        return call.Done.Wait(timeout) ? IoThreadRunResult.Ran : IoThreadRunResult.TimedOut;
+        try
+        {
+            return call.Done.Wait(timeout, cancellationToken) ? IoThreadRunResult.Ran : IoThreadRunResult.TimedOut;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return IoThreadRunResult.TimedOut;
+        }
     }
 
     private bool TrySchedule(Action<object?> work, object? state)

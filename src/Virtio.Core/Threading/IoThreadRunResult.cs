@@ -1,6 +1,6 @@
 namespace Virtio.Core.Threading;
 
-/// <summary>What <see cref="IoThread.RunAndWait"/> did.</summary>
+/// <summary>What <see cref="IoThread.RunAndWait(System.Action{object?}, object?, System.TimeSpan)"/> did.</summary>
 public enum IoThreadRunResult
 {
     /// <summary>The work ran to its end (inline, or on the I/O thread within the timeout).</summary>
