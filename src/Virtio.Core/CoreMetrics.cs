@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Diagnostics.Metrics;
 using System.Globalization;
@@ -70,6 +71,17 @@ internal static class CoreMetrics
         "{chain}",
         "Chains the device popped from the queue's available ring and has not yet returned to its used ring.");
 
+    /// <summary>
+    /// Chains each queue's driver made available that the device had not yet popped when it last read
+    /// the available ring's index (split rings; the device's own reading, so the collecting thread never
+    /// reads guest memory), read when a listener collects.
+    /// </summary>
+    public static readonly ObservableUpDownCounter<int> QueueAvailable = Meter.CreateObservableUpDownCounter(
+        "virtio.queue.available",
+        static () => ObserveAvailable(),
+        "{chain}",
+        "Chains the driver made available on the queue that the device had not popped when it last looked (split rings).");
+
     /// <summary>A name for a device no package named: device0, device1, ... in the order they are first needed.</summary>
     /// <returns>The name.</returns>
     public static string NextUnnamedDevice() => "device" + Interlocked.Increment(ref s_unnamed).ToString(CultureInfo.InvariantCulture);
@@ -78,14 +90,19 @@ internal static class CoreMetrics
     /// <param name="device">The device.</param>
     public static void Register(VirtioDevice device) => s_devices.AddOrUpdate(device, null);
 
-    private static IEnumerable<Measurement<int>> ObserveInFlight()
+    private static IEnumerable<Measurement<int>> ObserveAvailable() => ObservePerQueue(static queue => queue.AvailableNotPopped);
+
+    private static IEnumerable<Measurement<int>> ObserveInFlight() => ObservePerQueue(static queue => queue.InFlightCount);
+
+    /// <summary>One measurement per queue of each live device, tagged with both.</summary>
+    private static IEnumerable<Measurement<int>> ObservePerQueue(Func<SplitVirtqueue, int> read)
     {
         foreach (KeyValuePair<VirtioDevice, object?> device in s_devices)
         {
             KeyValuePair<string, object?> deviceTag = device.Key.MetricsDeviceTag;
             foreach (SplitVirtqueue queue in device.Key.Queues)
             {
-                yield return new Measurement<int>(queue.InFlightCount, deviceTag, queue.MetricsQueueTag);
+                yield return new Measurement<int>(read(queue), deviceTag, queue.MetricsQueueTag);
             }
         }
     }

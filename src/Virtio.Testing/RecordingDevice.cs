@@ -126,13 +126,18 @@ internal sealed class RecordingDevice : VirtioDevice
         }
     }
 
+    /// <summary>At most this many chains popped per pass, the rest left available (0, the default: no limit).</summary>
+    public int MaxPopsPerPass { get; set; }
+
     private void Drain(SplitVirtqueue queue)
     {
+        int popped = 0;
         do
         {
             queue.DisableNotification();
-            while (queue.TryPopChain(out DescriptorChain chain))
+            while ((MaxPopsPerPass == 0 || popped < MaxPopsPerPass) && queue.TryPopChain(out DescriptorChain chain))
             {
+                popped++;
                 while (chain.TryMoveNext(out DescriptorBuffer buffer, out _))
                 {
                     if (buffer.IsWriteOnly)
@@ -163,6 +168,11 @@ internal sealed class RecordingDevice : VirtioDevice
             if (PublishUsedAndNotify(queue))
             {
                 InterruptsRaised++;
+            }
+
+            if (MaxPopsPerPass != 0 && popped >= MaxPopsPerPass)
+            {
+                return;
             }
         }
         while (queue.EnableNotification());

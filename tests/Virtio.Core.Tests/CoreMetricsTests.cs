@@ -125,6 +125,34 @@ public sealed class CoreMetricsTests
     }
 
     [Fact]
+    public void AvailableGauge_CountsChainsMadeAvailableAndNotPopped_AsTheDeviceLastSawThem()
+    {
+        using var guest = new GuestDriver();
+        var device = new RecordingDevice(guest.Memory, queues: 2) { MetricsName = "core-metrics-available", MaxPopsPerPass = 2 };
+        var mmio = new MmioDriver(new VirtioMmioTransport(device, new InterruptRecorder()));
+        mmio.Initialize(VirtioFeatures.CoreDefaults, guest);
+        using var measurements = new CoreMeasurements();
+        Assert.Equal(new[] { 0, 0 }, measurements.Observe("virtio.queue.available", "core-metrics-available"));
+
+        for (int i = 0; i < 5; i++)
+        {
+            guest.AddChain(BufferSpec.Write(8));
+        }
+
+        guest.Kick();
+        // Not looked at yet: the gauge reads the device's last look, never guest memory.
+        Assert.Equal(new[] { 0, 0 }, measurements.Observe("virtio.queue.available", "core-metrics-available"));
+
+        mmio.Notify(0); // two popped, three left
+        Assert.Equal(new[] { 3, 0 }, measurements.Observe("virtio.queue.available", "core-metrics-available"));
+
+        mmio.Notify(0);
+        mmio.Notify(0);
+        Assert.Equal(5, device.Completed.Count);
+        Assert.Equal(new[] { 0, 0 }, measurements.Observe("virtio.queue.available", "core-metrics-available"));
+    }
+
+    [Fact]
     public void UnnamedDevices_GetDistinctNames()
     {
         using var guest = new GuestDriver();

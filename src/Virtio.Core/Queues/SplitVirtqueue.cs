@@ -259,6 +259,7 @@ public sealed partial class SplitVirtqueue
         PackedRing = false;
         ResetPackedState();
         _nextAvail = 0;
+        _seenAvailIdx = 0;
         _nextUsed = 0;
         _lastNotifyDecisionUsed = 0;
         _notificationsDisabled = false;
@@ -450,6 +451,7 @@ public sealed partial class SplitVirtqueue
             return false;
         }
 
+        _seenAvailIdx = availIdx; // for the virtio.queue.available gauge
         ushort pending = (ushort)(availIdx - _nextAvail);
         if (pending == 0)
         {
@@ -791,6 +793,7 @@ public sealed partial class SplitVirtqueue
         }
 
         _nextAvail = state.NextAvail;
+        _seenAvailIdx = state.NextAvail;
         _nextUsed = state.NextUsed;
         _lastNotifyDecisionUsed = state.NextUsed;
         error = QueueError.None;
