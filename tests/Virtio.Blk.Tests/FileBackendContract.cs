@@ -9,7 +9,7 @@ namespace Virtio.Blk.Tests;
 /// <summary>
 /// What every backend over a real file must do, run against each of them (the thread-pool file
 /// backend and the io_uring one): round trips, flush, discard and write-zeroes, read-only, a file
-/// truncated underneath, O_DIRECT, a full file system.
+/// truncated underneath, O_DIRECT, a full file system, write-zeroes where fallocate cannot zero.
 /// </summary>
 public abstract class FileBackendContract<TBackend> : IDisposable
     where TBackend : IBlockBackend, IDisposable
@@ -65,6 +65,65 @@ public abstract class FileBackendContract<TBackend> : IDisposable
         Assert.Equal(BlockStatus.Ok, rig.Ranges(BlockRequestType.Discard, 0, (128, 8, 0), (256, 8, 0)).BlockStatus);
         Assert.All(TestFiles.Bytes(path, 128 * 512, 4096), b => Assert.Equal(0, b));
         Assert.All(TestFiles.Bytes(path, 256 * 512, 4096), b => Assert.Equal(0, b));
+    }
+
+    [Fact]
+    public void WriteZeroes_WhereFallocateCannotZero_WritesTheZeroes_RangeByRange()
+    {
+        // tmpfs punches holes but refuses FALLOC_FL_ZERO_RANGE (EOPNOTSUPP): a write-zeroes without
+        // UNMAP falls back to writing zeroes, in chunks of DiskImage.ZeroBufferSize.
+        if (!System.IO.Directory.Exists("/dev/shm"))
+        {
+            Assert.Skip("No tmpfs at /dev/shm.");
+        }
+
+        DirectoryInfo shm = System.IO.Directory.CreateDirectory(Path.Combine("/dev/shm", $"virtio-blk-{Guid.NewGuid():N}"));
+        try
+        {
+            string path = Path.Combine(shm.FullName, "disk.img");
+            File.Copy(TestFiles.NewImage(Directory, 1 << 20, fill: 0x5A), path);
+            using var backend = Open(path);
+            using var rig = new BlkRig(backend);
+
+            // 128 KiB without UNMAP (two chunks of zeroes), 4 KiB with UNMAP (a hole), 4 KiB without.
+            Assert.Equal(BlockStatus.Ok, rig.Ranges(BlockRequestType.WriteZeroes, 0, (8, 256, 0), (512, 8, 1), (600, 8, 0)).BlockStatus);
+            Assert.All(TestFiles.Bytes(path, 8 * 512, 256 * 512), b => Assert.Equal(0, b));
+            Assert.All(TestFiles.Bytes(path, 512 * 512, 4096), b => Assert.Equal(0, b));
+            Assert.All(TestFiles.Bytes(path, 600 * 512, 4096), b => Assert.Equal(0, b));
+            Assert.All(TestFiles.Bytes(path, 0, 8 * 512), b => Assert.Equal(0x5A, b));
+            Assert.All(TestFiles.Bytes(path, 264 * 512, 4096), b => Assert.Equal(0x5A, b));
+            Assert.All(TestFiles.Bytes(path, 608 * 512, 4096), b => Assert.Equal(0x5A, b));
+            Assert.All(rig.Read(0, 512).Data, b => Assert.Equal(0x5A, b));
+            Assert.All(rig.Read(600, 4096).Data, b => Assert.Equal(0, b));
+        }
+        finally
+        {
+            shm.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public void WriteZeroes_FallbackOnAFullFileSystem_GetsIoError_DeviceKeepsWorking()
+    {
+        // A sparse 1 MiB image on a 64 KiB tmpfs: the zeroes written for 512 KiB run out of space.
+        string mountPoint = MountTinyTmpfs("tiny-zeroes", out string path);
+        try
+        {
+            using var backend = Open(path);
+            using var rig = new BlkRig(backend);
+            Assert.Equal(BlockStatus.IoError, rig.Ranges(BlockRequestType.WriteZeroes, 0, (0, 1024, 0)).BlockStatus);
+
+            // A discard there is a hole punched, which frees space; reads and flushes still work.
+            Assert.Equal(BlockStatus.Ok, rig.Ranges(BlockRequestType.Discard, 0, (0, 1024, 0)).BlockStatus);
+            Completion read = rig.Read(0, 4096);
+            Assert.Equal(BlockStatus.Ok, read.BlockStatus);
+            Assert.All(read.Data, b => Assert.Equal(0, b));
+            Assert.Equal(BlockStatus.Ok, rig.Flush().BlockStatus);
+        }
+        finally
+        {
+            TestFiles.Run("umount", mountPoint);
+        }
     }
 
     [Fact]
@@ -143,21 +202,10 @@ public abstract class FileBackendContract<TBackend> : IDisposable
     [Fact]
     public void FullFileSystem_WriteGetsIoError_DeviceKeepsWorking()
     {
-        string mountPoint = System.IO.Directory.CreateDirectory(Path.Combine(Directory.FullName, "tiny")).FullName;
-        if (TestFiles.Run("mount", $"-t tmpfs -o size=64k tmpfs {mountPoint}") != 0)
-        {
-            Assert.Skip("Cannot mount a tmpfs here (needs root and mount permission).");
-        }
-
+        // A sparse 1 MiB image on a 64 KiB file system: writing it all must run out of space.
+        string mountPoint = MountTinyTmpfs("tiny", out string path);
         try
         {
-            // A sparse 1 MiB image on a 64 KiB file system: writing it all must run out of space.
-            string path = Path.Combine(mountPoint, "disk.img");
-            using (FileStream stream = File.Create(path))
-            {
-                stream.SetLength(1 << 20);
-            }
-
             using var backend = Open(path);
             using var rig = new BlkRig(backend);
             int failed = 0;
@@ -184,5 +232,23 @@ public abstract class FileBackendContract<TBackend> : IDisposable
         {
             TestFiles.Run("umount", mountPoint);
         }
+    }
+
+    /// <summary>Mounts a 64 KiB tmpfs in the test directory with a sparse 1 MiB image on it (<paramref name="image"/>); skips the test where it cannot mount. The caller unmounts it.</summary>
+    private string MountTinyTmpfs(string name, out string image)
+    {
+        string mountPoint = System.IO.Directory.CreateDirectory(Path.Combine(Directory.FullName, name)).FullName;
+        if (TestFiles.Run("mount", $"-t tmpfs -o size=64k tmpfs {mountPoint}") != 0)
+        {
+            Assert.Skip("Cannot mount a tmpfs here (needs root and mount permission).");
+        }
+
+        image = Path.Combine(mountPoint, "disk.img");
+        using (FileStream stream = File.Create(image))
+        {
+            stream.SetLength(1 << 20);
+        }
+
+        return mountPoint;
     }
 }

@@ -39,25 +39,22 @@ public sealed class IoUringOnIoThreadTests : IDisposable
         using var rig = NewRig(backend);
         using HostNotifierController controller = Attach(rig);
         Assert.False(backend.HasReaperThread);
+        AssertSixteenReadsInOnePass_AreOneEnter(rig, backend, queue: 0, fill: 0x6B);
+    }
 
-        var reads = new Pending[16];
-        for (int i = 0; i < reads.Length; i++)
-        {
-            reads[i] = rig.Post(0, (uint)BlockRequestType.In, (ulong)i * 8, inLength: 4096, kick: false);
-        }
-
-        long before = backend.SubmitCalls;
-        rig.Kick(0);
-        foreach (Pending read in reads)
-        {
-            Completion done = rig.Wait(read);
-            Assert.Equal(BlockStatus.Ok, done.BlockStatus);
-            Assert.True(done.Data.AsSpan().IndexOfAnyExcept((byte)0x6B) < 0);
-        }
-
-        // The 16 chains were popped in one pass: their entries went to the kernel in one io_uring_enter.
-        Assert.Equal(1, backend.SubmitCalls - before);
-        Assert.Equal(0, rig.Device.InFlight);
+    [Fact]
+    public void TwoQueuesOnTwoIoThreads_EachSubmitsToItsOwnRing_OnePassIsOneEnter()
+    {
+        // Queue 1 is served by the second I/O thread: its requests go into that thread's ring, whose
+        // enter waits for the end of the pass. Put into the first ring from the second thread, each
+        // would enter at once (a foreign thread cannot defer the first ring's enter).
+        using var second = new IoThread("blk-uring-io-2");
+        second.Start();
+        string path = TestFiles.NewImage(_directory, 1 << 20, fill: 0x2D);
+        using var backend = new IoUringBlockBackend(path, ioThreads: [_ioThread, second]);
+        using var rig = new BlkRig(backend, new BlockDeviceOptions { QueueCount = 2, QueueSize = 128, IoThreads = [_ioThread, second] }, queueSize: 128);
+        using var controller = new HostNotifierController(rig.Device, new InProcessNotifierBinding(rig.Transport), [_ioThread, second]);
+        AssertSixteenReadsInOnePass_AreOneEnter(rig, backend, queue: 1, fill: 0x2D);
     }
 
     [Fact]
@@ -191,6 +188,28 @@ public sealed class IoUringOnIoThreadTests : IDisposable
         // A poll of the unmapped ring would kill the process; the thread goes on serving.
         backend.Dispose();
         Assert.Equal(IoThreadRunResult.Ran, _ioThread.RunAndWait(static _ => { }, null, Bound));
+    }
+
+    /// <summary>Posts 16 reads on <paramref name="queue"/>, kicks once, checks each against <paramref name="fill"/>: the chains were popped in one pass, so their entries went to the kernel in one io_uring_enter.</summary>
+    private static void AssertSixteenReadsInOnePass_AreOneEnter(BlkRig rig, IoUringBlockBackend backend, int queue, byte fill)
+    {
+        var reads = new Pending[16];
+        for (int i = 0; i < reads.Length; i++)
+        {
+            reads[i] = rig.Post(queue, (uint)BlockRequestType.In, (ulong)i * 8, inLength: 4096, kick: false);
+        }
+
+        long before = backend.SubmitCalls;
+        rig.Kick(queue);
+        foreach (Pending read in reads)
+        {
+            Completion done = rig.Wait(read);
+            Assert.Equal(BlockStatus.Ok, done.BlockStatus);
+            Assert.True(done.Data.AsSpan().IndexOfAnyExcept(fill) < 0);
+        }
+
+        Assert.Equal(1, backend.SubmitCalls - before);
+        Assert.Equal(0, rig.Device.InFlight);
     }
 
     private BlkRig NewRig(IBlockBackend backend) => new(backend, new BlockDeviceOptions { QueueSize = 128, IoThreads = [_ioThread] }, queueSize: 128);

@@ -4,7 +4,7 @@ using Xunit;
 
 namespace Virtio.Blk.Tests;
 
-/// <summary>Chains longer than seg_max + 2 are refused, and the pooled per-request arrays stay within the bound.</summary>
+/// <summary>Chains longer than seg_max + 2 are refused (IOERR, or length 0 without a writable status byte), and the pooled per-request arrays stay within the bound.</summary>
 public sealed class SegmentLimitTests
 {
     private const int MaxSegments = 8;
@@ -44,6 +44,25 @@ public sealed class SegmentLimitTests
         Assert.Equal(BlkRig.Pattern(MaxSegments * 512, 1), read.Data);
         Assert.NotNull(seen);
         Assert.True(seen.ChainCapacity <= MaxSegments + 2, $"the pooled chain array holds {seen.ChainCapacity} segments");
+        Assert.True(rig.Device.IsLive);
+    }
+
+    [Fact]
+    public void AChainOverSegMax_WithoutAWritableStatusByte_ReturnsWithLengthZero_NothingWritten()
+    {
+        var faulty = new FaultInjectingBlockBackend(new MemoryBlockBackend(1 << 20));
+        using var rig = new BlkRig(faulty, new BlockDeviceOptions { QueueSize = 64, MaxSegments = MaxSegments });
+
+        // Header + 40 readable data buffers and no status: too long, and nowhere to put IOERR.
+        Completion refused = rig.Run(0, (uint)BlockRequestType.Out, 0, BlkRig.Pattern(40 * 512, 3), segment: 512, withStatus: false);
+        Assert.Equal(0u, refused.Length);
+        Assert.Equal(0, faulty.Submitted);
+        Assert.Contains(rig.Logger.Entries, e => e.EventId.Id == 2006);
+
+        // The device keeps serving; sector 0 was not written.
+        Completion read = rig.Read(0, 512);
+        Assert.Equal(BlockStatus.Ok, read.BlockStatus);
+        Assert.All(read.Data, b => Assert.Equal(0, b));
         Assert.True(rig.Device.IsLive);
     }
 }

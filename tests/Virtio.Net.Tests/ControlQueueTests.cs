@@ -9,7 +9,7 @@ using Xunit;
 
 namespace Virtio.Net.Tests;
 
-/// <summary>Hostile control-queue input: oversized commands, absurd descriptor lengths, a ring kept full.</summary>
+/// <summary>Hostile control-queue input: oversized commands, absurd descriptor lengths, a ring kept full, no ack byte, data of the wrong length; and the MAC tables it sets.</summary>
 public sealed class ControlQueueTests
 {
     private const byte Ok = 0;
@@ -105,6 +105,104 @@ public sealed class ControlQueueTests
 
         Assert.Equal(Commands, answered);
         Assert.True(rig.Device.IsLive);
+    }
+
+    [Fact]
+    public void Command_WithoutAWritableAckByte_ReturnsWithLengthZero_AndIsNotApplied()
+    {
+        var pipe = new PipeFrames();
+        using var rig = new NetRig([pipe.Backend], new NetDeviceOptions());
+        GuestDriver control = rig.Control;
+        ushort controlQueue = (ushort)(rig.Device.Queues.Count - 1);
+
+        // RX_PROMISC off, all readable: there is nowhere to write VIRTIO_NET_OK or ERR.
+        ushort head = control.AddChain(BufferSpec.Readable(3));
+        control.Span(control.ChainBuffers(head)[0].Address, 3).Clear();
+        control.Kick();
+        rig.Mmio.Notify(controlQueue);
+        Assert.True(rig.TryTakeUsed(controlQueue, out ushort used, out uint length, out _));
+        Assert.Equal(head, used);
+        Assert.Equal(0u, length);
+        Assert.True(rig.Device.Promiscuous);
+
+        Assert.Equal(Ok, rig.Command(0, 0, [0]));
+        Assert.False(rig.Device.Promiscuous);
+        Assert.True(rig.Device.IsLive);
+    }
+
+    [Fact]
+    public void Commands_WithDataOfTheWrongLength_GetErr_AndChangeNothing()
+    {
+        var first = new PipeFrames();
+        var second = new PipeFrames();
+        using var rig = new NetRig([first.Backend, second.Backend], new NetDeviceOptions());
+        Assert.NotEqual(0UL, rig.Features & NetFeatures.Mq);
+        byte[] mac = rig.ReadConfig(0, 6).ToArray();
+
+        Assert.Equal(Err, rig.Command(1, 1, [0x02, 0x11, 0x22, 0x33, 0x44]));         // MAC ADDR_SET with 5 bytes
+        Assert.Equal(mac, rig.ReadConfig(0, 6).ToArray());
+        Assert.Equal(Err, rig.Command(4, 0, [2]));                                   // MQ VQ_PAIRS_SET with 1 byte
+        Assert.Equal(Err, rig.Command(4, 0, [2, 0, 0]));                             // ... with 3
+        Assert.Equal(Err, rig.Command(4, 0, [0, 0]));                                // ... 0 pairs
+        Assert.Equal(1, rig.Device.ActiveQueuePairs);
+
+        byte[] unicast = [1, 0, 0, 0, .. Frames.PeerMac];
+        Assert.Equal(Err, rig.Command(1, 0, [1, 0, 0]));                             // MAC TABLE_SET: no room for the entry count
+        Assert.Equal(Err, rig.Command(1, 0, unicast));                               // ... the multicast table missing
+        Assert.Equal(Err, rig.Command(1, 0, [.. unicast, 0, 0, 0]));                 // ... its entry count cut short
+        Assert.Equal(Err, rig.Command(1, 0, [.. unicast, 0, 0, 0, 0, 0xEE]));        // ... a byte after both tables
+        Assert.Equal(0, rig.Device.UnicastFilterEntries);
+        Assert.Equal(Ok, rig.Command(1, 0, [.. unicast, 0, 0, 0, 0]));
+        Assert.Equal(1, rig.Device.UnicastFilterEntries);
+        Assert.True(rig.Device.IsLive);
+    }
+
+    [Fact]
+    public void MacTables_FilterUnicastAndMulticast_AndATableOverItsLimitAcceptsEveryAddressOfItsKind()
+    {
+        byte[] a = [0x02, 0, 0, 0, 0, 0x0A];
+        byte[] b = [0x02, 0, 0, 0, 0, 0x0B];
+        byte[] m1 = [0x01, 0x00, 0x5E, 0, 0, 0x01];
+        byte[] m2 = [0x01, 0x00, 0x5E, 0, 0, 0x02];
+        var pipe = new PipeFrames();
+        using var rig = new NetRig([pipe.Backend], new NetDeviceOptions { MacAddress = new System.Net.NetworkInformation.PhysicalAddress(Frames.GuestMac) });
+        rig.AddRxBuffers(12, 2048);
+        Assert.Equal(Ok, rig.Command(0, 0, [0]));                                    // promiscuous off
+        Assert.Equal(Ok, rig.Command(1, 0, [1, 0, 0, 0, .. a, 1, 0, 0, 0, .. m1]));
+
+        // In the tables, or our own address: delivered; the others are filtered.
+        Assert.Equal([a, m1, Frames.GuestMac], Deliver(rig, pipe, a, b, m1, m2, Frames.GuestMac));
+        Assert.Equal(2, rig.Device.Counters.Drops(NetDropReason.Filtered));
+
+        Assert.Equal(Ok, rig.Command(0, 1, [1]));                                    // all-multicast on
+        Assert.Equal([m2], Deliver(rig, pipe, m2));
+        Assert.Equal(Ok, rig.Command(0, 1, [0]));
+
+        // 65 unicast entries, more than the 64 the device matches: every unicast address is taken.
+        byte[] many = new byte[4 + (65 * 6) + 4];
+        many[0] = 65;
+        Assert.Equal(Ok, rig.Command(1, 0, many));
+        Assert.Equal(0, rig.Device.UnicastFilterEntries);
+        Assert.Equal([b, Frames.GuestMac], Deliver(rig, pipe, b, m2, Frames.GuestMac));
+        Assert.Equal(3, rig.Device.Counters.Drops(NetDropReason.Filtered));
+    }
+
+    /// <summary>Writes one frame to each destination, then returns the destinations of the frames the guest got, in order, up to the last one written (which must be delivered).</summary>
+    private static byte[][] Deliver(NetRig rig, PipeFrames pipe, params byte[][] destinations)
+    {
+        foreach (byte[] destination in destinations)
+        {
+            pipe.Write(Frames.Make(64, destination));
+        }
+
+        var delivered = new System.Collections.Generic.List<byte[]>();
+        do
+        {
+            delivered.Add(rig.WaitUsed(0).Data[VirtioNetHeader.Size..(VirtioNetHeader.Size + 6)]);
+        }
+        while (!delivered[^1].AsSpan().SequenceEqual(destinations[^1]));
+
+        return [.. delivered];
     }
 
     private static int UsedIdx(GuestDriver driver) =>

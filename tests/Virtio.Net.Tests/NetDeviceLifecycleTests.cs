@@ -63,5 +63,30 @@ public sealed class NetDeviceLifecycleTests
         var pipe = new PipeFrames(vnetHeaders: true);
         Assert.Throws<InvalidOperationException>(() => new NetRig([pipe.Backend], new NetDeviceOptions(), wanted: ~NetFeatures.GuestCsum));
         Assert.Throws<InvalidOperationException>(() => new NetRig([pipe.Backend], new NetDeviceOptions(), wanted: ~NetFeatures.CtrlVq));
+        Assert.Throws<InvalidOperationException>(() => new NetRig([pipe.Backend], new NetDeviceOptions(), wanted: ~NetFeatures.Csum)); // HOST_TSO4/6 without CSUM
+    }
+
+    [Fact]
+    public void PairsSetBackToOne_AKickOnTheSecondPairsTransmitQueue_SendsNothing_UntilThePairIsActiveAgain()
+    {
+        var first = new PipeFrames();
+        var second = new PipeFrames();
+        using var rig = new NetRig([first.Backend, second.Backend], new NetDeviceOptions());
+        Assert.Equal(0, rig.Command(4, 0, [2, 0]));
+        Assert.Equal(0, rig.Command(4, 0, [1, 0]));
+        Assert.Equal(1, rig.Device.ActiveQueuePairs);
+
+        // The second pair is inactive: the kick of its transmit queue is ignored, the chain stays available.
+        byte[] frame = Frames.Make(70);
+        ushort head = rig.Send(frame, txQueue: 3);
+        Assert.False(rig.TryTakeUsed(3, out _, out _, out _));
+        Assert.False(second.TryReadNow(out _));
+        Assert.Equal(0, rig.Device.Counters.TxFrames);
+
+        Assert.Equal(0, rig.Command(4, 0, [2, 0]));
+        rig.Mmio.Notify(3);
+        Assert.Equal(frame, second.Read().Frame);
+        Assert.True(rig.TryTakeUsed(3, out ushort used, out _, out _));
+        Assert.Equal(head, used);
     }
 }

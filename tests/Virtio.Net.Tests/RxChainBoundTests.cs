@@ -65,4 +65,41 @@ public sealed class RxChainBoundTests
         Assert.True(reservation.SegmentCapacity <= maxChains * bound, $"{reservation.SegmentCapacity} segments held");
         Assert.Equal(QueueError.None, queue.Error);
     }
+
+    [Fact]
+    public void Reservation_OfAChainPastItsSegmentArray_GrowsWithinTheBound_AndTheFrameFillsBothChains()
+    {
+        // Two chains held at once start with room for 4 segments: a 3-buffer chain, then a 6-buffer
+        // indirect one, which does not fit after it. The array grows (to 9, within 2 x 8), the chain
+        // is walked again into it, and a frame scattered over both lands in their buffers in order.
+        using var driver = new GuestDriver(16, indirect: true);
+        SplitVirtqueue queue = driver.CreateDeviceQueue();
+        var reservation = new NetRxReservation(maxChains: 2, maxChainBuffers: 8);
+        Assert.Equal(4, reservation.SegmentCapacity);
+        ushort first = (ushort)driver.TryAddChain(Enumerable.Repeat(BufferSpec.Write(64), 3).ToArray(), useIndirect: false);
+        ushort second = (ushort)driver.TryAddChain(Enumerable.Repeat(BufferSpec.Write(64), 6).ToArray(), useIndirect: true);
+        driver.Kick();
+
+        Assert.True(reservation.TryReserve(queue));
+        Assert.True(reservation.TryReserve(queue));
+        Assert.Equal(2, reservation.ChainCount);
+        Assert.Equal(9 * 64, reservation.TotalCapacity);
+        Assert.InRange(reservation.SegmentCapacity, 9, 2 * 8);
+
+        byte[] header = Enumerable.Range(0, VirtioNetHeader.Size).Select(i => (byte)(0xC0 + i)).ToArray();
+        byte[] frame = Enumerable.Range(0, (9 * 64) - VirtioNetHeader.Size).Select(i => (byte)i).ToArray();
+        Assert.Equal(2, reservation.ChainsFor(header.Length + frame.Length));
+        reservation.Complete(queue, header, frame, 2);
+        Assert.Equal(0, reservation.ChainCount);
+        queue.PublishUsed();
+
+        byte[] written = driver.ChainBuffers(first).Concat(driver.ChainBuffers(second))
+            .SelectMany(b => driver.Span(b.Address, b.Length).ToArray()).ToArray();
+        Assert.Equal(header.Concat(frame).ToArray(), written);
+        Assert.True(driver.TryGetUsed(out ushort head, out uint length));
+        Assert.Equal((first, 3u * 64), (head, length));
+        Assert.True(driver.TryGetUsed(out head, out length));
+        Assert.Equal((second, 6u * 64), (head, length));
+        Assert.Equal(QueueError.None, queue.Error);
+    }
 }

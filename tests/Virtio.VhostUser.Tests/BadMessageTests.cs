@@ -136,6 +136,20 @@ public sealed class BadMessageTests
     }
 
     [Fact]
+    public void VringEnableOtherThanZeroOrOne_ClosesTheConnection()
+    {
+        // SET_VRING_ENABLE (18): ring 0, value 2.
+        AssertRejected(frontEnd => frontEnd.Send64(18, 2ul << 32), "value 2, expected 0 or 1");
+    }
+
+    [Fact]
+    public void VringKickWithoutAnFd_ClosesTheConnection()
+    {
+        // SET_VRING_KICK (12) for ring 0 with VHOST_USER_VRING_NOFD_MASK: polling mode, which is not served.
+        AssertRejected(frontEnd => frontEnd.Send64(12, 0x100), "without a kick fd (polling mode) is not supported");
+    }
+
+    [Fact]
     public void UnknownRequest_ClosesTheConnection()
     {
         AssertRejected(frontEnd => frontEnd.Send(99, []), "unsupported request 99");
