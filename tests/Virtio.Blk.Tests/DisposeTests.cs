@@ -62,20 +62,24 @@ public sealed class DisposeTests : IDisposable
             Pending second = rig.Post(0, (uint)BlockRequestType.In, 8, inLength: 4096);
             faulty.WaitHeld(2);
 
-            var stopwatch = Stopwatch.StartNew();
+            // The reads are let go only once Dispose has begun (it marks the device disposed first), so a
+            // Dispose that did not wait for them returns before they are released.
+            int released = 0;
             var releaser = new Thread(() =>
             {
-                Thread.Sleep(200);
+                Assert.True(SpinWait.SpinUntil(() => rig.Device.IsDisposed, BlkRig.Bound));
+                Volatile.Write(ref released, 1);
                 faulty.Rule = null;
                 faulty.ReleaseHeld();
             });
             releaser.Start();
             rig.Device.Dispose();
+            bool releasedBeforeReturn = Volatile.Read(ref released) == 1;
             releaser.Join();
 
             // The file backend ran both reads on its workers while Dispose waited (the data may land:
             // the driver has not got its buffers back yet); neither a status byte nor a used element did.
-            Assert.True(stopwatch.Elapsed >= TimeSpan.FromMilliseconds(150), $"Dispose returned after {stopwatch.Elapsed} without waiting");
+            Assert.True(releasedBeforeReturn, "Dispose returned before the held reads were released: it did not wait for them");
             Assert.Equal(0, rig.Device.InFlight);
             Assert.Equal(BlkRig.StatusSentinel, StatusByte(rig, first));
             Assert.Equal(BlkRig.StatusSentinel, StatusByte(rig, second));
@@ -83,7 +87,7 @@ public sealed class DisposeTests : IDisposable
 
             // And from here on nothing is written at all.
             byte[] after = ResetTests.Snapshot(rig);
-            Thread.Sleep(50);
+            Assert.False(SpinWait.SpinUntil(() => !ResetTests.IsUnchanged(rig, after), TimeSpan.FromMilliseconds(50)), "guest memory was written after Dispose returned");
             ResetTests.AssertUnchanged(rig, after);
             Assert.DoesNotContain(rig.Logger.Entries, e => e.Message.Contains("still in flight", StringComparison.Ordinal));
         }
@@ -174,8 +178,8 @@ public sealed class DisposeTests : IDisposable
             using var cancel = new CancellationTokenSource();
 
             Task<bool> reset = Task.Factory.StartNew(() => rig.Device.Reset(Timeout.InfiniteTimeSpan, cancel.Token), TestContext.Current.CancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-            await Task.Delay(100, TestContext.Current.CancellationToken);
-            Assert.False(reset.IsCompleted); // it waits for the held request
+            // It waits for the held request: not done within a bounded wait on the reset itself.
+            await Assert.ThrowsAsync<TimeoutException>(() => reset.WaitAsync(TimeSpan.FromMilliseconds(100), TestContext.Current.CancellationToken));
             cancel.Cancel();
             Task first = await Task.WhenAny(reset, Task.Delay(BlkRig.Bound, TestContext.Current.CancellationToken));
             bool returned = first == reset;
@@ -198,13 +202,6 @@ public sealed class DisposeTests : IDisposable
         return rig.Guests[pending.Queue].Span(new GuestAddress(last.Address.Value + (ulong)last.Length - 1), 1)[0];
     }
 
-    private static void WaitUntil(Func<bool> condition)
-    {
-        var stopwatch = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(stopwatch.Elapsed < BlkRig.Bound, "timed out waiting");
-            Thread.Sleep(5);
-        }
-    }
+    private static void WaitUntil(Func<bool> condition) =>
+        Assert.True(SpinWait.SpinUntil(condition, BlkRig.Bound), "timed out waiting");
 }

@@ -17,6 +17,10 @@ public sealed class ResetTests
         return all.ToArray();
     }
 
+    /// <summary>Whether guest memory still equals <paramref name="before"/>.</summary>
+    internal static bool IsUnchanged(BlkRig rig, byte[] before) =>
+        rig.Memory.TryGetSpan(new GuestAddress(0), before.Length, out Span<byte> now) && now.SequenceEqual(before);
+
     /// <summary>Asserts guest memory equals <paramref name="before"/>, naming the first changed byte.</summary>
     internal static void AssertUnchanged(BlkRig rig, byte[] before)
     {

@@ -67,25 +67,8 @@ public sealed class HostileEventFdTests
         frontEnd.Drivers[0].SetAvailIndex((ushort)(frontEnd.Drivers[0].AvailIndex + 1));
         frontEnd.Kicks[0].Signal();
 
-        Assert.True(WaitReadable(error.Fd, TimeSpan.FromSeconds(10)), "the error fd was never signalled");
+        Assert.True(TestFrontEnd.WaitReadable(error.Fd, TimeSpan.FromSeconds(10)), "the error fd was never signalled");
         Assert.True(error.TryConsume(out _));
         Assert.Equal(Virtio.Core.Queues.QueueError.InvalidHeadIndex, rig.Server.Device.Queues[0].Error);
-    }
-
-    /// <summary>Waits, bounded, until <paramref name="fd"/> is readable (poll(2) on the fd itself).</summary>
-    private static unsafe bool WaitReadable(int fd, TimeSpan timeout)
-    {
-        pollfd entry = default;
-        entry.fd = fd;
-        entry.events = (short)LibC.POLLIN;
-        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
-        int ready;
-        do
-        {
-            ready = LibC.poll(&entry, 1, (int)Math.Max(0, deadline - Environment.TickCount64));
-        }
-        while (ready < 0 && LibC.errno == LibC.EINTR);
-
-        return ready > 0;
     }
 }

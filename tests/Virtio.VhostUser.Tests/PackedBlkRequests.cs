@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Collections.Generic;
-using System.Threading;
 using System;
 using Virtio.Core.Memory;
 using Virtio.Testing;
@@ -53,15 +52,19 @@ internal static class PackedBlkRequests
         return new Posted(id, buffers.Length > 2 ? buffers[1] : default, buffers[^1]);
     }
 
-    /// <summary>Waits (bounded) for the next used descriptor and returns its buffer ID.</summary>
-    public static ushort WaitUsed(PackedGuestDriver driver)
+    /// <summary>
+    /// Waits (bounded) for the next used descriptor and returns its buffer ID: on the ring's call fd
+    /// (the driver area is left at ENABLE, so every publish signals it), looking at the ring after each wake-up.
+    /// </summary>
+    public static ushort WaitUsed(TestFrontEnd frontEnd, PackedGuestDriver driver)
     {
         long deadline = Environment.TickCount64 + 10_000;
         ushort id;
         while (!driver.TryGetUsed(out id, out _))
         {
-            Assert.True(Environment.TickCount64 < deadline, "nothing used in time");
-            Thread.Sleep(1);
+            long left = deadline - Environment.TickCount64;
+            Assert.True(left > 0 && TestFrontEnd.WaitReadable(frontEnd.Calls[^1].Fd, TimeSpan.FromMilliseconds(left)), "nothing used in time");
+            frontEnd.Calls[^1].TryConsume(out _);
         }
 
         return id;
@@ -71,7 +74,7 @@ internal static class PackedBlkRequests
     public static (byte Status, byte[] Data) Request(TestFrontEnd frontEnd, PackedGuestDriver driver, uint type, ulong sector, byte[]? write, int readLength)
     {
         Posted posted = Post(frontEnd, driver, type, sector, write, readLength);
-        Assert.Equal(posted.Id, WaitUsed(driver));
+        Assert.Equal(posted.Id, WaitUsed(frontEnd, driver));
         byte[] data = readLength > 0 ? driver.Span(posted.Data, readLength).ToArray() : [];
         return (driver.Span(posted.Status, 1)[0], data);
     }

@@ -48,7 +48,7 @@ public sealed class PackedInFlightTests
                 PackedBlkRequests.Posted posted = PackedBlkRequests.Post(dying, driver, 1, (ulong)(i * 8), data[i], 0);
                 Assert.True(SpinWait.SpinUntil(() => holding.HeldCount == 1, TimeSpan.FromSeconds(10)));
                 holding.Release();
-                Assert.Equal(posted.Id, PackedBlkRequests.WaitUsed(driver));
+                Assert.Equal(posted.Id, PackedBlkRequests.WaitUsed(dying, driver));
             }
 
             // Three held: ring slots 12-14, 15-0 (across the end) and 1-3. The middle one completes
@@ -62,7 +62,7 @@ public sealed class PackedInFlightTests
 
             Assert.True(SpinWait.SpinUntil(() => holding.HeldCount == 3, TimeSpan.FromSeconds(10)));
             holding.Release(5 * 8 * 512);
-            Assert.Equal(held[1], PackedBlkRequests.WaitUsed(driver));
+            Assert.Equal(held[1], PackedBlkRequests.WaitUsed(dying, driver));
 
             var counting = new CountingBackend(disk);
             using var second = new BlkServerRig(backend: counting, memory: first.Memory, packedRing: true);
@@ -71,7 +71,7 @@ public sealed class PackedInFlightTests
             restarted.SetInFlightFd(size, inflightFd, 1, RingSize);
             restarted.StartPackedRing(driver, 0, InitialBase);
 
-            var done = new HashSet<ushort> { held[1], PackedBlkRequests.WaitUsed(driver), PackedBlkRequests.WaitUsed(driver) };
+            var done = new HashSet<ushort> { held[1], PackedBlkRequests.WaitUsed(restarted, driver), PackedBlkRequests.WaitUsed(restarted, driver) };
             Assert.Equal(new HashSet<ushort>(held), done);
             Assert.Equal(2, counting.Writes);
             Assert.True(second.WaitForLog(4012, "resubmitting 2 request(s)"), "the resubmission was not logged");

@@ -57,12 +57,7 @@ public sealed class ServerDisposeTests : IDisposable
         ushort head = BlkServerRig.Post(frontEnd, 0, 0, 0, readLength: 512);
         var buffers = driver.ChainBuffers(head);
         driver.Span(buffers[^2].Address, 512).Fill(0xA5);
-        long deadline = Environment.TickCount64 + 10_000;
-        while (holding.HeldCount == 0 && Environment.TickCount64 < deadline)
-        {
-            Thread.Sleep(1);
-        }
-
+        Assert.True(SpinWait.SpinUntil(() => holding.HeldCount > 0, TimeSpan.FromSeconds(10)), "the read did not reach the backend");
         Assert.Equal(1, holding.HeldCount);
         var stopwatch = System.Diagnostics.Stopwatch.StartNew();
         await server.DisposeAsync();

@@ -327,6 +327,23 @@ internal sealed unsafe class TestFrontEnd : IDisposable
         throw new TimeoutException($"ring {queue}: nothing used in time");
     }
 
+    /// <summary>Waits, bounded, until <paramref name="fd"/> is readable (poll(2) on the fd itself).</summary>
+    public static bool WaitReadable(int fd, TimeSpan timeout)
+    {
+        pollfd entry = default;
+        entry.fd = fd;
+        entry.events = (short)LibC.POLLIN;
+        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        int ready;
+        do
+        {
+            ready = LibC.poll(&entry, 1, (int)Math.Max(0, deadline - Environment.TickCount64));
+        }
+        while (ready < 0 && LibC.errno == LibC.EINTR);
+
+        return ready > 0;
+    }
+
     public static byte[] U64(ulong value)
     {
         byte[] b = new byte[8];

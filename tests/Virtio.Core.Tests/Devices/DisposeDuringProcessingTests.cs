@@ -33,7 +33,7 @@ public sealed class DisposeDuringProcessingTests
             disposed.Set();
         });
         dispose.Start();
-        SpinWait.SpinUntil(() => device.IsDisposed, TimeSpan.FromSeconds(10));
+        Assert.True(SpinWait.SpinUntil(() => device.IsDisposed, TimeSpan.FromSeconds(10)), "Dispose did not begin");
 
         // Disposing: the other queue, still set up, is kicked and polled; nothing may serve it.
         second.AddChain(BufferSpec.Write(8));
