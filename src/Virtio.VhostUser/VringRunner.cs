@@ -195,12 +195,7 @@ internal sealed class VringRunner : IDisposable
         ushort startAt = (ushort)vring.Base;
         ushort[] resubmit = [];
         InFlightTracker? tracker = null;
-        InFlightRegion? region = _inFlight;
-        if (region is not null && (vring.Index >= region.QueueCount || vring.Num > region.QueueSize))
-        {
-            Log.RingNotTracked(_logger, vring.Index, vring.Num, region.QueueCount, region.QueueSize);
-        }
-        else if (region is not null)
+        if (RegionFor(vring) is InFlightRegion region)
         {
             tracker = new InFlightTracker(region, vring.Index);
             resubmit = tracker.Recover(usedIdx);
@@ -213,11 +208,7 @@ internal sealed class VringRunner : IDisposable
             }
         }
 
-        var state = new SplitVirtqueueState(vring.Num, new GuestAddress(vring.DescriptorTable), new GuestAddress(vring.AvailRing), new GuestAddress(vring.UsedRing), startAt, usedIdx, Ready: false, EventIdx: false, IndirectDescriptors: false);
-        if (!queue.TryRestoreState(state, out QueueError error) || !_device.ActivateQueue(vring.Index))
-        {
-            throw new VhostUserProtocolException($"ring {vring.Index}: the device could not start it ({(error != QueueError.None ? error : queue.Error)})");
-        }
+        Activate(vring, StateAt(vring, startAt, usedIdx));
 
         // Nothing processes the ring until StartServing: the tracker and the resubmitted heads are in
         // place before its first pop. Heads the region names wrongly break the queue (DEVICE_NEEDS_RESET).
@@ -233,8 +224,41 @@ internal sealed class VringRunner : IDisposable
             Log.ResubmitRefused(_logger, vring.Index, resubmitError);
         }
 
+        Serve(vring, startAt, usedIdx);
+    }
+
+    /// <summary>The in-flight region, when there is one and ring <paramref name="vring"/> fits it (else logged).</summary>
+    private InFlightRegion? RegionFor(VhostUserVring vring)
+    {
+        InFlightRegion? region = _inFlight;
+        if (region is not null && (vring.Index >= region.QueueCount || vring.Num > region.QueueSize))
+        {
+            Log.RingNotTracked(_logger, vring.Index, vring.Num, region.QueueCount, region.QueueSize);
+            return null;
+        }
+
+        return region;
+    }
+
+    /// <summary>The queue state of ring <paramref name="vring"/> as told, starting at these indices (positions on a packed ring).</summary>
+    private static SplitVirtqueueState StateAt(VhostUserVring vring, ushort nextAvail, ushort nextUsed) =>
+        new(vring.Num, new GuestAddress(vring.DescriptorTable), new GuestAddress(vring.AvailRing), new GuestAddress(vring.UsedRing), nextAvail, nextUsed, Ready: false, EventIdx: false, IndirectDescriptors: false);
+
+    /// <summary>Restores the device's queue to <paramref name="state"/> and starts it; a queue the device cannot start closes the connection.</summary>
+    private void Activate(VhostUserVring vring, SplitVirtqueueState state)
+    {
+        SplitVirtqueue queue = _device.Queues[vring.Index];
+        if (!queue.TryRestoreState(state, out QueueError error) || !_device.ActivateQueue(vring.Index))
+        {
+            throw new VhostUserProtocolException($"ring {vring.Index}: the device could not start it ({(error != QueueError.None ? error : queue.Error)})");
+        }
+    }
+
+    /// <summary>Serves the ring's kick fd from here on, and looks at the ring once.</summary>
+    private void Serve(VhostUserVring vring, ushort nextAvail, ushort nextUsed)
+    {
         vring.StartServing();
-        Log.RingStarted(_logger, vring.Index, vring.Num, startAt, usedIdx);
+        Log.RingStarted(_logger, vring.Index, vring.Num, nextAvail, nextUsed);
 
         // Look at the ring once: resubmitted requests, and buffers the driver made available while
         // no back end listened, get no kick of their own.
@@ -253,12 +277,7 @@ internal sealed class VringRunner : IDisposable
         PackedBase at = PackedBase.Decode(vring.Base);
         PackedRecovery? recovered = null;
         PackedInFlightTracker? tracker = null;
-        InFlightRegion? region = _inFlight;
-        if (region is not null && (vring.Index >= region.QueueCount || vring.Num > region.QueueSize))
-        {
-            Log.RingNotTracked(_logger, vring.Index, vring.Num, region.QueueCount, region.QueueSize);
-        }
-        else if (region is not null && _memory.TryGetSpan(new GuestAddress(vring.DescriptorTable), vring.Num * 16, out Span<byte> ring))
+        if (RegionFor(vring) is InFlightRegion region && _memory.TryGetSpan(new GuestAddress(vring.DescriptorTable), vring.Num * 16, out Span<byte> ring))
         {
             tracker = new PackedInFlightTracker(region, vring.Index, vring.Num);
             recovered = tracker.Recover(ring, at, out string? why);
@@ -277,16 +296,12 @@ internal sealed class VringRunner : IDisposable
             }
         }
 
-        var state = new SplitVirtqueueState(vring.Num, new GuestAddress(vring.DescriptorTable), new GuestAddress(vring.AvailRing), new GuestAddress(vring.UsedRing), at.AvailPosition, at.UsedPosition, Ready: false, EventIdx: false, IndirectDescriptors: false)
+        Activate(vring, StateAt(vring, at.AvailPosition, at.UsedPosition) with
         {
             PackedRing = true,
             AvailWrapCounter = at.AvailWrapCounter,
             UsedWrapCounter = at.UsedWrapCounter,
-        };
-        if (!queue.TryRestoreState(state, out QueueError error) || !_device.ActivateQueue(vring.Index))
-        {
-            throw new VhostUserProtocolException($"ring {vring.Index}: the device could not start it ({(error != QueueError.None ? error : queue.Error)})");
-        }
+        });
 
         queue.InFlightTracker = tracker;
         if (recovered is not null && queue.StaleCount > 0)
@@ -300,9 +315,7 @@ internal sealed class VringRunner : IDisposable
             Log.ResubmitRefused(_logger, vring.Index, resubmitError);
         }
 
-        vring.StartServing();
-        Log.RingStarted(_logger, vring.Index, vring.Num, at.AvailPosition, at.UsedPosition);
-        vring.Kick!.Signal();
+        Serve(vring, at.AvailPosition, at.UsedPosition);
     }
 
     /// <summary>The chains of <paramref name="recovered"/> whose buffer ID (in the last descriptor) is not stale on <paramref name="queue"/>.</summary>

@@ -148,7 +148,7 @@ internal sealed class PackedInFlightTracker : IInFlightTracker
         var owner = new bool[_descNum];
         Array.Fill(_headOfId, None);
         var lengths = new ushort[chains.Count];
-        var copies = new List<byte>();
+        var copies = new byte[_descNum * PackedRingLayoutSize];
         int total = 0;
         for (int c = 0; c < chains.Count; c++)
         {
@@ -174,7 +174,7 @@ internal sealed class PackedInFlightTracker : IInFlightTracker
 
                 owner[entry] = true;
                 Span<byte> e = Entry(queue, entry);
-                copies.AddRange(PackedDescriptor(e));
+                WriteDescriptor(e, copies.AsSpan((total - num + k) * PackedRingLayoutSize, PackedRingLayoutSize));
                 id = Read16(e, IdField);
                 ushort next = Read16(e, NextField);
                 _next[entry] = next;
@@ -225,7 +225,7 @@ internal sealed class PackedInFlightTracker : IInFlightTracker
             availWrap = !availWrap;
         }
 
-        return new PackedRecovery(new PackedBase((ushort)avail, availWrap, usedPosition, usedWrap), copies.ToArray(), lengths);
+        return new PackedRecovery(new PackedBase((ushort)avail, availWrap, usedPosition, usedWrap), copies[..(total * PackedRingLayoutSize)], lengths);
     }
 
     public void ChainTaken(ushort head)
@@ -375,15 +375,13 @@ internal sealed class PackedInFlightTracker : IInFlightTracker
         return ((flags & (1 << 15)) != 0) == wrap;
     }
 
-    /// <summary>An entry's descriptor copy in the ring's layout (addr, len, id, flags).</summary>
-    private static byte[] PackedDescriptor(Span<byte> entry)
+    /// <summary>Writes an entry's descriptor copy into <paramref name="d"/> in the ring's layout (addr, len, id, flags).</summary>
+    private static void WriteDescriptor(Span<byte> entry, Span<byte> d)
     {
-        byte[] d = new byte[PackedRingLayoutSize];
         BinaryPrimitives.WriteUInt64LittleEndian(d, BinaryPrimitives.ReadUInt64LittleEndian(entry[(DescriptorField + 8)..]));
-        BinaryPrimitives.WriteUInt32LittleEndian(d.AsSpan(8), BinaryPrimitives.ReadUInt32LittleEndian(entry[(DescriptorField + 4)..]));
-        BinaryPrimitives.WriteUInt16LittleEndian(d.AsSpan(12), Read16(entry, IdField));
-        BinaryPrimitives.WriteUInt16LittleEndian(d.AsSpan(14), Read16(entry, IdField + 2));
-        return d;
+        BinaryPrimitives.WriteUInt32LittleEndian(d[8..], BinaryPrimitives.ReadUInt32LittleEndian(entry[(DescriptorField + 4)..]));
+        BinaryPrimitives.WriteUInt16LittleEndian(d[12..], Read16(entry, IdField));
+        BinaryPrimitives.WriteUInt16LittleEndian(d[14..], Read16(entry, IdField + 2));
     }
 
     private Span<byte> Queue() => _region.QueueSpan(_queueIndex);
