@@ -316,7 +316,7 @@ public sealed class VirtioPciFunction
     private const int MaxMsiXVectors = 2048;
 
     /// <summary>The 24-bit class code Linux and QEMU expect for a virtio device type (0xFF0000, "other", for the rest).</summary>
-    private static uint ClassCodeFor(ushort deviceId) => deviceId switch
+    internal static uint ClassCodeFor(ushort deviceId) => deviceId switch
     {
         1 => 0x020000, // network: Ethernet controller
         2 or 8 => 0x010000, // block, SCSI: SCSI storage controller
