@@ -283,13 +283,14 @@ public sealed class KvmIoEventFdBinding : IHostNotifierBinding
         }
     }
 
-    /// <summary>Queue <paramref name="queueIndex"/>'s doorbell for a binding at <paramref name="address"/>; false when it passes 2^64 (or 0xFFFF for a port).</summary>
+    /// <summary>Queue <paramref name="queueIndex"/>'s doorbell for a binding at <paramref name="address"/>; false when its end wraps past 2^64 (KVM refuses that with EINVAL, and so an end of exactly 2^64) or passes 0xFFFF for a port.</summary>
     private bool TryDoorbell(ulong address, ushort queueIndex, out ulong doorbell)
     {
         UInt128 at = (UInt128)address + ((UInt128)queueIndex * Stride);
-        ulong limit = Space == KvmIoSpace.Pio ? 0xFFFFUL : ulong.MaxValue;
-        doorbell = at <= limit ? (ulong)at : 0;
-        return at <= limit;
+        UInt128 end = Space == KvmIoSpace.Pio ? 0x1_0000 : ulong.MaxValue;
+        bool fits = at + (UInt128)Width <= end;
+        doorbell = fits ? (ulong)at : 0;
+        return fits;
     }
 
     private KvmIoEventFdRequest CreateRequest(ulong doorbell, ushort queueIndex, EventFd notifier, bool deassign)
