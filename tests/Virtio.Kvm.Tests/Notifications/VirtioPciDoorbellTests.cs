@@ -95,6 +95,26 @@ public sealed class VirtioPciDoorbellTests
     }
 
     [Fact]
+    public void Unbind_WhileTheBarDoesNotDecode_TheDoorbellsExit_AndRebindRegistersEveryQueueAgain()
+    {
+        using Doorbells d = Doorbells.Create(multiplier: 4, queues: 2);
+        d.Binding.Deassign(1, d.Kicks[1]);
+
+        d.Binding.Unbind();
+        d.Run(Write16(NotifyOffset, 0));
+        Assert.Equal([false, false], d.Consume());
+        Assert.Equal([(0UL, 2)], d.Writes());
+
+        // A queue assigned while unbound is accepted and registered by the rebind.
+        Assert.True(d.Binding.TryAssign(1, d.Kicks[1], out string? refusal), refusal);
+        Assert.True(d.Binding.Rebind(NotifyAddress, out refusal), refusal);
+        d.Run(Write16(NotifyOffset, 0));
+        d.Run(Write16(NotifyOffset + 4, 1));
+        Assert.Equal([true, true], d.Consume());
+        Assert.Single(d.Writes());
+    }
+
+    [Fact]
     public void Rebind_OntoADoorbellTheKernelRefuses_KeepsTheQueueAssigned_AndTryForwardCarriesItsKicks()
     {
         using Doorbells d = Doorbells.Create(multiplier: 0, queues: 2);
