@@ -9,26 +9,36 @@ using Virtio.Kvm.Interop;
 namespace Virtio.Kvm.Notifications;
 
 /// <summary>
-/// The KVM fast path for one device's doorbell: a guest write of queue index q to the doorbell
-/// signals the event fd assigned to q inside the kernel (KVM_IOEVENTFD with DATAMATCH = q), so the
-/// vCPU never exits to user space for it. For virtio-mmio the doorbell is QueueNotify (base + 0x050,
-/// 4 bytes wide, <see cref="ForVirtioMmio"/>); a PIO doorbell uses <see cref="KvmIoSpace.Pio"/>.
+/// The KVM fast path for one device's doorbells: a guest write to queue q's doorbell signals the event
+/// fd assigned to q inside the kernel (KVM_IOEVENTFD), so the vCPU never exits to user space for it.
+/// With a stride of 0 every queue shares one doorbell and the write's value picks the queue (DATAMATCH
+/// = q): virtio-mmio's QueueNotify (base + 0x050, 4 bytes wide, <see cref="ForVirtioMmio"/>), a PIO
+/// doorbell (<see cref="KvmIoSpace.Pio"/>), or a virtio-pci notify capability whose
+/// notify_off_multiplier is 0. With a stride, queue q's doorbell is <see cref="Address"/> + q * stride
+/// and any write of the width there is its kick, with no DATAMATCH (<see cref="ForVirtioPci"/>).
 /// </summary>
 /// <remarks>
 /// Thread-safe. A refusal is not an error: when KVM is out of io-bus slots (ENOSPC, ENOMEM, E2BIG),
-/// the address and value are already taken (EEXIST), or <see cref="Capacity"/> is reached,
-/// <see cref="TryAssign"/> returns false with the reason and the queue keeps the synchronous path.
-/// Deassign every queue (the <see cref="HostNotifierController"/> does) before disposing the VM.
+/// the address and value are already taken (EEXIST), the doorbell's address would pass 2^64, or
+/// <see cref="Capacity"/> is reached, <see cref="TryAssign"/> returns false with the reason and the
+/// queue keeps the synchronous path. Deassign every queue (the <see cref="HostNotifierController"/>
+/// does) before disposing the VM. <see cref="Rebind"/> moves the doorbells when the guest moves the
+/// BAR; a queue the kernel refuses at the new address stays assigned here with no ioeventfd, and
+/// <see cref="TryForward"/> carries its kicks, which then exit to user space, to its event fd.
 /// </remarks>
 public sealed class KvmIoEventFdBinding : IHostNotifierBinding
 {
     /// <summary>The offset of QueueNotify in a virtio-mmio register window.</summary>
     public const ulong VirtioMmioQueueNotifyOffset = 0x050;
 
+    /// <summary>The width of a virtio-pci driver's notify write: the 16-bit queue index (virtio 1.2 §4.1.5.2).</summary>
+    public const int VirtioPciNotifyWidth = 2;
+
     private readonly KvmVm _vm;
-    private readonly Dictionary<ushort, EventFd> _assigned = new();
+    private readonly Dictionary<ushort, Assignment> _assigned = new();
     private readonly Lock _gate = new();
     private int _capacity;
+    private ulong _address;
 
     /// <summary>Creates a binding for the doorbell at <paramref name="address"/>.</summary>
     /// <param name="vm">The VM whose guest rings the doorbell.</param>
@@ -38,6 +48,12 @@ public sealed class KvmIoEventFdBinding : IHostNotifierBinding
     /// <param name="capacity">How many queues it assigns at most (to leave ioeventfds for others).</param>
     /// <exception cref="ArgumentOutOfRangeException">The width is not 1, 2, 4 or 8, a port is past 0xFFFF, or the capacity is negative.</exception>
     public KvmIoEventFdBinding(KvmVm vm, KvmIoSpace space, ulong address, int width, int capacity = int.MaxValue)
+        : this(vm, space, address, width, capacity, stride: 0)
+    {
+    }
+
+    // stride 0: one doorbell for every queue, matched on the queue index; otherwise queue q's doorbell is at address + q * stride.
+    private KvmIoEventFdBinding(KvmVm vm, KvmIoSpace space, ulong address, int width, int capacity, uint stride)
     {
         ArgumentNullException.ThrowIfNull(vm);
         if (width is not (1 or 2 or 4 or 8))
@@ -53,8 +69,9 @@ public sealed class KvmIoEventFdBinding : IHostNotifierBinding
         ArgumentOutOfRangeException.ThrowIfNegative(capacity);
         _vm = vm;
         Space = space;
-        Address = address;
+        _address = address;
         Width = width;
+        Stride = stride;
         _capacity = capacity;
     }
 
@@ -66,11 +83,33 @@ public sealed class KvmIoEventFdBinding : IHostNotifierBinding
     public static KvmIoEventFdBinding ForVirtioMmio(KvmVm vm, ulong deviceBase, int capacity = int.MaxValue) =>
         new(vm, KvmIoSpace.Mmio, checked(deviceBase + VirtioMmioQueueNotifyOffset), 4, capacity);
 
+    /// <summary>
+    /// Creates a binding for a virtio-pci function's notify capability (virtio 1.2 §4.1.4.4): queue q's
+    /// doorbell is <paramref name="notifyAddress"/> + queue_notify_off * <paramref name="notifyOffMultiplier"/>,
+    /// where the function gives queue q queue_notify_off = q, and the driver writes the 16-bit queue
+    /// index there. With a multiplier of 0 every queue shares <paramref name="notifyAddress"/> and the
+    /// ioeventfd matches the index; otherwise each queue has its own address and any 16-bit write there
+    /// kicks it.
+    /// </summary>
+    /// <param name="vm">The VM.</param>
+    /// <param name="notifyAddress">The guest physical address of the notify region: the BAR's base plus the capability's offset.</param>
+    /// <param name="notifyOffMultiplier">The capability's notify_off_multiplier.</param>
+    /// <param name="capacity">How many queues it assigns at most.</param>
+    /// <returns>The binding; <see cref="Rebind"/> it when the guest moves the BAR.</returns>
+    public static KvmIoEventFdBinding ForVirtioPci(KvmVm vm, ulong notifyAddress, uint notifyOffMultiplier, int capacity = int.MaxValue) =>
+        new(vm, KvmIoSpace.Mmio, notifyAddress, VirtioPciNotifyWidth, capacity, notifyOffMultiplier);
+
     /// <summary>MMIO or PIO.</summary>
     public KvmIoSpace Space { get; }
 
-    /// <summary>The doorbell's address or port.</summary>
-    public ulong Address { get; }
+    /// <summary>The doorbell's address or port (queue 0's when <see cref="Stride"/> is not 0); <see cref="Rebind"/> changes it.</summary>
+    public ulong Address
+    {
+        get { lock (_gate) { return _address; } }
+    }
+
+    /// <summary>0 when the queues share one doorbell and the index is matched; otherwise the distance between two queues' doorbells.</summary>
+    public uint Stride { get; }
 
     /// <summary>The width of the doorbell write in bytes.</summary>
     public int Width { get; }
@@ -107,27 +146,12 @@ public sealed class KvmIoEventFdBinding : IHostNotifierBinding
                 return false;
             }
 
-            KvmIoEventFdRequest request = CreateRequest(queueIndex, notifier, deassign: false);
-            int errno = _vm.IoEventFd(ref request);
-            if (errno != 0)
+            if (!TryRegister(_address, queueIndex, notifier, out refusal))
             {
-                if (errno == LibC.ENOSPC || errno == LibC.ENOMEM || errno == LibC.E2BIG)
-                {
-                    refusal = $"KVM has no room for another ioeventfd on its {Space} bus (errno {errno})";
-                    return false;
-                }
-
-                if (errno == LibC.EEXIST)
-                {
-                    refusal = $"another ioeventfd already matches {Space} 0x{Address:x} = {queueIndex} (EEXIST)";
-                    return false;
-                }
-
-                throw new KvmException($"KVM_IOEVENTFD ({Space} 0x{Address:x}, queue {queueIndex})", errno);
+                return false;
             }
 
-            _assigned.Add(queueIndex, notifier);
-            refusal = null;
+            _assigned.Add(queueIndex, new Assignment(notifier, _address));
             return true;
         }
     }
@@ -140,25 +164,138 @@ public sealed class KvmIoEventFdBinding : IHostNotifierBinding
         ArgumentNullException.ThrowIfNull(notifier);
         lock (_gate)
         {
-            if (!_assigned.TryGetValue(queueIndex, out EventFd? assigned) || !ReferenceEquals(assigned, notifier))
+            if (!_assigned.TryGetValue(queueIndex, out Assignment assigned) || !ReferenceEquals(assigned.Notifier, notifier))
             {
                 throw new InvalidOperationException($"Queue {queueIndex} has no ioeventfd with that event fd.");
             }
 
-            KvmIoEventFdRequest request = CreateRequest(queueIndex, notifier, deassign: true);
-            int errno = _vm.IoEventFd(ref request);
-            if (errno != 0)
+            if (assigned.RegisteredAt is { } address)
             {
-                throw new KvmException($"KVM_IOEVENTFD deassign ({Space} 0x{Address:x}, queue {queueIndex})", errno);
+                Unregister(address, queueIndex, notifier);
             }
 
             _assigned.Remove(queueIndex);
         }
     }
 
-    private KvmIoEventFdRequest CreateRequest(ushort queueIndex, EventFd notifier, bool deassign)
+    /// <summary>
+    /// Moves every doorbell to <paramref name="address"/> (the guest moved the BAR; queue q's doorbell is
+    /// then <paramref name="address"/> + q * <see cref="Stride"/>): each assigned queue's ioeventfd is
+    /// deassigned at the old address and assigned at the new one, and later assignments use the new one.
+    /// The vCPU thread that decodes the BAR write calls it. A queue the kernel refuses at the new address
+    /// (EEXIST: the guest put another doorbell there; no room; an address past 2^64, or past 0xFFFF for
+    /// a port) stays assigned here with no ioeventfd: its
+    /// kicks exit to user space, where <see cref="TryForward"/> hands them to its event fd, until it is
+    /// deassigned or a later rebind succeeds.
+    /// </summary>
+    /// <param name="address">The new address (queue 0's doorbell).</param>
+    /// <param name="refusal">The first queue the kernel refused and why, when it did.</param>
+    /// <returns>True when every assigned queue has its ioeventfd at the new address.</returns>
+    /// <exception cref="KvmException">KVM_IOEVENTFD failed for a reason other than capacity or a conflict.</exception>
+    public bool Rebind(ulong address, [NotNullWhen(false)] out string? refusal)
     {
-        uint flags = KvmIoctl.IoEventFdFlagDataMatch;
+        lock (_gate)
+        {
+            refusal = null;
+            _address = address;
+            foreach (ushort queue in new List<ushort>(_assigned.Keys))
+            {
+                Assignment assigned = _assigned[queue];
+                if (assigned.RegisteredAt == address)
+                {
+                    continue;
+                }
+
+                if (assigned.RegisteredAt is { } old)
+                {
+                    Unregister(old, queue, assigned.Notifier);
+                }
+
+                bool moved = TryRegister(address, queue, assigned.Notifier, out string? why);
+                refusal ??= why;
+                _assigned[queue] = assigned with { RegisteredAt = moved ? address : null };
+            }
+
+            return refusal is null;
+        }
+    }
+
+    /// <summary>
+    /// For a kick of <paramref name="queueIndex"/> that reached user space (the embedder's doorbell
+    /// handler): signals the queue's event fd if one is assigned, so the queue's I/O thread serves it and
+    /// the synchronous and event fd paths are never live together; a queue left without an ioeventfd by
+    /// <see cref="Rebind"/> keeps working this way. Any thread may call it; it does not block.
+    /// </summary>
+    /// <param name="queueIndex">The queue the write was for.</param>
+    /// <returns>False when no event fd is assigned: process the kick synchronously.</returns>
+    public bool TryForward(ushort queueIndex)
+    {
+        EventFd? notifier;
+        lock (_gate)
+        {
+            notifier = _assigned.TryGetValue(queueIndex, out Assignment assigned) ? assigned.Notifier : null;
+        }
+
+        notifier?.Signal();
+        return notifier is not null;
+    }
+
+    private bool TryRegister(ulong address, ushort queueIndex, EventFd notifier, [NotNullWhen(false)] out string? refusal)
+    {
+        if (!TryDoorbell(address, queueIndex, out ulong doorbell))
+        {
+            refusal = $"queue {queueIndex}'s doorbell at 0x{address:x} + {queueIndex} * {Stride} is past the end of the address space";
+            return false;
+        }
+
+        KvmIoEventFdRequest request = CreateRequest(doorbell, queueIndex, notifier, deassign: false);
+        int errno = _vm.IoEventFd(ref request);
+        if (errno == 0)
+        {
+            refusal = null;
+            return true;
+        }
+
+        if (errno == LibC.ENOSPC || errno == LibC.ENOMEM || errno == LibC.E2BIG)
+        {
+            refusal = $"KVM has no room for another ioeventfd on its {Space} bus (errno {errno})";
+            return false;
+        }
+
+        if (errno == LibC.EEXIST)
+        {
+            refusal = $"another ioeventfd already matches {Space} 0x{doorbell:x} for queue {queueIndex} (EEXIST)";
+            return false;
+        }
+
+        throw new KvmException($"KVM_IOEVENTFD ({Space} 0x{doorbell:x}, queue {queueIndex})", errno);
+    }
+
+    private void Unregister(ulong address, ushort queueIndex, EventFd notifier)
+    {
+        // A registered doorbell's address did not overflow when it was registered.
+        _ = TryDoorbell(address, queueIndex, out ulong doorbell);
+        KvmIoEventFdRequest request = CreateRequest(doorbell, queueIndex, notifier, deassign: true);
+        int errno = _vm.IoEventFd(ref request);
+        if (errno != 0)
+        {
+            throw new KvmException($"KVM_IOEVENTFD deassign ({Space} 0x{doorbell:x}, queue {queueIndex})", errno);
+        }
+    }
+
+    /// <summary>Queue <paramref name="queueIndex"/>'s doorbell for a binding at <paramref name="address"/>; false when it passes 2^64 (or 0xFFFF for a port).</summary>
+    private bool TryDoorbell(ulong address, ushort queueIndex, out ulong doorbell)
+    {
+        UInt128 at = (UInt128)address + ((UInt128)queueIndex * Stride);
+        ulong limit = Space == KvmIoSpace.Pio ? 0xFFFFUL : ulong.MaxValue;
+        doorbell = at <= limit ? (ulong)at : 0;
+        return at <= limit;
+    }
+
+    private KvmIoEventFdRequest CreateRequest(ulong doorbell, ushort queueIndex, EventFd notifier, bool deassign)
+    {
+        // A shared doorbell tells the queues apart by the written value; a doorbell per queue needs no match.
+        uint flags = Stride == 0 ? KvmIoctl.IoEventFdFlagDataMatch : 0;
         if (Space == KvmIoSpace.Pio)
         {
             flags |= KvmIoctl.IoEventFdFlagPio;
@@ -171,11 +308,14 @@ public sealed class KvmIoEventFdBinding : IHostNotifierBinding
 
         return new KvmIoEventFdRequest
         {
-            DataMatch = queueIndex,
-            Address = Address,
+            DataMatch = Stride == 0 ? queueIndex : 0UL,
+            Address = doorbell,
             Length = (uint)Width,
             Fd = notifier.Fd,
             Flags = flags,
         };
     }
+
+    /// <summary>A queue's event fd and where its ioeventfd is registered (null: nowhere, after a refused rebind).</summary>
+    private readonly record struct Assignment(EventFd Notifier, ulong? RegisteredAt);
 }
