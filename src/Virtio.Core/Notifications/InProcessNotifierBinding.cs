@@ -1,13 +1,14 @@
 using System.Collections.Generic;
 using System.Diagnostics.CodeAnalysis;
 using Virtio.Core.Transport;
+using Virtio.Core.Transport.Pci;
 
 namespace Virtio.Core.Notifications;
 
 /// <summary>
 /// A host-notifier binding inside the process, for tests and for embedders without a hypervisor
-/// fast path: a QueueNotify write on the virtio-mmio register file signals the assigned event fd
-/// instead of calling the device, as a KVM ioeventfd would. It can be given a capacity to model
+/// fast path: a QueueNotify write on the virtio-mmio register file, or a doorbell write on a virtio-pci
+/// function, signals the assigned event fd instead of calling the device, as a KVM ioeventfd would. It can be given a capacity to model
 /// hosts with few ioeventfds.
 /// </summary>
 /// <remarks>Thread-safe.</remarks>
@@ -25,6 +26,18 @@ public sealed class InProcessNotifierBinding : IHostNotifierBinding
         System.ArgumentNullException.ThrowIfNull(transport);
         _capacity = capacity;
         transport.QueueNotifyHandler = TryNotify;
+    }
+
+    /// <summary>
+    /// Creates the binding, without a capacity limit (set <see cref="Capacity"/> to model one), and makes
+    /// <paramref name="function"/> route doorbell writes through it.
+    /// </summary>
+    /// <param name="function">The PCI function whose doorbell writes it catches.</param>
+    public InProcessNotifierBinding(VirtioPciFunction function)
+    {
+        System.ArgumentNullException.ThrowIfNull(function);
+        _capacity = int.MaxValue;
+        function.QueueNotifyHandler = TryNotify;
     }
 
     /// <summary>How many notifiers it accepts at once; lowering it does not revoke existing ones.</summary>

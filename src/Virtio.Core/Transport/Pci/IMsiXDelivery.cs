@@ -15,11 +15,17 @@ public interface IMsiXDelivery
 {
     /// <summary>
     /// Vector <paramref name="vector"/>'s message or its effective mask changed: called whenever the
-    /// guest rewrites the table entry, masks or unmasks it, or changes MSI-X Enable or Function Mask.
+    /// guest rewrites the table entry, masks or unmasks it, or changes MSI-X Enable, Function Mask or Bus
+    /// Master Enable (only for the vectors whose effective mask or message changed). Before the first call a
+    /// vector is masked with address and data 0, as after a PCI reset.
     /// </summary>
     /// <param name="vector">The table entry's index.</param>
     /// <param name="message">The entry's address and data as the guest programmed them.</param>
-    /// <param name="masked">True while the vector may not be delivered: its own Mask bit, the Function Mask or MSI-X Enable clear.</param>
+    /// <param name="masked">
+    /// True while the vector may not be delivered: its own Mask bit, the Function Mask, MSI-X Enable clear,
+    /// or Bus Master Enable clear in the command register (a function that may not master the bus sends no
+    /// message; PCI 3.0 §6.8.3.3).
+    /// </param>
     void Configure(ushort vector, MsiMessage message, bool masked);
 
     /// <summary>
