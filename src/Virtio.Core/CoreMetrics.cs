@@ -43,6 +43,9 @@ internal static class CoreMetrics
     /// <summary>Register accesses a transport ignored (wrong width, read-only, queue live).</summary>
     public static readonly Counter<long> IgnoredRegisterAccesses = Meter.CreateCounter<long>("virtio.mmio.ignored_accesses", description: "virtio-mmio register accesses ignored as invalid.");
 
+    /// <summary>Configuration-space and BAR accesses a virtio-pci function ignored (wrong width, read-only, queue enabled, ...).</summary>
+    public static readonly Counter<long> PciIgnoredAccesses = Meter.CreateCounter<long>("virtio.pci.ignored_accesses", description: "virtio-pci configuration-space and BAR accesses ignored as invalid.");
+
     /// <summary>Returns from epoll_wait of all I/O threads.</summary>
     public static readonly Counter<long> IoThreadWakeups = Meter.CreateCounter<long>(
         "virtio.iothread.wakeups", unit: "{wakeup}", description: "Returns from epoll_wait of all I/O threads.");

@@ -43,4 +43,13 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 1303, Level = LogLevel.Error, Message = "Queue {QueueIndex}: I/O thread {Thread} did not run a notifier transition within the timeout")]
     public static partial void NotifierTransitionTimedOut(ILogger logger, ushort queueIndex, string thread);
+
+    [LoggerMessage(EventId = 1501, Level = LogLevel.Warning, Message = "virtio-pci: ignored {Kind} at {Region} offset 0x{Offset:x} ({Size} bytes); further ones of this kind are not logged")]
+    public static partial void PciIgnoredAccess(ILogger logger, string kind, string region, ulong offset, int size);
+
+    [LoggerMessage(EventId = 1502, Level = LogLevel.Debug, Message = "virtio-pci: BAR {Index} now decodes at 0x{Address:x} ({Size} bytes); 0 with decoding off")]
+    public static partial void PciBarMoved(ILogger logger, int index, ulong address, ulong size);
+
+    [LoggerMessage(EventId = 1503, Level = LogLevel.Debug, Message = "virtio-pci: MSI-X {State}, Function Mask {FunctionMask}, Bus Master {BusMaster}")]
+    public static partial void PciMsiXControl(ILogger logger, string state, bool functionMask, bool busMaster);
 }

@@ -108,12 +108,7 @@ public sealed class VirtioMmioTransport
             case VirtioMmioRegister.DeviceId: value = _device.DeviceId; break;
             case VirtioMmioRegister.VendorId: value = VendorId; break;
             case VirtioMmioRegister.DeviceFeatures:
-                value = _deviceFeaturesSel switch
-                {
-                    0 => (uint)_device.DeviceFeatures,
-                    1 => (uint)(_device.DeviceFeatures >> 32),
-                    _ => 0,
-                };
+                value = TransportRegisters.FeatureWord(_device.DeviceFeatures, _deviceFeaturesSel);
                 break;
             case VirtioMmioRegister.QueueNumMax: value = SelectedQueue?.MaxSize ?? 0u; break;
             case VirtioMmioRegister.QueueReady: value = SelectedQueue is { IsReady: true } ? 1u : 0u; break;
@@ -172,12 +167,12 @@ public sealed class VirtioMmioTransport
                 }
 
                 break;
-            case VirtioMmioRegister.QueueDescLow: SetQueueAddress(offset, QueueAddress.Descriptor, value, high: false); break;
-            case VirtioMmioRegister.QueueDescHigh: SetQueueAddress(offset, QueueAddress.Descriptor, value, high: true); break;
-            case VirtioMmioRegister.QueueDriverLow: SetQueueAddress(offset, QueueAddress.Driver, value, high: false); break;
-            case VirtioMmioRegister.QueueDriverHigh: SetQueueAddress(offset, QueueAddress.Driver, value, high: true); break;
-            case VirtioMmioRegister.QueueDeviceLow: SetQueueAddress(offset, QueueAddress.Device, value, high: false); break;
-            case VirtioMmioRegister.QueueDeviceHigh: SetQueueAddress(offset, QueueAddress.Device, value, high: true); break;
+            case VirtioMmioRegister.QueueDescLow: SetQueueAddress(offset, QueueArea.Descriptor, value, high: false); break;
+            case VirtioMmioRegister.QueueDescHigh: SetQueueAddress(offset, QueueArea.Descriptor, value, high: true); break;
+            case VirtioMmioRegister.QueueDriverLow: SetQueueAddress(offset, QueueArea.Driver, value, high: false); break;
+            case VirtioMmioRegister.QueueDriverHigh: SetQueueAddress(offset, QueueArea.Driver, value, high: true); break;
+            case VirtioMmioRegister.QueueDeviceLow: SetQueueAddress(offset, QueueArea.Device, value, high: false); break;
+            case VirtioMmioRegister.QueueDeviceHigh: SetQueueAddress(offset, QueueArea.Device, value, high: true); break;
             case VirtioMmioRegister.QueueReady: WriteQueueReady(value); break;
             case VirtioMmioRegister.QueueNotify: NotifyQueue((ushort)value); break;
             case VirtioMmioRegister.InterruptAck: _interrupts.Acknowledge(value); break;
@@ -218,41 +213,13 @@ public sealed class VirtioMmioTransport
         return queue;
     }
 
-    private void WriteDriverFeatures(uint value)
+    private void WriteDriverFeatures(uint value) => TransportRegisters.WriteDriverFeatureWord(_device, _driverFeaturesSel, value);
+
+    private void SetQueueAddress(ulong offset, QueueArea which, uint value, bool high)
     {
-        if (_driverFeaturesSel > 1)
+        if (ConfigurableQueue(offset) is { } queue)
         {
-            return;
-        }
-
-        int shift = (int)_driverFeaturesSel * 32;
-        ulong staged = _device.StagedDriverFeatures;
-        staged = (staged & ~(0xFFFF_FFFFUL << shift)) | ((ulong)value << shift);
-        _device.WriteDriverFeatures(staged);
-    }
-
-    private void SetQueueAddress(ulong offset, QueueAddress which, uint value, bool high)
-    {
-        if (ConfigurableQueue(offset) is not { } queue)
-        {
-            return;
-        }
-
-        ulong current = which switch
-        {
-            QueueAddress.Descriptor => queue.DescriptorTable.Value,
-            QueueAddress.Driver => queue.AvailRing.Value,
-            _ => queue.UsedRing.Value,
-        };
-        ulong updated = high
-            ? (current & 0xFFFF_FFFFUL) | ((ulong)value << 32)
-            : (current & 0xFFFF_FFFF_0000_0000UL) | value;
-        var address = new Memory.GuestAddress(updated);
-        switch (which)
-        {
-            case QueueAddress.Descriptor: queue.DescriptorTable = address; break;
-            case QueueAddress.Driver: queue.AvailRing = address; break;
-            default: queue.UsedRing = address; break;
+            TransportRegisters.SetAreaHalf(queue, which, value, high);
         }
     }
 
@@ -327,13 +294,6 @@ public sealed class VirtioMmioTransport
         {
             Log.IgnoredAccess(_logger, kind.ToString(), offset, size);
         }
-    }
-
-    private enum QueueAddress
-    {
-        Descriptor,
-        Driver,
-        Device,
     }
 
     private enum IgnoredKind
