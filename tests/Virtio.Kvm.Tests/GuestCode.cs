@@ -11,6 +11,15 @@ internal static class GuestCode
     public static byte[] MovEcx(uint value) =>
         [0x66, 0xB9, (byte)value, (byte)(value >> 8), (byte)(value >> 16), (byte)(value >> 24)];
 
+    /// <summary>mov ax, imm16 (B8 imm16).</summary>
+    public static byte[] MovAx(ushort value) => [0xB8, (byte)value, (byte)(value >> 8)];
+
+    /// <summary>mov [offset], ax: a 2-byte write to DS:offset (A3 offset16).</summary>
+    public static byte[] StoreAx(ushort offset) => [0xA3, (byte)offset, (byte)(offset >> 8)];
+
+    /// <summary>mov [offset], eax: a 4-byte write to DS:offset (66 A3 offset16).</summary>
+    public static byte[] StoreEax(ushort offset) => [0x66, 0xA3, (byte)offset, (byte)(offset >> 8)];
+
     /// <summary>mov dx, imm16 (BA imm16).</summary>
     public static byte[] MovDx(ushort port) => [0xBA, (byte)port, (byte)(port >> 8)];
 

@@ -23,8 +23,11 @@ namespace Virtio.Kvm.Notifications;
 /// <see cref="Capacity"/> is reached, <see cref="TryAssign"/> returns false with the reason and the
 /// queue keeps the synchronous path. Deassign every queue (the <see cref="HostNotifierController"/>
 /// does) before disposing the VM. <see cref="Rebind"/> moves the doorbells when the guest moves the
-/// BAR; a queue the kernel refuses at the new address stays assigned here with no ioeventfd, and
-/// <see cref="TryForward"/> carries its kicks, which then exit to user space, to its event fd.
+/// BAR, and <see cref="Unbind"/> takes them out while it does not decode; a queue the kernel refuses at
+/// the new address stays assigned here with no ioeventfd, and <see cref="TryForward"/> carries its
+/// kicks, which then exit to user space, to its event fd. For a virtio-pci function: on its
+/// BarsChanged, Rebind at its queue 0 doorbell address when BAR 0 decodes, Unbind otherwise; and make
+/// TryForward its QueueNotifyHandler.
 /// </remarks>
 public sealed class KvmIoEventFdBinding : IHostNotifierBinding
 {
@@ -39,6 +42,7 @@ public sealed class KvmIoEventFdBinding : IHostNotifierBinding
     private readonly Lock _gate = new();
     private int _capacity;
     private ulong _address;
+    private bool _unbound;
 
     /// <summary>Creates a binding for the doorbell at <paramref name="address"/>.</summary>
     /// <param name="vm">The VM whose guest rings the doorbell.</param>
@@ -146,6 +150,14 @@ public sealed class KvmIoEventFdBinding : IHostNotifierBinding
                 return false;
             }
 
+            if (_unbound)
+            {
+                // The doorbells do not decode now: the ioeventfd is registered by the next Rebind.
+                _assigned.Add(queueIndex, new Assignment(notifier, null));
+                refusal = null;
+                return true;
+            }
+
             if (!TryRegister(_address, queueIndex, notifier, out refusal))
             {
                 return false;
@@ -198,6 +210,7 @@ public sealed class KvmIoEventFdBinding : IHostNotifierBinding
         {
             refusal = null;
             _address = address;
+            _unbound = false;
             foreach (ushort queue in new List<ushort>(_assigned.Keys))
             {
                 Assignment assigned = _assigned[queue];
@@ -217,6 +230,29 @@ public sealed class KvmIoEventFdBinding : IHostNotifierBinding
             }
 
             return refusal is null;
+        }
+    }
+
+    /// <summary>
+    /// Takes every doorbell's ioeventfd out of KVM while the doorbells do not decode (the guest cleared
+    /// Memory Space Enable, or the BAR is being moved): the queues stay assigned here, and queues assigned
+    /// meanwhile get no ioeventfd, until <see cref="Rebind"/> registers them all at the address it is given.
+    /// </summary>
+    /// <exception cref="KvmException">KVM_IOEVENTFD with the DEASSIGN flag failed.</exception>
+    public void Unbind()
+    {
+        lock (_gate)
+        {
+            _unbound = true;
+            foreach (ushort queue in new List<ushort>(_assigned.Keys))
+            {
+                Assignment assigned = _assigned[queue];
+                if (assigned.RegisteredAt is { } address)
+                {
+                    Unregister(address, queue, assigned.Notifier);
+                    _assigned[queue] = assigned with { RegisteredAt = null };
+                }
+            }
         }
     }
 
@@ -283,13 +319,14 @@ public sealed class KvmIoEventFdBinding : IHostNotifierBinding
         }
     }
 
-    /// <summary>Queue <paramref name="queueIndex"/>'s doorbell for a binding at <paramref name="address"/>; false when it passes 2^64 (or 0xFFFF for a port).</summary>
+    /// <summary>Queue <paramref name="queueIndex"/>'s doorbell for a binding at <paramref name="address"/>; false when its end wraps past 2^64 (KVM refuses that with EINVAL, and so an end of exactly 2^64) or passes 0xFFFF for a port.</summary>
     private bool TryDoorbell(ulong address, ushort queueIndex, out ulong doorbell)
     {
         UInt128 at = (UInt128)address + ((UInt128)queueIndex * Stride);
-        ulong limit = Space == KvmIoSpace.Pio ? 0xFFFFUL : ulong.MaxValue;
-        doorbell = at <= limit ? (ulong)at : 0;
-        return at <= limit;
+        UInt128 end = Space == KvmIoSpace.Pio ? 0x1_0000 : ulong.MaxValue;
+        bool fits = at + (UInt128)Width <= end;
+        doorbell = fits ? (ulong)at : 0;
+        return fits;
     }
 
     private KvmIoEventFdRequest CreateRequest(ulong doorbell, ushort queueIndex, EventFd notifier, bool deassign)
