@@ -62,4 +62,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 9035, Level = LogLevel.Information, Message = "PCI bus 0: host bridge at 00:00.0, configuration mechanism #1 at ports 0xCF8-0xCFF, BARs in the MMIO hole 0x{HoleBase:x}-0x{HoleEnd:x}")]
     public static partial void PciBus(ILogger logger, ulong holeBase, ulong holeEnd);
+
+    [LoggerMessage(EventId = 9036, Level = LogLevel.Debug, Message = "{Name}: BAR 0 stopped decoding: the doorbells at 0x{Address:x} are off their ioeventfds")]
+    public static partial void DoorbellsUnbound(ILogger logger, string name, ulong address);
+
+    [LoggerMessage(EventId = 9037, Level = LogLevel.Debug, Message = "{Name}: BAR 0 decodes again at the same place: the doorbells at 0x{Address:x} are back: {Outcome}")]
+    public static partial void DoorbellsRebound(ILogger logger, string name, ulong address, string outcome);
 }

@@ -28,6 +28,7 @@ internal sealed class PciDeviceSlot : DeviceSlot
     private readonly IDisposable _resample;
     private readonly KvmMsiXVectors? _msiX;
     private readonly KvmIoEventFdBinding? _doorbells;
+    private bool _unbound;
 
     private PciDeviceSlot(int index, string name, VirtioDevice device, IoThread ioThread, VirtioPciFunction function, KvmIrqFdNotifier intx, CountingNotifier intxCount, IDisposable resample, KvmMsiXVectors? msiX, KvmIoEventFdBinding? doorbells, HostNotifierController? controller, IDisposable? owned, ILogger logger)
         : base(index, name, device, ioThread, controller, owned, logger)
@@ -118,17 +119,47 @@ internal sealed class PciDeviceSlot : DeviceSlot
         }
     }
 
-    /// <summary>The guest moved BAR 0 (or turned decoding back on): the doorbells' ioeventfds follow it.</summary>
+    /// <summary>
+    /// The guest moved BAR 0 or turned Memory Space Enable off or on (a driver sizing its BARs does both):
+    /// the doorbells' ioeventfds leave while BAR 0 does not decode and come back, at its new address,
+    /// when it does. Called on the vCPU thread that wrote the configuration space.
+    /// </summary>
     private void OnBarsChanged(VirtioPciFunction function)
     {
-        if (_doorbells is null || !function.TryGetNotifyAddress(0, out ulong notify) || notify == _doorbells.Address)
+        if (_doorbells is null)
         {
             return;
         }
 
+        if (!function.TryGetNotifyAddress(0, out ulong notify))
+        {
+            if (!_unbound)
+            {
+                _doorbells.Unbind();
+                _unbound = true;
+                Log.DoorbellsUnbound(Logger, Name, _doorbells.Address);
+            }
+
+            return;
+        }
+
         ulong from = _doorbells.Address;
-        bool moved = _doorbells.Rebind(notify, out string? refusal);
-        Log.DoorbellsMoved(Logger, Name, from, notify, moved ? "every queue's ioeventfd moved" : "kicks exit to the VMM: " + refusal);
+        if (notify == from && !_unbound)
+        {
+            return;
+        }
+
+        bool bound = _doorbells.Rebind(notify, out string? refusal);
+        _unbound = false;
+        string outcome = bound ? "every queue's ioeventfd is there" : "kicks exit to the VMM and are forwarded: " + refusal;
+        if (notify == from)
+        {
+            Log.DoorbellsRebound(Logger, Name, notify, outcome);
+        }
+        else
+        {
+            Log.DoorbellsMoved(Logger, Name, from, notify, outcome);
+        }
     }
 
     protected override void CloseInterrupts()
