@@ -91,6 +91,24 @@ bool pci_bar(struct pci_address a, int i, u64 *address, u64 *size)
     return true;
 }
 
+bool pci_move_bar(struct pci_address a, int i, u64 delta)
+{
+    u64 address, size;
+    if (!pci_bar(a, i, &address, &size) || address == 0)
+        return false;
+    u32 reg = PCI_BAR0 + 4u * (u32)i;
+    u32 lo = pci_read32(a, reg);
+    u64 moved = address + delta;
+    u16 command = pci_read16(a, PCI_COMMAND);
+    pci_write16(a, PCI_COMMAND, (u16)(command & ~PCI_COMMAND_MEMORY));
+    pci_write32(a, reg, (u32)moved | (lo & 0xf));
+    if (((lo >> 1) & 3) == 2)
+        pci_write32(a, reg + 4, (u32)(moved >> 32));
+    pci_write16(a, PCI_COMMAND, command);
+    print("guest: pci 00:%02x.%u BAR %d moved from 0x%lx to 0x%lx\n", a.slot, a.function, i, address, moved);
+    return true;
+}
+
 u32 pci_find_capability(struct pci_address a, u8 id, u32 from)
 {
     if (!(pci_read16(a, PCI_STATUS) & PCI_STATUS_CAP_LIST))

@@ -38,6 +38,9 @@ void pci_write32(struct pci_address a, u32 offset, u32 v);
    unimplemented one, the upper half of a 64-bit one, or i > 5. */
 bool pci_bar(struct pci_address a, int i, u64 *address, u64 *size);
 
+/* Moves memory BAR i up by delta (decoding off while its register changes, then restored); prints the move. */
+bool pci_move_bar(struct pci_address a, int i, u64 delta);
+
 /* Bus 0, every slot and (when the header says multi-function) every function: fills up to max devices with
    virtio vendor 0x1AF4 modern device IDs (0x1040 + virtio ID) and returns how many it found. Prints one line per
    function present. */

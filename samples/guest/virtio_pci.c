@@ -78,6 +78,9 @@ static bool pci_probe(struct virtio_dev *d, const struct guest_device *gd, u32 e
         *reason = "unexpected-device-id";
         return false;
     }
+    /* pci_move_bars=1: move BAR 0 16 MiB up first, as an OS that reassigns resources would. */
+    if (cmdline_u64("pci_move_bars", 0))
+        pci_move_bar(a, 0, 0x1000000);
     /* The first capability of each type whose region lies inside a memory BAR the firmware assigned. */
     bool have[5] = {false};
     u64 addr[5] = {0};

@@ -149,6 +149,24 @@ public sealed class PciBootTests : IDisposable
         Assert.Matches(@"vCPU exits: [0-9]{1,3} MMIO", run.Log);
     }
 
+    [Fact]
+    public async Task Pci_GuestMovesBar0_DoorbellsFollowOnIoEventFds()
+    {
+        // The guest moves BAR 0 (common, ISR, device config, doorbells) 16 MiB up before using it: the
+        // hole's bus window still reaches it, and the doorbells' ioeventfds move with it, so 2000 kicks
+        // still do not exit to the VMM.
+        VmmProcess.SkipUnlessKvm();
+        VmmResult run = await VmmProcess.RunAsync("--guest", VmmProcess.Guest(), "--transport", "pci", "--disk", _disk,
+            "--workload", "blk-verify,doorbell", "--guest-args", "pci_move_bars=1 count=2000");
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("guest: pci 00:01.0 BAR 0 moved from 0xe0000000 to 0xe1000000", run.Serial, StringComparison.Ordinal);
+        Assert.Contains("ok blk-verify dev=0", run.Serial, StringComparison.Ordinal);
+        Assert.Contains("disk0: the guest moved the doorbells from 0xe0003000 to 0xe1003000: every queue's ioeventfd is there", run.Log, StringComparison.Ordinal);
+        Assert.Matches(@"result doorbell dev=0 count=2000 .* ioeventfd=1 transport=pci", run.Serial);
+        Assert.Matches(@"vCPU exits: [0-9]{1,3} MMIO", run.Log);
+    }
+
     /// <summary>How often the VMM raised <paramref name="name"/>'s INTx line again after an end of interrupt.</summary>
     private static long Reasserted(VmmResult run, string name)
     {
