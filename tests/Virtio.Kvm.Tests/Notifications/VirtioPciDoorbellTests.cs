@@ -105,13 +105,15 @@ public sealed class VirtioPciDoorbellTests
         Assert.Equal([false, false], d.Consume());
         Assert.Equal([(0UL, 2)], d.Writes());
 
-        // A queue assigned while unbound is accepted and registered by the rebind.
+        // A queue assigned while unbound is accepted, gets no ioeventfd yet, and is registered by the rebind.
         Assert.True(d.Binding.TryAssign(1, d.Kicks[1], out string? refusal), refusal);
+        d.Run(Write16(NotifyOffset + 4, 1));
+        Assert.Equal([false, false], d.Consume());
         Assert.True(d.Binding.Rebind(NotifyAddress, out refusal), refusal);
         d.Run(Write16(NotifyOffset, 0));
         d.Run(Write16(NotifyOffset + 4, 1));
         Assert.Equal([true, true], d.Consume());
-        Assert.Single(d.Writes());
+        Assert.Equal([(0UL, 2), (4UL, 2)], d.Writes());
     }
 
     [Fact]
