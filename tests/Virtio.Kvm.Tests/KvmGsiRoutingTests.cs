@@ -44,6 +44,30 @@ public sealed class KvmGsiRoutingTests
     }
 
     [Fact]
+    public void RemoveMsiRoute_AnIrqFdOnTheGsiDeliversNothing_UntilTheRouteIsSetAgain()
+    {
+        using RealModeGuest guest = RealModeGuest.Create(GuestCode.Hlt, irqChip: true);
+        byte apicId = LocalApic.EnableAndReadId(guest.Vcpu);
+        var routing = new KvmGsiRouting(guest.Vm, KvmIrqRoute.StandardIrqChipRoutes());
+        uint removed = routing.AllocateMsiGsi();
+        uint sentinel = routing.AllocateMsiGsi();
+        routing.SetMsiRoute(removed, LocalApic.MsiAddress(apicId), 0x53);
+        routing.SetMsiRoute(sentinel, LocalApic.MsiAddress(apicId), 0x54);
+        using KvmIrqFdNotifier irq = KvmIrqFdNotifier.Create(guest.Vm, removed);
+        using KvmIrqFdNotifier last = KvmIrqFdNotifier.Create(guest.Vm, sentinel);
+
+        routing.RemoveMsiRoute(removed);
+        irq.Notify(InterruptReason.UsedBuffer, 0);
+        last.Notify(InterruptReason.UsedBuffer, 0);
+
+        Assert.True(LocalApic.WaitUntilRequested(guest.Vcpu, 0x54, Timeout), "the sentinel vector never arrived");
+        Assert.False(LocalApic.IsRequested(guest.Vcpu, 0x53), "a removed route still delivered");
+        routing.SetMsiRoute(removed, LocalApic.MsiAddress(apicId), 0x55);
+        irq.Notify(InterruptReason.UsedBuffer, 0);
+        Assert.True(LocalApic.WaitUntilRequested(guest.Vcpu, 0x55, Timeout), "the route set again did not deliver");
+    }
+
+    [Fact]
     public void SetMsiRoute_Unchanged_DoesNotInstallAgain()
     {
         using RealModeGuest guest = RealModeGuest.Create(GuestCode.Hlt, irqChip: true);

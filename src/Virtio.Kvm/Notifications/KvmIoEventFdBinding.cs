@@ -260,7 +260,8 @@ public sealed class KvmIoEventFdBinding : IHostNotifierBinding
     /// For a kick of <paramref name="queueIndex"/> that reached user space (the embedder's doorbell
     /// handler): signals the queue's event fd if one is assigned, so the queue's I/O thread serves it and
     /// the synchronous and event fd paths are never live together; a queue left without an ioeventfd by
-    /// <see cref="Rebind"/> keeps working this way. Any thread may call it; it does not block.
+    /// <see cref="Rebind"/> keeps working this way. Any thread may call it; it waits at most for the
+    /// binding's lock (held across one assign, deassign or rebind) and one eventfd write.
     /// </summary>
     /// <param name="queueIndex">The queue the write was for.</param>
     /// <returns>False when no event fd is assigned: process the kick synchronously.</returns>
