@@ -44,4 +44,28 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 9019, Level = LogLevel.Information, Message = "{Name}: {Path}, engine {Engine}")]
     public static partial void DiskOpened(ILogger logger, string name, string path, string engine);
+
+    [LoggerMessage(EventId = 9030, Level = LogLevel.Information, Message = "{Name}: virtio-pci at 00:{Slot:x2}.0, BAR 0 at 0x{Bar0:x}, INTx on GSI {Gsi} (level, resample), {MsiX}, notify by {Notify}")]
+    public static partial void PciDeviceWired(ILogger logger, string name, int slot, ulong bar0, uint gsi, string msiX, string notify);
+
+    [LoggerMessage(EventId = 9031, Level = LogLevel.Information, Message = "{Name}: MSI-X vectors fired (vector=count, of {Vectors}):{Fired}; {Dropped} raise(s) with no route")]
+    public static partial void MsiXFired(ILogger logger, string name, int vectors, string fired, long dropped);
+
+    [LoggerMessage(EventId = 9032, Level = LogLevel.Information, Message = "{Name}: INTx asserted {Count} time(s), raised again {Reasserted} time(s) after an end of interrupt")]
+    public static partial void IntxCount(ILogger logger, string name, long count, long reasserted);
+
+    [LoggerMessage(EventId = 9033, Level = LogLevel.Information, Message = "{Name}: the guest moved the doorbells from 0x{From:x} to 0x{To:x}: {Outcome}")]
+    public static partial void DoorbellsMoved(ILogger logger, string name, ulong from, ulong to, string outcome);
+
+    [LoggerMessage(EventId = 9034, Level = LogLevel.Warning, Message = "PCI configuration mechanism #1: ignored a {Width}-byte access at port 0x{Port:x} (CONFIG_ADDRESS takes 32-bit accesses only, CONFIG_DATA 1, 2 or 4 bytes inside its dword); logged once")]
+    public static partial void PciOddAccess(ILogger logger, ulong port, int width);
+
+    [LoggerMessage(EventId = 9035, Level = LogLevel.Information, Message = "PCI bus 0: host bridge at 00:00.0, configuration mechanism #1 at ports 0xCF8-0xCFF, BARs in the MMIO hole 0x{HoleBase:x}-0x{HoleEnd:x}")]
+    public static partial void PciBus(ILogger logger, ulong holeBase, ulong holeEnd);
+
+    [LoggerMessage(EventId = 9036, Level = LogLevel.Debug, Message = "{Name}: BAR 0 stopped decoding: the doorbells at 0x{Address:x} are off their ioeventfds")]
+    public static partial void DoorbellsUnbound(ILogger logger, string name, ulong address);
+
+    [LoggerMessage(EventId = 9037, Level = LogLevel.Debug, Message = "{Name}: BAR 0 decodes again at the same place: the doorbells at 0x{Address:x} are back: {Outcome}")]
+    public static partial void DoorbellsRebound(ILogger logger, string name, ulong address, string outcome);
 }

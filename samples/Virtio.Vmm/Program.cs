@@ -66,19 +66,34 @@ internal static class Program
         };
         var noIoEventFd = new Option<bool>("--no-ioeventfd") { Description = "Every queue notify exits to the VMM and is served on the vCPU thread (no ioeventfd)" };
         var noIrqBatching = new Option<bool>("--no-irq-batching") { Description = "Signal the irqfd for every completion instead of once per burst" };
-        var irqLevel = new Option<bool>("--irq-level") { Description = "Level-triggered device interrupt lines: irqfds with a resample fd, raised again after the guest's end of interrupt while the device's InterruptStatus is set (default: edge-triggered; the guest waits on interrupts with --guest-args completion=irq)" };
+        var irqLevel = new Option<bool>("--irq-level") { Description = "Level-triggered device interrupt lines: irqfds with a resample fd, raised again after the guest's end of interrupt while the device's InterruptStatus is set (virtio-mmio; default: edge-triggered; the guest waits on interrupts with --guest-args completion=irq. PCI INTx lines are always level-triggered)" };
         var packed = new Option<bool>("--packed") { Description = "Every disk offers the packed virtqueue (VIRTIO_F_RING_PACKED, bit 34); the guest uses it when it negotiates the bit. Network devices still offer the split ring only (the packed ring is not validated for their receive chains)" };
+        var transport = new Option<string>("--transport")
+        {
+            Description = "How the devices reach the guest: mmio (virtio-mmio windows at 0xD0000000, listed in the boot info) or pci (virtio-pci functions on PCI bus 0 behind a host bridge with configuration mechanism #1 at ports 0xCF8/0xCFC, BARs in the MMIO hole 0xE0000000-0xFEBFFFFF, MSI-X per queue; the guest enumerates the bus itself and, unless --guest-args says completion=, waits on interrupts: completion=irq)",
+            HelpName = "mmio|pci",
+            DefaultValueFactory = _ => "mmio",
+        };
+        transport.AcceptOnlyFromAmong("mmio", "pci");
+        var noMsiX = new Option<bool>("--no-msix") { Description = "With --transport pci: the functions have no MSI-X capability, so the guest uses INTx, as a driver must for a device without MSI-X: a level-triggered IOAPIC line per function (its GSI in Interrupt Line), the ISR read to clear it, the line raised again after an end of interrupt while the ISR is set" };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log device and notifier events (Debug level) to stderr" };
 
         var root = new RootCommand(
-            "Boots the test guest on KVM with virtio-mmio disks and network cards (ioeventfd for notifies, irqfd for interrupts). " +
+            "Boots the test guest on KVM with virtio-mmio (or, with --transport pci, virtio-pci) disks and network cards (ioeventfd for notifies, irqfd for interrupts). " +
             "The guest's serial port goes to stdout, logs to stderr, and the exit code is the guest's result (0 = every check passed; " +
             $"{VmmExitCode.Failure} = the VMM or the guest failed; {VmmExitCode.Interrupted} = Ctrl+C). " +
             $"With neither --disk nor --net it makes a fresh {DefaultDiskMiB} MiB temporary disk (deleted at exit) and, as root with /dev/net/tun, " +
             $"a tap in a private network namespace at {NetworkNamespace.HostAddress}/24 for the guest ({NetworkNamespace.GuestAddress}) to ping.")
         {
-            guest, memory, disk, net, workload, guestArgs, noIoEventFd, noIrqBatching, irqLevel, packed, verbose,
+            guest, memory, disk, net, workload, guestArgs, noIoEventFd, noIrqBatching, irqLevel, packed, transport, noMsiX, verbose,
         };
+        root.Validators.Add(r =>
+        {
+            if (r.GetValue(noMsiX) && r.GetValue(transport) != "pci")
+            {
+                r.AddError("--no-msix needs --transport pci (virtio-mmio has no MSI-X).");
+            }
+        });
         root.SetAction(result => RunGuest(
             result.GetValue(guest)!,
             result.GetValue(memory),
@@ -90,6 +105,8 @@ internal static class Program
             !result.GetValue(noIrqBatching),
             result.GetValue(irqLevel),
             result.GetValue(packed),
+            result.GetValue(transport) == "pci" ? VmmTransport.Pci : VmmTransport.Mmio,
+            !result.GetValue(noMsiX),
             result.GetValue(verbose)));
 
         var count = new Option<int>("--count")
@@ -115,7 +132,7 @@ internal static class Program
         return root.Parse(args).Invoke();
     }
 
-    private static int RunGuest(string guestPath, int memoryMiB, string[] diskTexts, string[] netTexts, string workload, string guestArgs, bool ioEventFd, bool irqBatching, bool irqLevel, bool packed, bool verbose)
+    private static int RunGuest(string guestPath, int memoryMiB, string[] diskTexts, string[] netTexts, string workload, string guestArgs, bool ioEventFd, bool irqBatching, bool irqLevel, bool packed, VmmTransport transport, bool msiX, bool verbose)
     {
         using ILoggerFactory loggers = LoggerFactory.Create(builder => builder
             .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information)
@@ -182,7 +199,13 @@ internal static class Program
                 guestArgs = $"ip={NetworkNamespace.GuestAddress} peer={NetworkNamespace.HostAddress} {guestArgs}";
             }
 
-            var options = new VmmOptions(guestPath, memoryMiB, disks, nets, workload, guestArgs, ioEventFd, irqBatching, irqLevel, packed);
+            if (transport == VmmTransport.Pci && !guestArgs.Contains("completion=", StringComparison.Ordinal))
+            {
+                // On PCI the guest takes interrupts unless told otherwise, so the MSI-X vectors or INTx line are used.
+                guestArgs = ("completion=irq " + guestArgs).Trim();
+            }
+
+            var options = new VmmOptions(guestPath, memoryMiB, disks, nets, workload, guestArgs, ioEventFd, irqBatching, irqLevel, packed, transport, msiX);
             using Stream stdout = Console.OpenStandardOutput();
             return new VirtualMachine(options, loggers, stdout).Run();
         }

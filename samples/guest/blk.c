@@ -54,11 +54,11 @@ struct blk_slot {
     u64 started; /* rdtsc at submit */
 };
 
-bool blk_init(struct blk_disk *b, const struct boot_device *bd, int index)
+bool blk_init(struct blk_disk *b, const struct guest_device *gd, int index)
 {
     const char *reason;
     b->dev.index = index;
-    if (!virtio_probe(&b->dev, bd->mmio_base, bd->gsi, VIRTIO_ID_BLOCK, &reason))
+    if (!virtio_probe(&b->dev, gd, VIRTIO_ID_BLOCK, &reason))
         return fail("blk-init", index, reason);
     u64 wanted = VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC | VIRTIO_BLK_F_SIZE_MAX | VIRTIO_BLK_F_SEG_MAX |
                  VIRTIO_BLK_F_RO | VIRTIO_BLK_F_BLK_SIZE | VIRTIO_BLK_F_FLUSH | VIRTIO_BLK_F_DISCARD |

@@ -17,6 +17,7 @@ typedef _Bool bool;
 #define BOOT_FLAG_IRQ_WIRED 1u
 #define BOOT_FLAG_IOEVENTFD 2u
 #define BOOT_FLAG_IRQ_LEVEL 4u /* device lines are level-triggered (irqfd with resample) */
+#define BOOT_FLAG_PCI 8u       /* devices are virtio-pci functions on PCI bus 0; the device table is empty */
 #define BOOT_MAX_DEVICES 16
 
 struct boot_device {
@@ -36,8 +37,18 @@ struct boot_info {
     struct boot_device devices[BOOT_MAX_DEVICES];
 };
 
+/* A device the guest found: from the boot info's table (virtio-mmio) or by enumerating PCI bus 0. */
+struct guest_device {
+    u32 device_id; /* virtio device ID: 2 = block, 1 = network */
+    u32 gsi;       /* mmio: the table's GSI; pci: the function's Interrupt Line */
+    u64 mmio_base; /* mmio: the register window; pci: 0 */
+    bool pci;
+    u8 bus, slot, function;
+};
+
 /* Port I/O, MMIO and ordering. */
 static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
+static inline void outw(u16 port, u16 v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
 static inline void outl(u16 port, u32 v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
 static inline u8 inb(u16 port)
 {
@@ -45,9 +56,24 @@ static inline u8 inb(u16 port)
     __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
     return v;
 }
+static inline u16 inw(u16 port)
+{
+    u16 v;
+    __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+static inline u32 inl(u16 port)
+{
+    u32 v;
+    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
 static inline u32 mmio_read32(u64 addr) { return *(volatile u32 *)addr; }
 static inline void mmio_write32(u64 addr, u32 v) { *(volatile u32 *)addr = v; }
+static inline u16 mmio_read16(u64 addr) { return *(volatile u16 *)addr; }
+static inline void mmio_write16(u64 addr, u16 v) { *(volatile u16 *)addr = v; }
 static inline u8 mmio_read8(u64 addr) { return *(volatile u8 *)addr; }
+static inline void mmio_write8(u64 addr, u8 v) { *(volatile u8 *)addr = v; }
 static inline void compiler_barrier(void) { __asm__ volatile("" ::: "memory"); }
 /* A full fence (store-load) without mfence: a locked add on the stack. */
 static inline void full_barrier(void) { __asm__ volatile("lock addl $0, (%%rsp)" ::: "memory", "cc"); }
@@ -57,6 +83,8 @@ static inline u64 rdtsc(void)
     __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
     return ((u64)hi << 32) | lo;
 }
+
+extern u32 boot_flags; /* the boot info's flags (main.c) */
 
 /* lib.c */
 void *memset(void *dst, int c, size_t n);

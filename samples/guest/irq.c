@@ -41,7 +41,9 @@ bool irq_enabled;
 volatile u64 irq_count[BOOT_MAX_DEVICES];
 volatile u64 timer_ticks;
 volatile u32 irq_hold_ack[BOOT_MAX_DEVICES];
-static u64 device_base[BOOT_MAX_DEVICES];
+volatile u64 msix_count[BOOT_MAX_DEVICES][VECTORS_PER_DEVICE];
+static void (*line_ack[BOOT_MAX_DEVICES])(void *);
+static void *line_ctx[BOOT_MAX_DEVICES];
 
 static void ioapic_write(u32 reg, u32 v)
 {
@@ -62,15 +64,20 @@ void irq_dispatch(u64 vector, u64 *frame)
             __asm__ volatile("cli; hlt");
     }
     if (vector >= VECTOR_DEVICE0 && vector < VECTOR_DEVICE0 + BOOT_MAX_DEVICES) {
+        /* A line: the transport learns and acknowledges the cause (mmio InterruptStatus and InterruptACK, PCI
+           the ISR status byte, which its read clears), unless a test holds the acknowledgement back. */
         u32 i = (u32)(vector - VECTOR_DEVICE0);
-        if (device_base[i]) {
-            /* Section 4.2.2: read which events happened, acknowledge exactly those. */
-            u32 status = mmio_read32(device_base[i] + 0x060);
+        if (line_ack[i]) {
             if (irq_hold_ack[i])
                 irq_hold_ack[i]--;
-            else if (status)
-                mmio_write32(device_base[i] + 0x064, status);
+            else
+                line_ack[i](line_ctx[i]);
         }
+        irq_count[i]++;
+    } else if (vector >= VECTOR_MSIX0 && vector < VECTOR_MSIX0 + VECTORS_PER_DEVICE * BOOT_MAX_DEVICES) {
+        /* MSI-X: the vector says which device and which event; there is nothing to acknowledge but the EOI. */
+        u32 i = (u32)(vector - VECTOR_MSIX0) / VECTORS_PER_DEVICE;
+        msix_count[i][(vector - VECTOR_MSIX0) % VECTORS_PER_DEVICE]++;
         irq_count[i]++;
     } else if (vector == VECTOR_TIMER) {
         timer_ticks++;
@@ -97,19 +104,22 @@ void irq_init(void)
     lapic_write(LAPIC_TPR, 0);
 }
 
-void irq_start(const struct boot_info *bi)
+u32 irq_apic_id(void) { return mmio_read32(LAPIC_BASE + 0x020) >> 24; }
+
+bool irq_route_line(int dev, u32 gsi, bool level, void (*ack)(void *), void *ctx)
 {
-    u32 count = bi->device_count > BOOT_MAX_DEVICES ? BOOT_MAX_DEVICES : bi->device_count;
-    u32 trigger = (bi->flags & BOOT_FLAG_IRQ_LEVEL) ? 1u << 15 : 0;
-    for (u32 d = 0; d < count; d++) {
-        u32 gsi = bi->devices[d].gsi;
-        if (gsi >= 24)
-            continue;
-        device_base[d] = bi->devices[d].mmio_base;
-        /* fixed, physical, active high, unmasked; edge unless the boot info says level */
-        ioapic_write(0x10 + 2 * gsi, trigger | (VECTOR_DEVICE0 + d));
-        ioapic_write(0x11 + 2 * gsi, 0);                 /* to local APIC 0 */
-    }
+    if (!irq_enabled || dev < 0 || dev >= BOOT_MAX_DEVICES || gsi >= 24)
+        return false;
+    line_ctx[dev] = ctx;
+    line_ack[dev] = ack;
+    /* fixed, physical, active high, unmasked; edge or level */
+    ioapic_write(0x11 + 2 * gsi, 0); /* to local APIC 0 */
+    ioapic_write(0x10 + 2 * gsi, (level ? 1u << 15 : 0) | (u32)(VECTOR_DEVICE0 + dev));
+    return true;
+}
+
+void irq_start(void)
+{
     /* A periodic timer bounds every hlt: KVM's local APIC counts at 1 GHz, divide by 1, so about 10 ms. */
     lapic_write(LAPIC_TIMER_DIVIDE, 0xb);
     lapic_write(LAPIC_LVT_TIMER, LAPIC_TIMER_PERIODIC | VECTOR_TIMER);

@@ -1,5 +1,6 @@
 /* The test guest: reads the boot info, finds the devices, runs the workloads the command line names. */
 #include "irq.h"
+#include "pci.h"
 #include "workloads.h"
 
 #define MAX_DISKS BOOT_MAX_DEVICES
@@ -9,6 +10,10 @@ static struct net_dev nets[BOOT_MAX_DEVICES];
 static int disk_count, net_count;
 static bool disks_ready, nets_ready;
 static const struct boot_info *boot;
+/* The devices: the boot info's table (virtio-mmio), or what enumerating PCI bus 0 found (BOOT_FLAG_PCI). */
+static struct guest_device devices[BOOT_MAX_DEVICES];
+static u32 device_count;
+u32 boot_flags;
 
 bool fail(const char *workload, int dev, const char *reason)
 {
@@ -22,19 +27,19 @@ void print_mb_s(const char *key, u64 bytes, u64 ticks)
     print(" %s=%lu.%02lu", key, centi / 100, centi % 100);
 }
 
-static bool init_disk(int n, const struct boot_device *bd, int index) { return blk_init(&disks[n], bd, index); }
-static bool init_net(int n, const struct boot_device *bd, int index) { return net_init(&nets[n], bd, index); }
+static bool init_disk(int n, const struct guest_device *gd, int index) { return blk_init(&disks[n], gd, index); }
+static bool init_net(int n, const struct guest_device *gd, int index) { return net_init(&nets[n], gd, index); }
 
 /* Devices are set up on first use; a device that fails set-up stays out of the run (and fails it). */
-static bool init_kind(bool *ready, u32 device_id, int *count, bool (*init)(int, const struct boot_device *, int))
+static bool init_kind(bool *ready, u32 device_id, int *count, bool (*init)(int, const struct guest_device *, int))
 {
     if (*ready)
         return true;
     *ready = true;
     bool ok = true;
-    for (u32 i = 0; i < boot->device_count; i++)
-        if (boot->devices[i].device_id == device_id) {
-            if (init(*count, &boot->devices[i], (int)i))
+    for (u32 i = 0; i < device_count; i++)
+        if (devices[i].device_id == device_id) {
+            if (init(*count, &devices[i], (int)i))
                 (*count)++;
             else
                 ok = false;
@@ -77,19 +82,23 @@ bool doorbell(struct virtio_dev *d, u16 queue)
     u64 count = cmdline_u64("count", 20000);
     if (count == 0)
         count = 1;
-    u64 addr = d->base + VIRTIO_MMIO_QUEUE_NOTIFY;
+    u64 addr = d->notify_addr[queue];
     /* The same loop without the write, to subtract the (emulated) loop itself. */
     u64 t0 = rdtsc();
     for (u64 i = count; i; i--)
         compiler_barrier();
     u64 t1 = rdtsc();
-    for (u64 i = count; i; i--)
-        mmio_write32(addr, queue);
+    if (d->notify_width == 2) /* virtio-pci: a 16-bit write */
+        for (u64 i = count; i; i--)
+            mmio_write16(addr, queue);
+    else /* virtio-mmio QueueNotify: 32 bits */
+        for (u64 i = count; i; i--)
+            mmio_write32(addr, queue);
     u64 t2 = rdtsc();
     u64 loop_ns = ticks_to_ns(t1 - t0) / count, total_ns = ticks_to_ns(t2 - t1) / count;
-    print("result doorbell dev=%d count=%lu ns_per_notify=%lu loop_ns=%lu notify_minus_loop_ns=%lu ioeventfd=%d\n",
+    print("result doorbell dev=%d count=%lu ns_per_notify=%lu loop_ns=%lu notify_minus_loop_ns=%lu ioeventfd=%d transport=%s\n",
           d->index, count, total_ns, loop_ns, total_ns > loop_ns ? total_ns - loop_ns : 0,
-          (boot->flags & BOOT_FLAG_IOEVENTFD) != 0);
+          (boot->flags & BOOT_FLAG_IOEVENTFD) != 0, d->ops->name);
     return true;
 }
 
@@ -122,14 +131,14 @@ static bool run_workload(const char *name)
         return run_doorbell();
     if (streq(name, "default")) {
         bool ok = true;
-        for (u32 i = 0; i < boot->device_count; i++) {
-            if (boot->devices[i].device_id == VIRTIO_ID_BLOCK) {
+        for (u32 i = 0; i < device_count; i++) {
+            if (devices[i].device_id == VIRTIO_ID_BLOCK) {
                 ok &= run_blk("blk-verify", blk_verify);
                 break;
             }
         }
-        for (u32 i = 0; i < boot->device_count; i++) {
-            if (boot->devices[i].device_id == VIRTIO_ID_NET) {
+        for (u32 i = 0; i < device_count; i++) {
+            if (devices[i].device_id == VIRTIO_ID_NET) {
                 ok &= run_net("net-ping");
                 break;
             }
@@ -172,12 +181,25 @@ int guest_main(const struct boot_info *bi)
     }
     heap_init(bi->memory_size);
     cmdline_init(bi->cmdline);
+    boot_flags = bi->flags;
     u32 count = bi->device_count > BOOT_MAX_DEVICES ? BOOT_MAX_DEVICES : bi->device_count;
     print("guest: boot info v%u memory %lu MiB tsc %lu kHz devices %u flags 0x%x cmdline \"%s\"\n", bi->version,
           bi->memory_size >> 20, bi->tsc_khz, count, bi->flags, bi->cmdline);
-    for (u32 i = 0; i < count; i++)
-        print("guest: device %u: id %u at 0x%lx gsi %u\n", i, bi->devices[i].device_id, bi->devices[i].mmio_base,
-              bi->devices[i].gsi);
+    if (bi->flags & BOOT_FLAG_PCI) {
+        /* The devices are virtio-pci functions on bus 0: find them ourselves (configuration mechanism #1). */
+        device_count = pci_enumerate(devices, BOOT_MAX_DEVICES);
+        for (u32 i = 0; i < device_count; i++)
+            print("guest: device %u: id %u at pci 00:%02x.%u interrupt line %u\n", i, devices[i].device_id,
+                  devices[i].slot, devices[i].function, devices[i].gsi);
+    } else {
+        for (u32 i = 0; i < count; i++) {
+            devices[i] = (struct guest_device){.device_id = bi->devices[i].device_id, .gsi = bi->devices[i].gsi,
+                                               .mmio_base = bi->devices[i].mmio_base, .pci = false};
+            print("guest: device %u: id %u at 0x%lx gsi %u\n", i, bi->devices[i].device_id, bi->devices[i].mmio_base,
+                  bi->devices[i].gsi);
+        }
+        device_count = count;
+    }
     calibrate();
     irq_init();
     char mode[8];
@@ -188,7 +210,7 @@ int guest_main(const struct boot_info *bi)
     if (streq(mode, "irq")) {
         if (!(bi->flags & BOOT_FLAG_IRQ_WIRED))
             print("guest: completion=irq but the boot info says interrupts are not wired\n");
-        irq_start(bi);
+        irq_start();
     } else if (!streq(mode, "poll")) {
         print("guest: unknown completion=%s\ndone status=2\n", mode);
         return 2;
@@ -219,9 +241,21 @@ int guest_main(const struct boot_info *bi)
     if (irq_enabled) {
         __asm__ volatile("cli");
         print("guest: interrupts per device:");
-        for (u32 i = 0; i < count; i++)
+        for (u32 i = 0; i < device_count; i++)
             print(" %lu", irq_count[i]);
         print(" timer %lu\n", timer_ticks);
+        for (u32 i = 0; i < device_count; i++) {
+            bool any = false;
+            for (u32 e = 0; e < VECTORS_PER_DEVICE; e++)
+                any |= msix_count[i][e] != 0;
+            if (!any)
+                continue;
+            print("guest: msix dev=%u", i);
+            for (u32 e = 0; e < VECTORS_PER_DEVICE; e++)
+                if (msix_count[i][e])
+                    print(" entry%u=%lu", e, msix_count[i][e]);
+            print("\n");
+        }
     }
     int status = ok ? 0 : 1;
     print("done status=%d\n", status);

@@ -45,11 +45,11 @@ static bool post_rx(struct net_dev *n, u8 *buf)
     return true;
 }
 
-bool net_init(struct net_dev *n, const struct boot_device *bd, int index)
+bool net_init(struct net_dev *n, const struct guest_device *gd, int index)
 {
     const char *reason;
     n->dev.index = index;
-    if (!virtio_probe(&n->dev, bd->mmio_base, bd->gsi, VIRTIO_ID_NET, &reason))
+    if (!virtio_probe(&n->dev, gd, VIRTIO_ID_NET, &reason))
         return fail("net-init", index, reason);
     u64 wanted = VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC | VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS;
     if (cmdline_u64("event_idx", 1) == 0)

@@ -1,4 +1,5 @@
-/* A minimal virtio-mmio (version 2) driver with split virtqueues (section 2.7) and packed ones (section 2.8). The
+/* A minimal virtio driver: the virtio-mmio (version 2) transport here, virtio-pci in virtio_pci.c, behind struct
+   virtio_ops; split virtqueues (section 2.7) and packed ones (section 2.8). The
    packed paths follow Linux's drivers/virtio/virtio_ring.c (virtqueue_add_packed, virtqueue_kick_prepare_packed,
    virtqueue_get_buf_ctx_packed, virtqueue_enable_cb_prepare_packed, virtqueue_disable_cb_packed). */
 #include "virtio.h"
@@ -18,10 +19,12 @@ const char *vq_error_name(int error)
     }
 }
 
-bool virtio_probe(struct virtio_dev *d, u64 base, u32 gsi, u32 expected_id, const char **reason)
+/* ---- virtio-mmio (section 4.2) ---- */
+
+static bool mmio_probe(struct virtio_dev *d, const struct guest_device *gd, u32 expected_id, const char **reason)
 {
-    d->base = base;
-    d->gsi = gsi;
+    d->base = gd->mmio_base;
+    d->gsi = gd->gsi;
     if (rd(d, VIRTIO_MMIO_MAGIC) != VIRTIO_MMIO_MAGIC_VALUE) {
         *reason = "bad-magic";
         return false;
@@ -38,45 +41,150 @@ bool virtio_probe(struct virtio_dev *d, u64 base, u32 gsi, u32 expected_id, cons
     return true;
 }
 
-u32 virtio_status(struct virtio_dev *d) { return rd(d, VIRTIO_MMIO_STATUS); }
+static u32 mmio_get_status(struct virtio_dev *d) { return rd(d, VIRTIO_MMIO_STATUS); }
+static void mmio_set_status(struct virtio_dev *d, u32 status) { wr(d, VIRTIO_MMIO_STATUS, status); }
+
+static u64 mmio_get_features(struct virtio_dev *d)
+{
+    wr(d, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+    u64 offered = rd(d, VIRTIO_MMIO_DEVICE_FEATURES);
+    wr(d, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+    return offered | (u64)rd(d, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
+}
+
+static void mmio_set_features(struct virtio_dev *d, u64 features)
+{
+    wr(d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+    wr(d, VIRTIO_MMIO_DRIVER_FEATURES, (u32)features);
+    wr(d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+    wr(d, VIRTIO_MMIO_DRIVER_FEATURES, (u32)(features >> 32));
+}
+
+/* Section 4.2.2: read which events happened, acknowledge exactly those. */
+static void mmio_irq_ack(void *p)
+{
+    struct virtio_dev *d = p;
+    u32 status = rd(d, VIRTIO_MMIO_INTERRUPT_STATUS);
+    if (status)
+        wr(d, VIRTIO_MMIO_INTERRUPT_ACK, status);
+}
+
+static bool mmio_setup_interrupts(struct virtio_dev *d, const char **reason)
+{
+    (void)reason;
+    d->level = (boot_flags & BOOT_FLAG_IRQ_LEVEL) != 0;
+    if (irq_route_line(d->index, d->gsi, d->level, mmio_irq_ack, d))
+        d->irq_mode = VIRTIO_IRQ_LINE;
+    return true;
+}
+
+static u32 mmio_config_generation(struct virtio_dev *d) { return rd(d, VIRTIO_MMIO_CONFIG_GENERATION); }
+
+static u64 mmio_config_read(struct virtio_dev *d, u32 offset, int size)
+{
+    u64 v = 0;
+    for (int i = size - 1; i >= 0; i--)
+        v = (v << 8) | mmio_read8(d->base + VIRTIO_MMIO_CONFIG + offset + (u32)i);
+    return v;
+}
+
+static u32 mmio_queue_max(struct virtio_dev *d, u16 index, const char **reason)
+{
+    wr(d, VIRTIO_MMIO_QUEUE_SEL, index);
+    if (rd(d, VIRTIO_MMIO_QUEUE_READY)) {
+        *reason = "queue-already-ready";
+        return 0;
+    }
+    u32 num_max = rd(d, VIRTIO_MMIO_QUEUE_NUM_MAX);
+    if (num_max == 0)
+        *reason = "queue-not-available";
+    return num_max;
+}
+
+/* For a packed ring QueueDesc is the descriptor ring, QueueDriver the driver event suppression structure and
+   QueueDevice the device one (section 4.2.2). */
+static bool mmio_queue_enable(struct virtio_dev *d, struct virtq *q, u64 desc_area, u64 driver_area, u64 device_area,
+                              const char **reason)
+{
+    (void)reason;
+    wr(d, VIRTIO_MMIO_QUEUE_NUM, q->size);
+    wr(d, VIRTIO_MMIO_QUEUE_DESC_LOW, (u32)desc_area);
+    wr(d, VIRTIO_MMIO_QUEUE_DESC_HIGH, (u32)(desc_area >> 32));
+    wr(d, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (u32)driver_area);
+    wr(d, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, (u32)(driver_area >> 32));
+    wr(d, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (u32)device_area);
+    wr(d, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, (u32)(device_area >> 32));
+    q->notify_addr = d->base + VIRTIO_MMIO_QUEUE_NOTIFY;
+    d->notify_width = 4;
+    wr(d, VIRTIO_MMIO_QUEUE_READY, 1);
+    return true;
+}
+
+/* VIRTIO_F_NOTIFICATION_DATA is not negotiated: the notify is the queue index (section 4.2.3.3). */
+static void mmio_notify(struct virtq *q) { mmio_write32(q->notify_addr, q->index); }
+
+const struct virtio_ops virtio_mmio_ops = {
+    .name = "mmio",
+    .probe = mmio_probe,
+    .get_status = mmio_get_status,
+    .set_status = mmio_set_status,
+    .get_features = mmio_get_features,
+    .set_features = mmio_set_features,
+    .setup_interrupts = mmio_setup_interrupts,
+    .config_generation = mmio_config_generation,
+    .config_read = mmio_config_read,
+    .queue_max = mmio_queue_max,
+    .queue_enable = mmio_queue_enable,
+    .notify = mmio_notify,
+    .irq_ack = mmio_irq_ack,
+};
+
+/* ---- Either transport ---- */
+
+bool virtio_probe(struct virtio_dev *d, const struct guest_device *gd, u32 expected_id, const char **reason)
+{
+    d->ops = gd->pci ? &virtio_pci_ops : &virtio_mmio_ops;
+    d->irq_mode = VIRTIO_IRQ_NONE;
+    return d->ops->probe(d, gd, expected_id, reason);
+}
+
+u32 virtio_status(struct virtio_dev *d) { return d->ops->get_status(d); }
 
 void virtio_reset(struct virtio_dev *d)
 {
-    wr(d, VIRTIO_MMIO_STATUS, 0);
-    /* Section 4.2.3.1: the reset is complete when status reads back 0. Bounded. */
+    d->ops->set_status(d, 0);
+    /* Sections 4.1.4.3.2 and 4.2.3.1: the reset is complete when status reads back 0. Bounded. */
     u64 deadline = rdtsc() + us_to_ticks(1000000);
-    while (rd(d, VIRTIO_MMIO_STATUS) != 0 && rdtsc() < deadline)
+    while (d->ops->get_status(d) != 0 && rdtsc() < deadline)
         ;
 }
 
 bool virtio_negotiate(struct virtio_dev *d, u64 wanted, const char **reason)
 {
     virtio_reset(d);
-    if (rd(d, VIRTIO_MMIO_STATUS) != 0) {
+    if (d->ops->get_status(d) != 0) {
         *reason = "reset-timeout";
         return false;
     }
-    wr(d, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-    wr(d, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-    wr(d, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-    u64 offered = rd(d, VIRTIO_MMIO_DEVICE_FEATURES);
-    wr(d, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-    offered |= (u64)rd(d, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
+    d->ops->set_status(d, VIRTIO_STATUS_ACKNOWLEDGE);
+    d->ops->set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    u64 offered = d->ops->get_features(d);
     d->offered = offered;
     if (!(offered & VIRTIO_F_VERSION_1)) {
         *reason = "no-version-1";
-        wr(d, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_FAILED);
+        d->ops->set_status(d, VIRTIO_STATUS_FAILED);
         return false;
     }
     d->negotiated = offered & (wanted | VIRTIO_F_VERSION_1);
-    wr(d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-    wr(d, VIRTIO_MMIO_DRIVER_FEATURES, (u32)d->negotiated);
-    wr(d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-    wr(d, VIRTIO_MMIO_DRIVER_FEATURES, (u32)(d->negotiated >> 32));
-    wr(d, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-    if (!(rd(d, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK)) {
+    d->ops->set_features(d, d->negotiated);
+    d->ops->set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    if (!(d->ops->get_status(d) & VIRTIO_STATUS_FEATURES_OK)) {
         *reason = "features-not-accepted";
-        wr(d, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_FAILED);
+        d->ops->set_status(d, VIRTIO_STATUS_FAILED);
+        return false;
+    }
+    if (irq_enabled && !d->ops->setup_interrupts(d, reason)) {
+        d->ops->set_status(d, VIRTIO_STATUS_FAILED);
         return false;
     }
     return true;
@@ -84,25 +192,45 @@ bool virtio_negotiate(struct virtio_dev *d, u64 wanted, const char **reason)
 
 void virtio_driver_ok(struct virtio_dev *d)
 {
-    wr(d, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-                                  VIRTIO_STATUS_DRIVER_OK);
+    d->ops->set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+                              VIRTIO_STATUS_DRIVER_OK);
 }
+
+u8 virtio_msix_vector(struct virtio_dev *d, u16 entry) { return (u8)(VECTOR_MSIX0 + VECTORS_PER_DEVICE * d->index + entry); }
 
 void virtio_print_features(struct virtio_dev *d, const char *what)
 {
-    print("guest: %s%d at 0x%lx gsi %u features offered 0x%lx negotiated 0x%lx\n", what, d->index, d->base, d->gsi,
-          d->offered, d->negotiated);
+    if (d->ops == &virtio_mmio_ops)
+        print("guest: %s%d at 0x%lx gsi %u features offered 0x%lx negotiated 0x%lx\n", what, d->index, d->base, d->gsi,
+              d->offered, d->negotiated);
+    else
+        print("guest: %s%d at pci 00:%02x.%u features offered 0x%lx negotiated 0x%lx\n", what, d->index, d->slot,
+              d->function, d->offered, d->negotiated);
+    print("guest: %s%d transport %s interrupts ", what, d->index, d->ops->name);
+    switch (d->irq_mode) {
+    case VIRTIO_IRQ_NONE:
+        print("none (polling)\n");
+        break;
+    case VIRTIO_IRQ_LINE:
+        print("%s gsi %u vector 0x%x (ioapic, %s)\n", d->ops == &virtio_pci_ops ? "intx" : "line", d->gsi,
+              VECTOR_DEVICE0 + d->index, d->level ? "level" : "edge");
+        break;
+    case VIRTIO_IRQ_MSIX:
+    case VIRTIO_IRQ_MSIX_SHARED:
+        print("msix %s (%u of %u entries, vectors 0x%x-0x%x)\n",
+              d->irq_mode == VIRTIO_IRQ_MSIX ? "per-queue" : "shared", d->msix_used, d->msix_entries,
+              virtio_msix_vector(d, 0), virtio_msix_vector(d, (u16)(d->msix_used - 1)));
+        break;
+    }
 }
 
-/* Config reads: retry while ConfigGeneration changes under us (section 4.2.2). */
+/* Config reads: retry while the configuration generation changes under us (sections 2.5.1, 4.1.4.3, 4.2.2). */
 static u64 config_read(struct virtio_dev *d, u32 offset, int size)
 {
     for (int tries = 0; tries < 100; tries++) {
-        u32 gen = rd(d, VIRTIO_MMIO_CONFIG_GENERATION);
-        u64 v = 0;
-        for (int i = size - 1; i >= 0; i--)
-            v = (v << 8) | mmio_read8(d->base + VIRTIO_MMIO_CONFIG + offset + (u32)i);
-        if (rd(d, VIRTIO_MMIO_CONFIG_GENERATION) == gen)
+        u32 gen = d->ops->config_generation(d);
+        u64 v = d->ops->config_read(d, offset, size);
+        if (d->ops->config_generation(d) == gen)
             return v;
     }
     return 0;
@@ -118,16 +246,13 @@ static u16 *avail_event(struct virtq *q) { return (u16 *)&q->used->ring[q->size]
 
 bool virtq_setup(struct virtio_dev *d, struct virtq *q, u16 index, u16 max_size, const char **reason)
 {
-    wr(d, VIRTIO_MMIO_QUEUE_SEL, index);
-    if (rd(d, VIRTIO_MMIO_QUEUE_READY)) {
-        *reason = "queue-already-ready";
+    if (index >= VIRTIO_MAX_QUEUES) {
+        *reason = "queue-index-too-high";
         return false;
     }
-    u32 num_max = rd(d, VIRTIO_MMIO_QUEUE_NUM_MAX);
-    if (num_max == 0) {
-        *reason = "queue-not-available";
+    u32 num_max = d->ops->queue_max(d, index, reason);
+    if (num_max == 0)
         return false;
-    }
     u16 size = max_size;
     if (size > num_max)
         size = (u16)num_max;
@@ -200,16 +325,9 @@ bool virtq_setup(struct virtio_dev *d, struct virtq *q, u16 index, u16 max_size,
         device_area = (u64)q->used;
     }
 
-    /* For a packed ring QueueDesc is the descriptor ring, QueueDriver the driver event suppression structure
-       and QueueDevice the device one (section 4.2.2). */
-    wr(d, VIRTIO_MMIO_QUEUE_NUM, q->size);
-    wr(d, VIRTIO_MMIO_QUEUE_DESC_LOW, (u32)desc_area);
-    wr(d, VIRTIO_MMIO_QUEUE_DESC_HIGH, (u32)(desc_area >> 32));
-    wr(d, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (u32)driver_area);
-    wr(d, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, (u32)(driver_area >> 32));
-    wr(d, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (u32)device_area);
-    wr(d, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, (u32)(device_area >> 32));
-    wr(d, VIRTIO_MMIO_QUEUE_READY, 1);
+    if (!d->ops->queue_enable(d, q, desc_area, driver_area, device_area, reason))
+        return false;
+    d->notify_addr[index] = q->notify_addr;
     return true;
 }
 
@@ -525,8 +643,7 @@ int virtq_add(struct virtq *q, const struct vq_buf *bufs, int count)
 void virtq_kick(struct virtq *q)
 {
     if (q->packed ? packed_kick_prepare(q) : split_kick_prepare(q)) {
-        /* VIRTIO_F_NOTIFICATION_DATA is not negotiated: the notify is the queue index (section 4.2.3.3). */
-        mmio_write32(q->dev->base + VIRTIO_MMIO_QUEUE_NOTIFY, q->index);
+        q->dev->ops->notify(q);
         q->notifies++;
     } else {
         q->suppressed++;

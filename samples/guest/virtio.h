@@ -98,19 +98,71 @@ struct vring_packed_desc_event {
     u16 flags;    /* ENABLE, DISABLE or DESC */
 };
 
+#define VIRTIO_MAX_QUEUES 7 /* queues a device may use here: each can have its own MSI-X vector (irq.h) */
+
+struct virtio_dev;
+struct virtq;
+
+/* What differs between transports (virtio 1.2 section 4.1 PCI, 4.2 MMIO); everything above it (negotiation,
+   virtqueues, workloads) is shared. */
+struct virtio_ops {
+    const char *name; /* "mmio" or "pci" */
+    bool (*probe)(struct virtio_dev *d, const struct guest_device *gd, u32 expected_id, const char **reason);
+    u32 (*get_status)(struct virtio_dev *d);
+    void (*set_status)(struct virtio_dev *d, u32 status);
+    u64 (*get_features)(struct virtio_dev *d);
+    void (*set_features)(struct virtio_dev *d, u64 features);
+    /* After FEATURES_OK, with completion by interrupt: route the line or program MSI-X vectors. */
+    bool (*setup_interrupts)(struct virtio_dev *d, const char **reason);
+    u32 (*config_generation)(struct virtio_dev *d);
+    u64 (*config_read)(struct virtio_dev *d, u32 offset, int size); /* one try, no generation check */
+    /* Selects queue `index`: its largest size, or 0 with a reason. */
+    u32 (*queue_max)(struct virtio_dev *d, u16 index, const char **reason);
+    /* Size (q->size), areas, interrupt vector, notify address, then enable. */
+    bool (*queue_enable)(struct virtio_dev *d, struct virtq *q, u64 desc, u64 driver, u64 device, const char **reason);
+    void (*notify)(struct virtq *q);
+    /* The interrupt handler of a line (mmio, PCI INTx): learn the cause and acknowledge it. */
+    void (*irq_ack)(void *d);
+};
+
+extern const struct virtio_ops virtio_mmio_ops;
+extern const struct virtio_ops virtio_pci_ops;
+
+enum virtio_irq_mode {
+    VIRTIO_IRQ_NONE,        /* polling: nothing routed */
+    VIRTIO_IRQ_LINE,        /* mmio GSI or PCI INTx through the IOAPIC */
+    VIRTIO_IRQ_MSIX,        /* one MSI-X vector per queue and one for configuration changes */
+    VIRTIO_IRQ_MSIX_SHARED, /* one MSI-X vector for configuration changes, one shared by the queues */
+};
+
 struct virtio_dev {
-    int index; /* position in the boot info's device table */
-    u64 base;
-    u32 gsi;
+    int index; /* position in the guest's device list (the boot info's table, or bus 0's order) */
+    const struct virtio_ops *ops;
+    u64 base; /* mmio: the register window */
+    u32 gsi;  /* mmio: the table's GSI; pci: the Interrupt Line */
     u32 device_id;
     u64 offered;    /* device features */
     u64 negotiated; /* features both sides accepted */
+    u64 notify_addr[VIRTIO_MAX_QUEUES]; /* the doorbell of each enabled queue */
+    u8 notify_width;                    /* its write width in bytes: 4 (mmio QueueNotify) or 2 (pci) */
+    enum virtio_irq_mode irq_mode;
+    bool level; /* the line is level-triggered */
+    /* pci (virtio_pci.c) */
+    u8 bus, slot, function;
+    u64 common, isr, device_cfg, notify_base; /* the capabilities' addresses in their BARs */
+    u32 device_cfg_len, notify_len, notify_multiplier;
+    u16 num_queues;
+    u32 msix_cap;     /* config-space offset of the MSI-X capability, 0 when there is none */
+    u16 msix_entries; /* its table size */
+    u64 msix_table;   /* the table's address */
+    u16 msix_used;    /* entries we programmed */
 };
 
 #define VQ_MAX_SEGMENTS 4 /* per request: enough for header, data, status */
 
 struct virtq {
     struct virtio_dev *dev;
+    u64 notify_addr; /* the doorbell: QueueNotify (mmio) or notify base + queue_notify_off * multiplier (pci) */
     u16 index;
     u16 size;
     bool event_idx;
@@ -159,7 +211,9 @@ enum vq_error {
 
 const char *vq_error_name(int error);
 
-bool virtio_probe(struct virtio_dev *d, u64 base, u32 gsi, u32 expected_id, const char **reason);
+/* Picks the transport from gd and checks the device is expected_id. */
+bool virtio_probe(struct virtio_dev *d, const struct guest_device *gd, u32 expected_id, const char **reason);
+/* Negotiates, then (completion by interrupt) sets up the device's interrupts. */
 bool virtio_negotiate(struct virtio_dev *d, u64 wanted, const char **reason);
 bool virtq_setup(struct virtio_dev *d, struct virtq *q, u16 index, u16 max_size, const char **reason);
 void virtio_driver_ok(struct virtio_dev *d);
@@ -169,7 +223,10 @@ u8 virtio_config8(struct virtio_dev *d, u32 offset);
 u16 virtio_config16(struct virtio_dev *d, u32 offset);
 u32 virtio_config32(struct virtio_dev *d, u32 offset);
 u64 virtio_config64(struct virtio_dev *d, u32 offset);
+/* Two lines: the features, then the transport and interrupt mode. */
 void virtio_print_features(struct virtio_dev *d, const char *what);
+/* The MSI-X vector (0x40 + 8 * device + entry) of entry `entry`, for the IDT and the message data. */
+u8 virtio_msix_vector(struct virtio_dev *d, u16 entry);
 
 /* Requests a queue can hold at once, given segments per request. */
 u16 virtq_capacity(struct virtq *q, int segments);

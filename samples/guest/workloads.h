@@ -25,7 +25,7 @@ struct blk_disk {
     u16 free_count;
 };
 
-bool blk_init(struct blk_disk *b, const struct boot_device *bd, int index);
+bool blk_init(struct blk_disk *b, const struct guest_device *gd, int index);
 bool blk_verify(struct blk_disk *b);
 bool blk_rand(struct blk_disk *b);
 bool blk_flush(struct blk_disk *b);
@@ -41,7 +41,7 @@ struct net_dev {
     u8 *tx_buffer;
 };
 
-bool net_init(struct net_dev *n, const struct boot_device *bd, int index);
+bool net_init(struct net_dev *n, const struct guest_device *gd, int index);
 bool net_ping(struct net_dev *n);
 
 /* Times `count=` writes to QueueNotify of an initialized queue. */

@@ -1,5 +1,4 @@
 using System;
-using System.Globalization;
 using System.IO;
 using System.Threading.Tasks;
 using Xunit;
@@ -125,15 +124,13 @@ public sealed class BootTests : IDisposable
     public async Task Boot_NetPing_ReachesTheTapAddressInANamespace()
     {
         VmmProcess.SkipUnlessKvm();
-        Assert.SkipUnless(Environment.IsPrivilegedProcess, "needs root (CAP_NET_ADMIN) for a tap and a network namespace");
-        Assert.SkipUnless(File.Exists("/dev/net/tun"), "needs /dev/net/tun");
-        string suffix = Random.Shared.Next(0x10000, 0xFFFFF).ToString("x", CultureInfo.InvariantCulture);
-        VmmResult run = await VmmProcess.RunAsync("--guest", Guest(), "--net", $"tap=vvt{suffix},netns=virtio-vmm-test-{suffix}", "--workload", "net-ping");
+        string net = VmmProcess.TapInNamespace(out string netns);
+        VmmResult run = await VmmProcess.RunAsync("--guest", Guest(), "--net", net, "--workload", "net-ping");
 
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Contains("ok net-ping dev=0", run.Serial, StringComparison.Ordinal);
         Assert.Contains("received=3", run.Serial, StringComparison.Ordinal);
-        Assert.False(File.Exists($"/run/netns/virtio-vmm-test-{suffix}"), "the namespace outlived the VMM");
+        Assert.False(File.Exists($"/run/netns/{netns}"), "the namespace outlived the VMM");
     }
 
     [Fact]
@@ -190,10 +187,5 @@ public sealed class BootTests : IDisposable
         Assert.DoesNotContain("Unhandled exception", run.Log, StringComparison.Ordinal);
     }
 
-    private static string Guest()
-    {
-        string path = VmmProcess.GuestPath;
-        Assert.True(File.Exists(path), $"{path} is missing: building samples/Virtio.Vmm builds it with samples/guest/build.sh (gcc and binutils; eng/install-deps.sh installs them)");
-        return path;
-    }
+    private static string Guest() => VmmProcess.Guest();
 }

@@ -30,6 +30,27 @@ internal static class VmmProcess
         }
     }
 
+    /// <summary>
+    /// Skips unless a tap in a network namespace can be made (root, /dev/net/tun); returns a --net value
+    /// for a fresh tap in a fresh namespace the VMM deletes at exit, and that namespace's name.
+    /// </summary>
+    public static string TapInNamespace(out string netns)
+    {
+        Assert.SkipUnless(Environment.IsPrivilegedProcess, "needs root (CAP_NET_ADMIN) for a tap and a network namespace");
+        Assert.SkipUnless(File.Exists("/dev/net/tun"), "needs /dev/net/tun");
+        string suffix = Random.Shared.Next(0x10000, 0xFFFFF).ToString("x", System.Globalization.CultureInfo.InvariantCulture);
+        netns = $"virtio-vmm-test-{suffix}";
+        return $"tap=vvt{suffix},netns={netns}";
+    }
+
+    /// <summary>The guest the build put next to the VMM; fails with what to install when it is missing.</summary>
+    public static string Guest()
+    {
+        string path = GuestPath;
+        Assert.True(File.Exists(path), $"{path} is missing: building samples/Virtio.Vmm builds it with samples/guest/build.sh (gcc and binutils; eng/install-deps.sh installs them)");
+        return path;
+    }
+
     /// <summary>Runs the VMM with <paramref name="arguments"/>; kills it after <see cref="Timeout"/>.</summary>
     public static Task<VmmResult> RunAsync(params string[] arguments) => RunCoreAsync(interruptAfter: null, arguments);
 

@@ -33,6 +33,9 @@ internal static class BootInfo
     /// <summary>Flag bit 2: device interrupt lines are level-triggered (irqfds with a resample fd).</summary>
     public const uint FlagLevelInterrupts = 4;
 
+    /// <summary>Flag bit 3: the devices are virtio-pci functions on PCI bus 0 (the device table is empty; the guest enumerates the bus).</summary>
+    public const uint FlagPci = 8;
+
     private const int Size = 4096;
     private const int CommandLineOffset = 32;
     private const int CommandLineSize = 256;

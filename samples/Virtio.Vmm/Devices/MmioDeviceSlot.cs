@@ -12,11 +12,10 @@ using Virtio.Vmm.Hosting;
 namespace Virtio.Vmm.Devices;
 
 /// <summary>
-/// One virtio-mmio device of the VMM and everything it owns: its window on the bus, its I/O thread, the
-/// irqfd on its GSI, the host-notifier controller that puts QueueNotify on ioeventfds (unless
-/// <c>--no-ioeventfd</c>), and whatever the device itself needs closed (a file, a tap).
+/// A virtio-mmio device: its window on the bus and the irqfd on its GSI (level-triggered with a
+/// resample watch under <c>--irq-level</c>); QueueNotify on an ioeventfd unless <c>--no-ioeventfd</c>.
 /// </summary>
-internal sealed class MmioDeviceSlot : IDisposable
+internal sealed class MmioDeviceSlot : DeviceSlot
 {
     /// <summary>The first device window; device i is at <see cref="FirstWindow"/> + i * <see cref="WindowSize"/>.</summary>
     public const ulong FirstWindow = 0xD0000000;
@@ -24,43 +23,18 @@ internal sealed class MmioDeviceSlot : IDisposable
     /// <summary>The size of one window.</summary>
     public const ulong WindowSize = 0x1000;
 
-    /// <summary>Device i interrupts on GSI <see cref="FirstGsi"/> + i.</summary>
-    public const uint FirstGsi = 5;
-
-    private readonly IoThread _ioThread;
     private readonly KvmIrqFdNotifier _irq;
     private readonly IDisposable? _resample;
-    private readonly HostNotifierController? _controller;
-    private readonly IDisposable? _owned;
-    private readonly ILogger _logger;
 
     private MmioDeviceSlot(int index, string name, VirtioDevice device, IoThread ioThread, KvmIrqFdNotifier irq, IDisposable? resample, HostNotifierController? controller, IDisposable? owned, ILogger logger)
+        : base(index, name, device, ioThread, controller, owned, logger)
     {
-        _resample = resample;
-        Index = index;
-        Name = name;
-        Device = device;
-        _ioThread = ioThread;
         _irq = irq;
-        _controller = controller;
-        _owned = owned;
-        _logger = logger;
+        _resample = resample;
     }
-
-    /// <summary>The device's position: its window and GSI follow from it.</summary>
-    public int Index { get; }
-
-    /// <summary>A short name for logs ("disk0", "net0").</summary>
-    public string Name { get; }
-
-    /// <summary>The device.</summary>
-    public VirtioDevice Device { get; }
 
     /// <summary>The window's guest physical address.</summary>
     public ulong MmioBase => FirstWindow + ((ulong)Index * WindowSize);
-
-    /// <summary>The interrupt line.</summary>
-    public uint Gsi => FirstGsi + (uint)Index;
 
     /// <summary>
     /// Wires a device: creates its irqfd and transport, puts the window on <paramref name="bus"/>, and
@@ -81,13 +55,13 @@ internal sealed class MmioDeviceSlot : IDisposable
         ILoggerFactory loggers)
     {
         ILogger logger = loggers.CreateLogger("Virtio.Vmm." + name);
-        var ioThread = new IoThread("vmm-" + name, logger);
+        IoThread? ioThread = null;
         KvmIrqFdNotifier? irq = null;
         IDisposable? resample = null;
         try
         {
-            ioThread.Start();
-            uint gsi = FirstGsi + (uint)index;
+            ioThread = StartIoThread(name, logger);
+            uint gsi = GsiOf(index);
             ulong mmioBase = FirstWindow + ((ulong)index * WindowSize);
             irq = KvmIrqFdNotifier.Create(vm, gsi, levelTriggered: options.IrqLevel);
             VirtioDevice device = createDevice(ioThread);
@@ -110,40 +84,20 @@ internal sealed class MmioDeviceSlot : IDisposable
         {
             resample?.Dispose();
             irq?.Dispose();
-            ioThread.Dispose();
+            ioThread?.Dispose();
             owned?.Dispose();
             throw;
         }
     }
 
-    /// <summary>
-    /// Shuts the device down with the vCPU stopped, in the library's order (docs/architecture.md,
-    /// "Ownership and shutdown order"): disposes the device (a reset that waits for in-flight requests
-    /// while the I/O thread still reaps and pushes their completions; the controller, still attached,
-    /// takes the queues off their ioeventfds), detaches the controller, closes the irqfd and what the
-    /// device owned (its backend), and stops the I/O thread last.
-    /// </summary>
-    public void Dispose()
+    protected override void CloseInterrupts()
     {
-        try
-        {
-            Device.Dispose();
-        }
-        catch (Exception e) when (e is InvalidOperationException or TimeoutException)
-        {
-            Log.ResetFailed(_logger, Name, e);
-        }
-
-        _controller?.Dispose();
         if (_resample is not null)
         {
             _resample.Dispose();
-            Log.LineReasserted(_logger, Name, _irq.Reassertions);
+            Log.LineReasserted(Logger, Name, _irq.Reassertions);
         }
 
         _irq.Dispose();
-        _owned?.Dispose();
-        _ioThread.Dispose();
-        Log.DeviceClosed(_logger, Name);
     }
 }

@@ -7,7 +7,9 @@ using System.Threading;
 using Microsoft.Extensions.Logging;
 using Virtio.Blk;
 using Virtio.Blk.Backends;
+using Virtio.Core.Devices;
 using Virtio.Core.Memory;
+using Virtio.Core.Threading;
 using Virtio.Kvm;
 using Virtio.Kvm.Bus;
 using Virtio.Net;
@@ -15,12 +17,14 @@ using Virtio.Net.Backends;
 using Virtio.Samples;
 using Virtio.Vmm.Boot;
 using Virtio.Vmm.Devices;
+using Virtio.Vmm.Pci;
 
 namespace Virtio.Vmm.Hosting;
 
 /// <summary>
 /// Boots the guest once: RAM, the ELF, long mode, the boot info, the serial and exit ports, one
-/// virtio-mmio transport per device; runs the vCPU on the calling thread until the guest writes the
+/// virtio-mmio transport per device or (<see cref="VmmTransport.Pci"/>) a PCI host bridge with one
+/// virtio-pci function per device; runs the vCPU on the calling thread until the guest writes the
 /// exit port (or Ctrl+C), then shuts everything down in order.
 /// </summary>
 internal sealed class VirtualMachine
@@ -123,20 +127,27 @@ internal sealed class VirtualMachine
         bus.Add(KvmIoSpace.Pio, SerialPort.Base, SerialPort.Length, serial);
         bus.Add(KvmIoSpace.Pio, ExitPort.Port, 4, exit);
 
-        var slots = new List<MmioDeviceSlot>();
+        var slots = new List<DeviceSlot>();
         var namespaces = new List<NetworkNamespace>();
         try
         {
-            AddDevices(vm, bus, memory, slots, namespaces);
-            RouteDeviceInterrupts(vm, slots);
+            KvmGsiRouting routing = RouteDeviceInterrupts(vm, _options.Disks.Count + _options.Nets.Count);
+            SlotFactory addSlot = _options.Transport == VmmTransport.Pci
+                ? PciBus(vm, bus, routing)
+                : (index, name, create, owned) => MmioDeviceSlot.Create(index, name, vm, bus, _options, create, owned, _loggers);
+            AddDevices(memory, slots, namespaces, addSlot);
             var table = new List<BootDevice>();
-            foreach (MmioDeviceSlot slot in slots)
+            foreach (DeviceSlot slot in slots)
             {
-                table.Add(new BootDevice(slot.MmioBase, slot.Gsi, slot.Device.DeviceId));
+                if (slot is MmioDeviceSlot mmio)
+                {
+                    table.Add(new BootDevice(mmio.MmioBase, mmio.Gsi, mmio.Device.DeviceId));
+                }
             }
 
             string commandLine = ("workload=" + _options.Workload + " " + _options.GuestArguments).Trim();
-            uint flags = BootInfo.FlagInterrupts | (_options.IoEventFd ? BootInfo.FlagIoEventFd : 0) | (_options.IrqLevel ? BootInfo.FlagLevelInterrupts : 0);
+            uint flags = BootInfo.FlagInterrupts | (_options.IoEventFd ? BootInfo.FlagIoEventFd : 0) | (_options.IrqLevel ? BootInfo.FlagLevelInterrupts : 0)
+                | (_options.Transport == VmmTransport.Pci ? BootInfo.FlagPci : 0);
             BootInfo.Write(memory, memorySize, tscKhz, flags, commandLine, table);
             LongModeSetup.Apply(vcpu, memory, entry, BootInfo.Address);
             Log.Booting(_logger, _options.GuestPath, entry, (ulong)_options.MemoryMiB, slots.Count, tscKhz, commandLine);
@@ -158,16 +169,16 @@ internal sealed class VirtualMachine
     }
 
     /// <summary>
-    /// Installs the GSI routing table: KVM's standard routes, except that each device's GSI reaches
-    /// only its IOAPIC pin (the boot contract: IOAPIC pin, edge), not also the 8259 pin of the same
-    /// number, which the guest keeps masked.
+    /// Installs the GSI routing table through its one owner: KVM's standard routes, except that each
+    /// device's GSI reaches only its IOAPIC pin (the boot contract: IOAPIC pin), not also the 8259 pin
+    /// of the same number, which the guest keeps masked. PCI functions add their MSI routes to it.
     /// </summary>
-    private static void RouteDeviceInterrupts(KvmVm vm, List<MmioDeviceSlot> slots)
+    private static KvmGsiRouting RouteDeviceInterrupts(KvmVm vm, int deviceCount)
     {
         var deviceGsis = new HashSet<uint>();
-        foreach (MmioDeviceSlot slot in slots)
+        for (int i = 0; i < deviceCount; i++)
         {
-            deviceGsis.Add(slot.Gsi);
+            deviceGsis.Add(DeviceSlot.GsiOf(i));
         }
 
         var routes = new List<KvmIrqRoute>();
@@ -179,10 +190,22 @@ internal sealed class VirtualMachine
             }
         }
 
-        vm.SetGsiRouting(routes);
+        return new KvmGsiRouting(vm, routes);
     }
 
-    private void AddDevices(KvmVm vm, KvmBus bus, GuestMemory memory, List<MmioDeviceSlot> slots, List<NetworkNamespace> namespaces)
+    /// <summary>PCI bus 0: the host bridge on the configuration ports, the MMIO hole on the bus, and a way to add a function.</summary>
+    private SlotFactory PciBus(KvmVm vm, KvmBus bus, KvmGsiRouting routing)
+    {
+        var bridge = new PciHostBridge(_logger);
+        var hole = new PciMmioHole();
+        var bars = new PciBarAllocator();
+        bus.Add(KvmIoSpace.Pio, PciHostBridge.AddressPort, PciHostBridge.Length, bridge);
+        bus.Add(KvmIoSpace.Mmio, PciMmioHole.Base, PciMmioHole.End - PciMmioHole.Base, hole);
+        Log.PciBus(_logger, PciMmioHole.Base, PciMmioHole.End);
+        return (index, name, create, owned) => PciDeviceSlot.Create(index, name, vm, routing, bridge, bars, hole, _options, create, owned, _loggers);
+    }
+
+    private void AddDevices(GuestMemory memory, List<DeviceSlot> slots, List<NetworkNamespace> namespaces, SlotFactory addSlot)
     {
         for (int d = 0; d < _options.Disks.Count; d++)
         {
@@ -190,12 +213,9 @@ internal sealed class VirtualMachine
             string name = "disk" + d;
             ILogger diskLogger = _loggers.CreateLogger("Virtio.Vmm." + name);
             var backend = new LateBoundDisposable();
-            slots.Add(MmioDeviceSlot.Create(
+            slots.Add(addSlot(
                 slots.Count,
                 name,
-                vm,
-                bus,
-                _options,
                 io =>
                 {
                     // io_uring submits and reaps on the disk's own I/O thread: no other thread per request.
@@ -206,8 +226,7 @@ internal sealed class VirtualMachine
                     Log.DiskOpened(diskLogger, name, disk.Disk.Path ?? "null", engine);
                     return new BlockDevice(memory, file, new BlockDeviceOptions { QueueCount = disk.Queues, ReadOnly = disk.Disk.File.ReadOnly, Serial = disk.Serial, IoThreads = [io], OfferPackedRing = _options.PackedRing }, diskLogger);
                 },
-                backend,
-                _loggers));
+                backend));
         }
 
         for (int n = 0; n < _options.Nets.Count; n++)
@@ -227,15 +246,11 @@ internal sealed class VirtualMachine
                 throw;
             }
 
-            slots.Add(MmioDeviceSlot.Create(
+            slots.Add(addSlot(
                 slots.Count,
                 "net" + n,
-                vm,
-                bus,
-                _options,
                 io => new NetDevice(memory, [tap], new NetDeviceOptions { MacAddress = net.Mac, IoThreads = [io] }, _loggers.CreateLogger("Virtio.Vmm.net" + n)),
-                tap,
-                _loggers));
+                tap));
         }
     }
 

@@ -13,6 +13,8 @@ namespace Virtio.Vmm.Hosting;
 /// <param name="IrqBatching">Coalesce a burst of completions into one interrupt (false: one per completion).</param>
 /// <param name="IrqLevel">Level-triggered device lines: irqfds with a resample fd, raised again while a device's InterruptStatus is set.</param>
 /// <param name="PackedRing">Disks offer VIRTIO_F_RING_PACKED (network devices do not: not validated for their receive chains).</param>
+/// <param name="Transport">virtio-mmio or virtio-pci.</param>
+/// <param name="MsiX">With virtio-pci: each function has an MSI-X capability (false: INTx only).</param>
 internal sealed record VmmOptions(
     string GuestPath,
     int MemoryMiB,
@@ -23,4 +25,6 @@ internal sealed record VmmOptions(
     bool IoEventFd,
     bool IrqBatching,
     bool IrqLevel,
-    bool PackedRing);
+    bool PackedRing,
+    VmmTransport Transport = VmmTransport.Mmio,
+    bool MsiX = true);
