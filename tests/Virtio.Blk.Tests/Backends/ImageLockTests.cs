@@ -36,6 +36,8 @@ public sealed class ImageLockTests : IDisposable
         Assert.False(string.IsNullOrEmpty(e.HolderName));
         Assert.Contains(path, e.Message, StringComparison.Ordinal);
         Assert.Contains($"process {Environment.ProcessId}", e.Message, StringComparison.Ordinal);
+        // The refused open closed its descriptor: only the first open's is left on the image.
+        Assert.Equal(1, DescriptorsOn(path));
     }
 
     [Theory]
@@ -97,6 +99,20 @@ public sealed class ImageLockTests : IDisposable
         using var file = new FileBlockBackend(path, workers: 2);
         Assert.Throws<ImageLockedException>(() => new IoUringBlockBackend(path, queueDepth: 4).Dispose());
     }
+
+    /// <summary>This process's descriptors open on <paramref name="path"/> (/proc/self/fd links).</summary>
+    private static int DescriptorsOn(string path) =>
+        Directory.GetFileSystemEntries("/proc/self/fd").Count(fd =>
+        {
+            try
+            {
+                return new FileInfo(fd).LinkTarget == path;
+            }
+            catch (IOException)
+            {
+                return false; // closed meanwhile (another test's descriptor)
+            }
+        });
 
     private static DisposableBackend Open(string path, BlockEngine engine, bool readOnly = false, bool lockImage = true, CapturingLogger? logger = null) =>
         new(BlockBackends.OpenFileProbed(path, new FileBackendOptions { Engine = engine, ReadOnly = readOnly, LockImage = lockImage, QueueDepth = 4 },
