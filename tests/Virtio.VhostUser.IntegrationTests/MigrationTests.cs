@@ -15,8 +15,9 @@ namespace Virtio.VhostUser.IntegrationTests;
 /// Live migration of a guest with a vhost-user-blk disk to a second QEMU on this machine, each
 /// QEMU with its own back end on the one shared image (<c>lock=off</c>, qemu-storage-daemon's
 /// <c>locking=off</c>): the source runs the guest's fio crc32c verify runs one after another
-/// (vtest=migrate-verify), the destination waits with <c>-incoming</c>, and QMP <c>migrate</c> is sent
-/// while a verify run is in the middle of its writes. The migration completes, the destination
+/// (vtest=migrate-verify: per round a write run, then a read-back run verifying it ten times), the
+/// destination waits with <c>-incoming</c>, and QMP <c>migrate</c> is sent while the second round's
+/// read-back run is in the middle of its reads. The migration completes, the destination
 /// resumes, the same run goes on there and every run verifies clean, and the guest finishes on the
 /// destination's console. While the RAM is copied QEMU has the source's back end log its guest
 /// memory writes (VHOST_F_LOG_ALL, VHOST_USER_PROTOCOL_F_LOG_SHMFD): a read whose data the back end
@@ -41,10 +42,13 @@ public sealed class MigrationTests(ITestOutputHelper output)
         string image = TestWorkDir.CreateRawImage(work, 64);
         string sourceQmp = Path.Combine(work, "source.qmp"), destinationQmp = Path.Combine(work, "destination.qmp");
         string migration = Path.Combine(work, "migration.sock");
-        // Each run writes the whole 64 MiB disk in 4 KiB blocks at depth 8 (12 to 15 s here under
-        // TCG) with verify reads interleaved, then reads it all back: long enough to migrate inside
-        // one (4 to 7 s, our back end's dirty logging the slower; 48 MiB runs left 2 s to spare).
-        string[] knobs = { "vt_size=64M", $"vt_rounds={Rounds}", "vt_bs=4k", "vt_qd=8", "vt_backlog=64" };
+        // Each round writes 16 MiB in 4 KiB blocks at depth 8 with verify reads interleaved, then
+        // reads and verifies it 10 times over (some 10 s here under TCG): long enough to migrate
+        // inside that second run (4 to 7 s, our back end's dirty logging the slower). There nearly
+        // every page the disk writes is a read's buffer that only the device writes, so a write the
+        // back end did not log reaches the destination stale and fails the verify.
+        string[] knobs = { "vt_size=16M", $"vt_rounds={Rounds}", "vt_bs=4k", "vt_qd=8", "vt_backlog=64", "vt_reverify_loops=10" };
+        string migratedRun = $"migrate-reverify-{MigratedRound}";
         var clock = Stopwatch.StartNew();
         try
         {
@@ -63,9 +67,9 @@ public sealed class MigrationTests(ITestOutputHelper output)
             var midRun = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
             void OnSourceLine(string line)
             {
-                if (MigIo(line) is (MigratedRound, int writes) && writes > 0)
+                if (MigIo(line) is (MigratedRound, "reverify", int reads) && reads > 0)
                 {
-                    midRun.TrySetResult(writes);
+                    midRun.TrySetResult(reads);
                 }
             }
 
@@ -73,8 +77,8 @@ public sealed class MigrationTests(ITestOutputHelper output)
                 [.. BlkValidationTests.BlkDevice(backEndA.SocketPath, queues: 2), "-qmp", $"unix:{sourceQmp},server=on,wait=off"],
                 TimeSpan.FromSeconds(150), OnSourceLine);
             Task first = await Task.WhenAny(midRun.Task, source.WaitAsync(TimeSpan.FromSeconds(120), ct));
-            Assert.True(first == midRun.Task, $"the source never reached run {MigratedRound}'s writes:\n{source.Snapshot().Summary}");
-            int writesAtMigrate = await midRun.Task;
+            Assert.True(first == midRun.Task, $"the source never reached {migratedRun}'s reads:\n{source.Snapshot().Summary}");
+            int readsAtMigrate = await midRun.Task;
             double bootedAt = clock.Elapsed.TotalSeconds;
 
             using QmpClient sourceControl = await QmpClient.ConnectAsync(sourceQmp, QmpLimit, ct);
@@ -86,7 +90,7 @@ public sealed class MigrationTests(ITestOutputHelper output)
             JsonElement ended = await sourceControl.WaitForEventAsync(e => QmpClient.IsEvent(e, "MIGRATION", "completed", "failed", "cancelled"), TimeSpan.FromSeconds(60), ct);
             JsonElement info = await sourceControl.ExecuteAsync("query-migrate", null, QmpLimit, ct);
             string sourceStatus = (await sourceControl.ExecuteAsync("query-status", null, QmpLimit, ct)).GetProperty("status").GetString()!;
-            output.WriteLine($"migrate sent {bootedAt:F1} s in, at write {writesAtMigrate} of run {MigratedRound}: {ended}; query-migrate {info}");
+            output.WriteLine($"migrate sent {bootedAt:F1} s in, at read {readsAtMigrate} of {migratedRun}: {ended}; query-migrate {info}");
             string backEnds = $"\nback end A:\n{string.Join('\n', backEndA.Log.TakeLast(20))}\nback end B:\n{string.Join('\n', backEndB.Log.TakeLast(20))}";
             Assert.True(info.GetProperty("status").GetString() == "completed", $"migration did not complete: {info}\nsource:\n{source.Snapshot().Summary}{backEnds}");
             Assert.Equal("postmigrate", sourceStatus);
@@ -98,23 +102,25 @@ public sealed class MigrationTests(ITestOutputHelper output)
             GuestRun after = await destination.WaitAsync(TimeSpan.FromSeconds(120), ct);
             output.WriteLine($"source:\n{before.Summary}\ndestination:\n{after.Summary}\nwhole row {clock.Elapsed.TotalSeconds:F1} s");
 
-            // Migrated in the middle of run 1: it had written on the source and had not ended there,
-            // and it wrote more on the destination before it verified clean there.
-            Assert.True(before.Results.TryGetValue("migrate-verify-0", out var run0) && run0["status"] == "pass", $"run 0 did not pass on the source:\n{before.Summary}");
-            Assert.False(before.Results.ContainsKey($"migrate-verify-{MigratedRound}"), $"run {MigratedRound} ended before the migration did: the row migrated between runs\n{before.Summary}");
+            // Migrated in the middle of the reverify run of round 1: the runs before it passed on the
+            // source, it had read there and had not ended, and it read more on the destination
+            // before it verified clean there.
+            foreach (string run in new[] { "migrate-verify-0", "migrate-reverify-0", $"migrate-verify-{MigratedRound}" })
+            {
+                Assert.True(before.Results.TryGetValue(run, out var result) && result["status"] == "pass", $"{run} did not pass on the source:\n{before.Summary}");
+            }
+
+            Assert.False(before.Results.ContainsKey(migratedRun), $"{migratedRun} ended before the migration did: the row migrated between runs\n{before.Summary}");
             Assert.Null(before.DoneLine);
-            int lastOnSource = before.Lines.Select(MigIo).Where(io => io?.Round == MigratedRound).Max(io => io!.Value.Writes);
-            int lastOnDestination = after.Lines.Select(MigIo).Where(io => io?.Round == MigratedRound).Select(io => io!.Value.Writes).DefaultIfEmpty(-1).Max();
-            Assert.True(lastOnDestination > lastOnSource, $"run {MigratedRound} did not go on on the destination (last writes seen: source {lastOnSource}, destination {lastOnDestination}):\n{after.Summary}");
+            int lastOnSource = Reads(before);
+            int lastOnDestination = Reads(after);
+            Assert.True(lastOnDestination > lastOnSource, $"{migratedRun} did not go on on the destination (last reads seen: source {lastOnSource}, destination {lastOnDestination}):\n{after.Summary}");
             Assert.DoesNotContain(after.Lines, line => line.Contains("VTEST-INIT", StringComparison.Ordinal));
 
             Assert.True(after.Passed, $"the guest did not pass on the destination:\n{after.Summary}{backEnds}");
-            Assert.Contains($"passed={Rounds} failed=0", after.DoneLine, StringComparison.Ordinal);
-            for (int round = MigratedRound; round < Rounds; round++)
-            {
-                Assert.True(after.Results.TryGetValue($"migrate-verify-{round}", out var result) && result["status"] == "pass" && result["err"] == "0",
-                    $"run {round} on the destination:\n{after.Summary}");
-            }
+            Assert.Contains($"passed={2 * Rounds} failed=0", after.DoneLine, StringComparison.Ordinal);
+            Assert.True(after.Results.TryGetValue(migratedRun, out var migrated) && migrated["status"] == "pass" && migrated["err"] == "0",
+                $"{migratedRun} on the destination:\n{after.Summary}");
 
             Assert.Empty(after.DmesgErrors);
             Assert.False(backEndA.HasExited || backEndB.HasExited, $"a back end exited during the migration{backEnds}");
@@ -133,8 +139,12 @@ public sealed class MigrationTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>The run and write count of a "VTEST-MIG-IO round=R writes=N ..." line.</summary>
-    private static (int Round, int Writes)? MigIo(string line)
+    /// <summary>The most reads the migrated run's VTEST-MIG-IO lines on <paramref name="console"/> report; -1 when none.</summary>
+    private static int Reads(GuestRun console) =>
+        console.Lines.Select(MigIo).Where(io => io is (MigratedRound, "reverify", _)).Select(io => io!.Value.Reads).DefaultIfEmpty(-1).Max();
+
+    /// <summary>The round, phase and read count of a "VTEST-MIG-IO round=R phase=P writes=N reads=N ..." line.</summary>
+    private static (int Round, string Phase, int Reads)? MigIo(string line)
     {
         int at = line.IndexOf("VTEST-MIG-IO ", StringComparison.Ordinal);
         if (at < 0)
@@ -143,8 +153,8 @@ public sealed class MigrationTests(ITestOutputHelper output)
         }
 
         var fields = GuestRun.Fields(line[at..]);
-        return fields.TryGetValue("round", out string? round) && fields.TryGetValue("writes", out string? writes)
-            && int.TryParse(round, NumberStyles.None, CultureInfo.InvariantCulture, out int r) && int.TryParse(writes, NumberStyles.None, CultureInfo.InvariantCulture, out int w)
-            ? (r, w) : null;
+        return fields.TryGetValue("round", out string? round) && fields.TryGetValue("phase", out string? phase) && fields.TryGetValue("reads", out string? reads)
+            && int.TryParse(round, NumberStyles.None, CultureInfo.InvariantCulture, out int r) && int.TryParse(reads, NumberStyles.None, CultureInfo.InvariantCulture, out int n)
+            ? (r, phase, n) : null;
     }
 }
