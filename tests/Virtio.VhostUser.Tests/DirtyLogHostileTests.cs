@@ -79,8 +79,8 @@ public sealed class DirtyLogHostileTests
     {
         using var inner = new MemoryBlockBackend(8 << 20);
         var holding = new HoldingBackend(inner);
-        using var rig = new DirtyLogRig(holding);
-        rig.Server.Server.DrainTimeout = TimeSpan.FromSeconds(5); // a failure below leaves a read held: the close must not outwait the rig
+        // A failure below leaves a read held: the close must not outwait the rig's 30 s.
+        using var rig = new DirtyLogRig(holding, drainTimeout: TimeSpan.FromSeconds(5));
         rig.StartLogging();
         rig.ClearLog();
 

@@ -28,7 +28,7 @@ internal sealed class DirtyLogRig : IDisposable
     private readonly string _image;
     private readonly bool _ownsFileBackend;
 
-    public DirtyLogRig(IBlockBackend? backend = null)
+    public DirtyLogRig(IBlockBackend? backend = null, TimeSpan? drainTimeout = null)
     {
         _image = Path.Combine(Path.GetTempPath(), $"dirty-log-{Guid.NewGuid():N}.img");
         using (FileStream file = File.Create(_image))
@@ -40,6 +40,11 @@ internal sealed class DirtyLogRig : IDisposable
         FileBackend = IoUringBlockBackend.IsSupported(out _) ? new IoUringBlockBackend(_image) : new FileBlockBackend(_image);
         _ownsFileBackend = backend is not null; // else the server rig disposes it
         Server = new BlkServerRig(backend: backend ?? FileBackend);
+        if (drainTimeout is TimeSpan timeout)
+        {
+            Server.Server.DrainTimeout = timeout;
+        }
+
         Client = new BlkFrontEndClient(Server.SocketPath, VhostUserProtocolFeatures.ReplyAck | VhostUserProtocolFeatures.LogSharedMemory | VhostUserProtocolFeatures.MultiQueue);
         Client.Start();
         Log = TestMemfd.Create(LogSize, TestMemfd.QemuSeals, "dirty-log-test");
