@@ -6,7 +6,7 @@ namespace Virtio.Samples;
 
 /// <summary>
 /// The disk keys the vhost-user daemon's <c>--blk</c> and the sample VMM's <c>--disk</c> share:
-/// <c>engine=io_uring|threads</c>, <c>direct=on|off</c>, <c>readonly</c>, <c>poll-us=N</c>, and the
+/// <c>engine=io_uring|threads</c>, <c>direct=on|off</c>, <c>readonly</c>, <c>lock=on|off</c>, <c>poll-us=N</c>, and the
 /// null disk <c>null,size=N[K|M|G|T]</c>. Each caller keeps its own keys (queues, iothreads, serial).
 /// </summary>
 internal sealed class DiskKeys
@@ -30,6 +30,8 @@ internal sealed class DiskKeys
     public const string Help =
         "engine=io_uring|threads (default io_uring; falls back to threads, with a warning, where io_uring_setup fails), " +
         "direct=on|off (O_DIRECT, default off), readonly, " +
+        "lock=on|off (default on: an exclusive lock on the image, a shared one when readonly, so a second writer fails to start; " +
+        "off takes none, for an image shared on purpose, as by both back ends of a live migration), " +
         "poll-us=N (the disk's I/O threads poll its rings and io_uring completions before sleeping, for an adaptive window of at most N us: " +
         "lower latency for up to a busy core per thread; default 0, no polling); null,size=N[K|M|G|T] is a disk that stores nothing (device-only measurement)";
 
@@ -47,7 +49,7 @@ internal sealed class DiskKeys
         error = null;
         if (part == "readonly")
         {
-            File = new FileBackendOptions { Engine = File.Engine, ReadOnly = true, Direct = File.Direct, QueueDepth = File.QueueDepth };
+            File = With(readOnly: true);
         }
         else if (part.StartsWith("engine=", StringComparison.Ordinal))
         {
@@ -58,18 +60,19 @@ internal sealed class DiskKeys
                 return true;
             }
 
-            File = new FileBackendOptions { Engine = engine.Value, ReadOnly = File.ReadOnly, Direct = File.Direct, QueueDepth = File.QueueDepth };
+            File = With(engine: engine.Value);
         }
-        else if (part.StartsWith("direct=", StringComparison.Ordinal))
+        else if (part.StartsWith("direct=", StringComparison.Ordinal) || part.StartsWith("lock=", StringComparison.Ordinal))
         {
-            bool? direct = part[7..] switch { "on" => true, "off" => false, _ => null };
-            if (direct is null)
+            string key = part[..part.IndexOf('=', StringComparison.Ordinal)];
+            bool? on = part[(key.Length + 1)..] switch { "on" => true, "off" => false, _ => null };
+            if (on is null)
             {
-                error = $"'{part}': direct is on or off";
+                error = $"'{part}': {key} is on or off";
                 return true;
             }
 
-            File = new FileBackendOptions { Engine = File.Engine, ReadOnly = File.ReadOnly, Direct = direct.Value, QueueDepth = File.QueueDepth };
+            File = key == "lock" ? With(lockImage: on) : With(direct: on);
         }
         else if (part.StartsWith("poll-us=", StringComparison.Ordinal))
         {
@@ -112,8 +115,34 @@ internal sealed class DiskKeys
     }
 
     /// <summary>Opens the disk: the null backend, or <see cref="BlockBackends.OpenFile"/> with <paramref name="ioThreads"/>.</summary>
-    public IBlockBackend Open(System.Collections.Generic.IReadOnlyList<Virtio.Core.Threading.IoThread>? ioThreads, Microsoft.Extensions.Logging.ILogger logger) =>
-        Path is null ? new NullBlockBackend(NullSize) : BlockBackends.OpenFile(Path, File, ioThreads, logger);
+    /// <exception cref="System.IO.IOException">The file cannot be opened; a locked image's message names the holder and lock=off.</exception>
+    public IBlockBackend Open(System.Collections.Generic.IReadOnlyList<Virtio.Core.Threading.IoThread>? ioThreads, Microsoft.Extensions.Logging.ILogger logger)
+    {
+        if (Path is null)
+        {
+            return new NullBlockBackend(NullSize);
+        }
+
+        try
+        {
+            return BlockBackends.OpenFile(Path, File, ioThreads, logger);
+        }
+        catch (ImageLockedException e)
+        {
+            throw new ImageLockedException(
+                e.Message + "; lock=off opens it without the lock, for an image shared on purpose only (both back ends of a live migration): two writers at once corrupt it", e);
+        }
+    }
+
+    /// <summary>The file options so far with the ones given changed.</summary>
+    private FileBackendOptions With(BlockEngine? engine = null, bool? readOnly = null, bool? direct = null, bool? lockImage = null) => new()
+    {
+        Engine = engine ?? File.Engine,
+        ReadOnly = readOnly ?? File.ReadOnly,
+        Direct = direct ?? File.Direct,
+        LockImage = lockImage ?? File.LockImage,
+        QueueDepth = File.QueueDepth,
+    };
 
     /// <summary>Sets the polling ceiling of <paramref name="ioThreads"/> from poll-us.</summary>
     public void ApplyPolling(System.Collections.Generic.IEnumerable<Virtio.Core.Threading.IoThread> ioThreads)

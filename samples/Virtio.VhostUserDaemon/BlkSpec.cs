@@ -4,7 +4,7 @@ using Virtio.Samples;
 
 namespace Virtio.VhostUserDaemon;
 
-/// <summary>The value of --blk: <c>FILE|null[,readonly][,engine=io_uring|threads][,direct=on|off][,poll-us=N][,queues=N][,iothreads=N][,packed][,size=N]</c>.</summary>
+/// <summary>The value of --blk: <c>FILE|null[,readonly][,engine=io_uring|threads][,direct=on|off][,lock=on|off][,poll-us=N][,queues=N][,iothreads=N][,packed][,size=N]</c>.</summary>
 /// <param name="Disk">The disk and its engine keys.</param>
 /// <param name="Queues">Request queues offered (1..64, default 4).</param>
 /// <param name="IoThreads">I/O threads the queues are spread over (queue i on thread i mod N); 0: min(queues, cores).</param>
@@ -50,7 +50,7 @@ internal sealed record BlkSpec(DiskKeys Disk, int Queues, int IoThreads, bool Pa
             }
             else if (!TryCount(part, "queues=", ref queues) && !TryCount(part, "iothreads=", ref ioThreads))
             {
-                error = $"--blk: unknown option '{part}' (expected readonly, engine=, direct=, poll-us=, queues=1..64, iothreads=1..64, packed or size=)";
+                error = $"--blk: unknown option '{part}' (expected readonly, engine=, direct=, lock=on|off, poll-us=, queues=1..64, iothreads=1..64, packed or size=)";
                 return false;
             }
         }

@@ -4,7 +4,7 @@
 # The kernel hands every unknown "name=value" boot parameter to init as an environment variable
 # (quotes stripped), so the test and its knobs come from the kernel command line:
 #   vtest=NAME        blk-all | blk-check | fio-verify | fio-perf | flush | discard
-#                     | write-zeroes | crash-write | crash-verify | net | shell | none
+#                     | write-zeroes | crash-write | crash-verify | migrate-verify | net | shell | none
 #                     (default none: just report and power off; blk-check = blk-all less fio-perf)
 #   vt_dev=/dev/vda   block device under test
 #   vt_size=32M       bytes per fio job (jobs use disjoint regions: offset_increment=vt_size)
@@ -22,6 +22,13 @@
 #                     writer w writes 4 KiB block w, w+W, w+2W, ... (W = vt_writers), each with
 #                     O_DIRECT + fsync, and prints VTEST-ACK w=W seq=N after the write returned
 #   vt_acked=a,b,c,d  for vtest=crash-verify: the last acknowledged seq of each writer (-1: none)
+#   vt_rounds=2 vt_reverify_loops=8   for vtest=migrate-verify: rounds one after another, each a
+#                     fio run writing vt_size bytes with crc32c verify (one job, iodepth vt_qd's first
+#                     value, block size vt_bs's first; migrate-verify-R) and a run reading them back
+#                     and verifying them vt_reverify_loops times (migrate-reverify-R); while one runs, a
+#                     VTEST-MIG-IO line every 0.5 s says how far it is, so the host can migrate the
+#                     guest in the middle of a run and see the same run go on (and verify clean) on
+#                     the destination
 #
 # Output lines for the host to parse (one line each, fields space-separated key=value):
 #   VTEST-INIT uptime=S kernel=...
@@ -30,6 +37,8 @@
 #   VTEST-DMESG <line>            virtio lines of dmesg, and any error/warning lines
 #   VTEST-DONE status=pass|fail passed=N failed=N skipped=N uptime=S
 #   VTEST-ACK w=W seq=N           crash-write: block N of writer W is acknowledged (durable)
+#   VTEST-MIG-IO round=R phase=write|reverify writes=N reads=N uptime=S   migrate-verify: requests
+#                                 the disk completed since that run began (from /sys/block/X/stat)
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -253,6 +262,39 @@ t_crash_verify() {
     else result crash-verify fail "checked=$checked missing=$bad acked=$vt_acked"; fi
 }
 
+# ---- live migration: verify runs the host migrates the guest in the middle of ------------------
+# Each round writes vt_size bytes with crc32c verify (migrate-verify-R), then reads all of it back
+# and verifies it vt_reverify_loops times (migrate-reverify-R: fio --verify_only). In the second
+# phase almost every guest page the disk writes is a read's data that only the device writes,
+# so a back end that does not log those writes while the RAM is copied leaves the destination a
+# stale buffer, and fio sees it.
+mig_phase() { # name phase fio-args...
+    n=$1 ph=$2; shift 2
+    w0=$(blk_stat 5) r0=$(blk_stat 1)
+    (
+        while :; do
+            echo "VTEST-MIG-IO round=$r phase=$ph writes=$(($(blk_stat 5) - w0)) reads=$(($(blk_stat 1) - r0)) uptime=$(uptime_s)"
+            usleep 500000
+        done
+    ) &
+    mon=$!
+    fio_run "$n" "$@"
+    kill $mon 2>/dev/null; wait $mon 2>/dev/null
+}
+
+t_migrate_verify() {
+    : "${vt_rounds:=2}" "${vt_reverify_loops:=8}"
+    set -- $vt_bs; bs=$1
+    set -- $vt_qd; qd=$1
+    r=0
+    while [ $r -lt $vt_rounds ]; do
+        job="--name=m --rw=randwrite --bs=$bs --iodepth=$qd --numjobs=1 --size=$vt_size --verify=crc32c --verify_fatal=1 --randseed=$((r + 1))"
+        mig_phase "migrate-verify-$r" write $job --do_verify=1 --verify_backlog=$vt_backlog
+        mig_phase "migrate-reverify-$r" reverify $job --verify_only --loops=$vt_reverify_loops
+        r=$((r + 1))
+    done
+}
+
 t_net() {
     if ! wait_for /sys/class/net/eth0 10; then result net-probe fail reason=no_eth0; return; fi
     ip link set lo up
@@ -288,6 +330,7 @@ case $vtest in
     blk-check) blk_ready && { t_fio_verify; t_flush; t_discard; t_write_zeroes; } ;;
     crash-write) blk_ready && t_crash_write ;;
     crash-verify) blk_ready && t_crash_verify ;;
+    migrate-verify) blk_ready && t_migrate_verify ;;
     net) t_net ;;
     *) result "$vtest" fail reason=unknown_test ;;
 esac

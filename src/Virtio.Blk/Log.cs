@@ -32,4 +32,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 2103, Level = LogLevel.Warning, Message = "{Path}: io_uring_setup failed with errno {Errno} (kernel.io_uring_disabled, a seccomp filter or an old kernel); serving it with the thread engine instead")]
     public static partial void IoUringFallback(ILogger logger, string path, int errno);
+
+    [LoggerMessage(EventId = 2110, Level = LogLevel.Warning, Message = "{Path}: the file system has no open file description locks (fcntl F_OFD_SETLK failed with errno {Errno}); opened without the image lock")]
+    public static partial void ImageLockUnsupported(ILogger logger, string path, int errno);
+
+    [LoggerMessage(EventId = 2111, Level = LogLevel.Information, Message = "{Path}: opened without the image lock (lock off): keep every other writer away, or share it on purpose (both sides of a live migration)")]
+    public static partial void ImageUnlocked(ILogger logger, string path);
 }

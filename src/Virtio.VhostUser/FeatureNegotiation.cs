@@ -13,14 +13,23 @@ internal sealed class FeatureNegotiation
     /// <summary>VHOST_USER_F_PROTOCOL_FEATURES, a virtio feature bit borrowed by the protocol.</summary>
     public const ulong ProtocolFeaturesBit = 1ul << 30;
 
+    /// <summary>
+    /// VHOST_F_LOG_ALL (bit 26), a vhost feature bit borrowed likewise: while acknowledged, the back end
+    /// logs its guest-memory writes in the SET_LOG_BASE bitmap. Not a virtio feature: never the device's.
+    /// </summary>
+    public const ulong LogAllBit = 1ul << 26;
+
     private const ushort NetDeviceId = 1;
 
     private readonly VirtioDevice _device;
 
     public FeatureNegotiation(VirtioDevice device) => _device = device;
 
-    /// <summary>What GET_FEATURES offers: the device's features and the protocol-features bit.</summary>
-    public ulong OfferedFeatures => _device.DeviceFeatures | ProtocolFeaturesBit;
+    /// <summary>What GET_FEATURES offers: the device's features, the protocol-features bit and VHOST_F_LOG_ALL.</summary>
+    public ulong OfferedFeatures => _device.DeviceFeatures | ProtocolFeaturesBit | LogAllBit;
+
+    /// <summary>Whether the last SET_FEATURES acknowledged <see cref="LogAllBit"/>.</summary>
+    public bool LogAll { get; private set; }
 
     /// <summary>
     /// What GET_PROTOCOL_FEATURES offers. A net front end keeps the configuration space itself
@@ -77,7 +86,11 @@ internal sealed class FeatureNegotiation
         }
 
         RingsStartDisabled = (features & ProtocolFeaturesBit) != 0;
-        ulong virtio = features & ~ProtocolFeaturesBit;
+        LogAll = (features & LogAllBit) != 0;
+
+        // QEMU turns logging on and off with SET_FEATURES during a migration: the same virtio
+        // features with LOG_ALL added or removed are the same driver, its rings keep their state.
+        ulong virtio = features & ~(ProtocolFeaturesBit | LogAllBit);
         newDriver = !(_device.IsLive && _device.DriverFeatures == virtio);
         return virtio;
     }
@@ -101,5 +114,9 @@ internal sealed class FeatureNegotiation
     public void Acknowledge() => FeaturesAcked = true;
 
     /// <summary>RESET_OWNER: the features are gone with the device's state (the caller reset it).</summary>
-    public void Reset() => FeaturesAcked = false;
+    public void Reset()
+    {
+        FeaturesAcked = false;
+        LogAll = false;
+    }
 }

@@ -32,6 +32,7 @@ internal sealed class VhostUserSession : IDisposable
     private readonly VringRunner _rings;
     private readonly VhostUserSessionOptions _options;
     private readonly VhostUserGuestNotifier _notifier;
+    private readonly DirtyLogRequests _dirtyLog;
     private BackendChannel? _backendChannel;
 
     public VhostUserSession(VirtioDevice device, VhostUserMemory memory, VhostUserGuestNotifier notifier, IReadOnlyList<IoThread> ioThreads, UnixMessageChannel channel, VhostUserSessionOptions options, ILogger logger)
@@ -44,6 +45,7 @@ internal sealed class VhostUserSession : IDisposable
         _features = new FeatureNegotiation(device);
         _memoryTable = new VhostUserMemoryTable(memory, logger, options.MaxMemoryBytes, options.AllowUnsealedMemory);
         _rings = new VringRunner(device, memory, _features, notifier, ioThreads, options.DrainTimeout, logger);
+        _dirtyLog = new DirtyLogRequests(_rings, _features, options.AllowUnsealedMemory, logger);
     }
 
     /// <summary>Serves messages until the front end closes the connection. Throws on a protocol error.</summary>
@@ -114,7 +116,14 @@ internal sealed class VhostUserSession : IDisposable
                 return false;
             case VhostUserRequest.SetVringAddr:
                 VringAddress address = VhostUserPayloadDecoder.ReadVringAddress(m);
-                _rings.Vring(m.Request, address.Index).SetAddresses(address, _memoryTable);
+                _rings.SetAddresses(_rings.Vring(m.Request, address.Index), address, _memoryTable);
+                return false;
+            case VhostUserRequest.SetLogBase:
+                _dirtyLog.SetLogBase(m);
+                _channel.SendReply(m.Request, 0ul);
+                return true;
+            case VhostUserRequest.SetLogFd:
+                _dirtyLog.SetLogFd(m);
                 return false;
             case VhostUserRequest.SetVringBase:
                 VringState vringBase = VhostUserPayloadDecoder.ReadVringState(m);
@@ -191,6 +200,8 @@ internal sealed class VhostUserSession : IDisposable
             _rings.StopAll();
             _features.StartDriver(virtio);
         }
+
+        _dirtyLog.FeaturesSet(ringsStopped: newDriver);
 
         _features.Acknowledge();
         Log.FeaturesNegotiated(_logger, virtio, (ulong)_features.ProtocolFeatures);

@@ -80,6 +80,9 @@ internal sealed class VhostUserVring
 
     public ulong UsedRing { get; private set; }
 
+    /// <summary>With VHOST_VRING_F_LOG: the guest address used-ring writes are logged at (SET_VRING_ADDR's log_guest_addr); null without it.</summary>
+    public ulong? UsedLogAddress { get; private set; }
+
     /// <summary>
     /// SET/GET_VRING_BASE's value as on the wire: a split ring's next available index, or a packed
     /// ring's positions and wrap counters (<see cref="PackedBase"/>).
@@ -152,7 +155,21 @@ internal sealed class VhostUserVring
         DescriptorTable = Translate(table, "descriptor table", address.DescriptorTable, descriptors);
         UsedRing = Translate(table, "used ring", address.UsedRing, device);
         AvailRing = Translate(table, "available ring", address.AvailRing, driver);
+        UsedLogAddress = (address.Flags & VringAddress.FlagLog) != 0 ? address.Log : null;
         HasAddresses = true;
+    }
+
+    /// <summary>
+    /// SET_VRING_ADDR on a running ring: allowed only when it names the addresses the ring runs on (QEMU
+    /// sends it so to switch VHOST_VRING_F_LOG during a migration); the caller stops and restarts the ring.
+    /// </summary>
+    public bool SameAddresses(VringAddress address, VhostUserMemoryTable table)
+    {
+        (ulong descriptors, ulong driver, ulong device) = PartSizes;
+        return HasAddresses
+            && table.TryTranslateUserAddress(address.DescriptorTable, descriptors, out ulong descriptorTable) && descriptorTable == DescriptorTable
+            && table.TryTranslateUserAddress(address.UsedRing, device, out ulong usedRing) && usedRing == UsedRing
+            && table.TryTranslateUserAddress(address.AvailRing, driver, out ulong availRing) && availRing == AvailRing;
     }
 
     /// <summary>

@@ -27,10 +27,12 @@ internal sealed class VringRunner : IDisposable
     private readonly ILogger _logger;
     private readonly TimeSpan _drainTimeout;
     private readonly VhostUserVring[] _vrings;
+    private readonly DirtyLog _dirtyLog;
     private InFlightRegion? _inFlight;
 
     public VringRunner(VirtioDevice device, IGuestMemory memory, FeatureNegotiation features, VhostUserGuestNotifier notifier, IReadOnlyList<IoThread> ioThreads, TimeSpan drainTimeout, ILogger logger)
     {
+        _dirtyLog = new DirtyLog(device.Queues.Count, logger);
         _drainTimeout = drainTimeout;
         _device = device;
         _memory = memory;
@@ -46,6 +48,43 @@ internal sealed class VringRunner : IDisposable
 
     /// <summary>How many rings the device has.</summary>
     public int Count => _vrings.Length;
+
+    /// <summary>The connection's dirty-logging state; rings started while it is active log (changed only while they are stopped).</summary>
+    public DirtyLog DirtyLog => _dirtyLog;
+
+    /// <summary>Whether any queue still holds a chain (a request that outlived a drain): memory a request may touch must stay mapped.</summary>
+    public bool AnyHeld
+    {
+        get
+        {
+            foreach (SplitVirtqueue queue in _device.Queues)
+            {
+                if (Held(queue) > 0)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// SET_VRING_ADDR. A running ring accepts only its own addresses again, with VHOST_VRING_F_LOG
+    /// switched (QEMU at a migration's start and end): it is drained and restarted with the new log address.
+    /// </summary>
+    public void SetAddresses(VhostUserVring vring, VringAddress address, VhostUserMemoryTable table)
+    {
+        if (!vring.Started || !vring.SameAddresses(address, table))
+        {
+            vring.SetAddresses(address, table);
+            return;
+        }
+
+        Stop(vring);
+        vring.SetAddresses(address, table);
+        TryStart(vring);
+    }
 
     /// <summary>Ring <paramref name="index"/>, which <paramref name="request"/> names.</summary>
     public VhostUserVring Vring(VhostUserRequest request, uint index)
@@ -248,6 +287,9 @@ internal sealed class VringRunner : IDisposable
     private void Activate(VhostUserVring vring, SplitVirtqueueState state)
     {
         SplitVirtqueue queue = _device.Queues[vring.Index];
+
+        // Before the restore: activation writes the ring (avail_event, used flags), and that is logged too.
+        queue.DirtyLog = _dirtyLog.SinkFor(queue, vring.UsedLogAddress);
         if (!queue.TryRestoreState(state, out QueueError error) || !_device.ActivateQueue(vring.Index))
         {
             throw new VhostUserProtocolException($"ring {vring.Index}: the device could not start it ({(error != QueueError.None ? error : queue.Error)})");
@@ -384,6 +426,7 @@ internal sealed class VringRunner : IDisposable
 
         _device.DeactivateQueue(vring.Index);
         vring.Base = BaseOf(queue);
+        queue.DirtyLog = null;
         IInFlightTracker? stoppedTracker = queue.InFlightTracker;
         queue.InFlightTracker = null;
         if (stoppedTracker is InFlightTracker tracker)
@@ -423,6 +466,7 @@ internal sealed class VringRunner : IDisposable
 
         _inFlight?.Dispose();
         _inFlight = null;
+        _dirtyLog.Close(AnyHeld);
     }
 
     private bool TryReadUsedIdx(VhostUserVring vring, out ushort usedIdx) =>

@@ -70,7 +70,9 @@ internal sealed class QemuGuest : IDisposable
     }
 
     /// <summary>Boots the guest running <paramref name="test"/> (vtest=) with knobs (name=value kernel
-    /// parameters) and devices (QEMU arguments).</summary>
+    /// parameters) and devices (QEMU arguments). A <paramref name="bootLimit"/> of
+    /// <see cref="Timeout.InfiniteTimeSpan"/> never boots again: for a QEMU started with <c>-incoming</c>,
+    /// which runs a guest migrated to it.</summary>
     public static QemuGuest Start(string guestDir, string workDir, string name, string test, IEnumerable<string> knobs,
         IEnumerable<string> devices, TimeSpan limit, Action<string>? onLine = null, IReadOnlyList<string>? prefix = null, TimeSpan? bootLimit = null)
     {
@@ -161,6 +163,11 @@ internal sealed class QemuGuest : IDisposable
     private async Task WatchBootAsync()
     {
         ChildProcess first = Current;
+        if (_bootLimit == Timeout.InfiniteTimeSpan)
+        {
+            return; // a migration's destination: its guest booted elsewhere and prints no VTEST-INIT here
+        }
+
         try
         {
             if (await first.WaitForLineAsync("VTEST-INIT", _bootLimit, _disposed.Token).ConfigureAwait(false)

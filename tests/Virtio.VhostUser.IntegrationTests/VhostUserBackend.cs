@@ -32,18 +32,22 @@ internal sealed class VhostUserBackend : IDisposable
     public Task<bool> WaitForLineAsync(string text, TimeSpan limit, CancellationToken cancellationToken) =>
         _process.WaitForLineAsync(text, limit, cancellationToken);
 
-    /// <summary>Starts a blk back end over a raw image and waits until it listens.</summary>
+    /// <summary>Starts a blk back end over a raw image and waits until it listens on
+    /// <paramref name="workDir"/>/<paramref name="socketName"/>. With <paramref name="sharedImage"/> it opens the
+    /// image without its lock (ours: <c>lock=off</c>; qemu-storage-daemon: <c>locking=off</c>), so a second
+    /// back end may serve it at once: the two sides of a live migration.</summary>
     public static Task<VhostUserBackend> StartBlkAsync(BlkBackendKind kind, string workDir, string image, int queues,
-        CancellationToken cancellationToken, string logName = "backend.log", IReadOnlyList<string>? extraArgs = null, string blkKeys = "")
+        CancellationToken cancellationToken, string logName = "backend.log", IReadOnlyList<string>? extraArgs = null, string blkKeys = "",
+        string socketName = "vhost-blk.sock", bool sharedImage = false)
     {
-        string socket = Path.Combine(workDir, "vhost-blk.sock");
+        string socket = Path.Combine(workDir, socketName);
         string[] command = kind switch
         {
-            BlkBackendKind.Ours => [.. new[] { "dotnet", RepoPaths.DaemonDll, "--socket", socket, "--blk", $"{image},queues={queues}{blkKeys}" }, .. extraArgs ?? []],
+            BlkBackendKind.Ours => [.. new[] { "dotnet", RepoPaths.DaemonDll, "--socket", socket, "--blk", $"{image},queues={queues}{blkKeys}{(sharedImage ? ",lock=off" : "")}" }, .. extraArgs ?? []],
             BlkBackendKind.QemuStorageDaemon => new[]
             {
                 "qemu-storage-daemon",
-                "--blockdev", $"driver=file,node-name=file0,filename={image},discard=unmap",
+                "--blockdev", $"driver=file,node-name=file0,filename={image},discard=unmap{(sharedImage ? ",locking=off" : "")}",
                 "--blockdev", "driver=raw,node-name=disk0,file=file0,discard=unmap",
                 "--export", $"type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path={socket},writable=on,num-queues={queues}",
             },

@@ -17,8 +17,8 @@ public sealed class FeatureNegotiationTests
     {
         var features = new FeatureNegotiation(new RecordingDevice(new VhostUserMemory()));
 
-        var exception = Assert.Throws<VhostUserProtocolException>(() => features.SetProtocolFeatures(1ul << 1));
-        Assert.Contains("SET_PROTOCOL_FEATURES asks for 0x2", exception.Message, StringComparison.Ordinal);
+        var exception = Assert.Throws<VhostUserProtocolException>(() => features.SetProtocolFeatures(1ul << 2));
+        Assert.Contains("SET_PROTOCOL_FEATURES asks for 0x4", exception.Message, StringComparison.Ordinal);
         Assert.Equal(VhostUserProtocolFeatures.None, features.ProtocolFeatures);
     }
 
@@ -39,7 +39,7 @@ public sealed class FeatureNegotiationTests
 
         ulong virtio = features.Accept(offered, out bool first);
         Assert.True(first);
-        Assert.Equal(offered & ~FeatureNegotiation.ProtocolFeaturesBit, virtio);
+        Assert.Equal(offered & ~(FeatureNegotiation.ProtocolFeaturesBit | FeatureNegotiation.LogAllBit), virtio);
         Assert.True(features.RingsStartDisabled);
         features.StartDriver(virtio);
         features.Acknowledge();
@@ -48,6 +48,12 @@ public sealed class FeatureNegotiationTests
         features.Accept(virtio, out bool again);
         Assert.False(again);
         Assert.False(features.RingsStartDisabled);
+        Assert.False(features.LogAll);
+
+        // VHOST_F_LOG_ALL on and off (a migration) is the same driver: its rings keep their state.
+        Assert.Equal(virtio, features.Accept(virtio | FeatureNegotiation.LogAllBit, out bool logging));
+        Assert.False(logging);
+        Assert.True(features.LogAll);
         features.Reset();
         Assert.False(features.FeaturesAcked);
     }

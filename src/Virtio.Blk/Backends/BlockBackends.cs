@@ -21,6 +21,7 @@ public static class BlockBackends
     /// <param name="ioThreads">The device's started I/O threads (<see cref="BlockDeviceOptions.IoThreads"/>), for io_uring's rings; null: a reaper thread.</param>
     /// <param name="logger">Where the fallback and failed requests are logged.</param>
     /// <returns>The backend; the caller disposes it (both engines are <see cref="IDisposable"/>) after the device stops.</returns>
+    /// <exception cref="ImageLockedException">The image is locked by another open (<see cref="FileBackendOptions.LockImage"/>).</exception>
     /// <exception cref="System.IO.IOException">The file cannot be opened, or io_uring set up but its ring could not be; the message holds the errno.</exception>
     public static IBlockBackend OpenFile(string path, FileBackendOptions? options = null, IReadOnlyList<IoThread>? ioThreads = null, ILogger? logger = null) =>
         OpenFileProbed(path, options, ioThreads, logger, ProbeIoUring);
@@ -36,13 +37,13 @@ public static class BlockBackends
             int errno = probe();
             if (errno == 0)
             {
-                return new IoUringBlockBackend(path, options.ReadOnly, options.Direct, options.QueueDepth, logger, ioThreads);
+                return new IoUringBlockBackend(path, options.ReadOnly, options.Direct, options.QueueDepth, logger, ioThreads, options.LockImage);
             }
 
             Log.IoUringFallback(logger, path, errno);
         }
 
-        return new FileBlockBackend(path, options.ReadOnly, options.Direct, options.QueueDepth, logger);
+        return new FileBlockBackend(path, options.ReadOnly, options.Direct, options.QueueDepth, logger, options.LockImage);
     }
 
     private static int ProbeIoUring() => IoUringRing.Probe(out int errno) ? 0 : errno;

@@ -49,11 +49,29 @@ internal sealed class DiskImage : IDisposable
     public static BlockBackendCapabilities Capabilities =>
         BlockBackendCapabilities.Discard | BlockBackendCapabilities.WriteZeroes | BlockBackendCapabilities.WriteZeroesMayUnmap;
 
-    /// <summary>Opens <paramref name="path"/>. Any thread.</summary>
-    /// <exception cref="System.IO.IOException">open or lseek failed; the message holds the errno.</exception>
-    public static DiskImage Open(string path, bool readOnly, bool direct, ILogger logger)
+    /// <summary>Opens <paramref name="path"/> and, with <paramref name="lockImage"/>, takes its lock (<see cref="ImageLock"/>). Any thread.</summary>
+    /// <exception cref="ImageLockedException">Another open holds a conflicting lock on the image.</exception>
+    /// <exception cref="System.IO.IOException">open, lseek or fcntl failed; the message holds the errno.</exception>
+    public static DiskImage Open(string path, bool readOnly, bool direct, bool lockImage, ILogger logger)
     {
         SafeFileHandle handle = FileInterop.OpenImage(path, readOnly, direct, out ulong capacity);
+        try
+        {
+            if (lockImage)
+            {
+                ImageLock.Acquire(handle, path, readOnly, logger);
+            }
+            else
+            {
+                Log.ImageUnlocked(logger, path);
+            }
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+
         return new DiskImage(handle, capacity, readOnly, direct, logger);
     }
 

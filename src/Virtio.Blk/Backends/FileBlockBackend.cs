@@ -55,13 +55,21 @@ public sealed class FileBlockBackend : IBlockBackend, IDisposable
     /// the device allows (queues × in-flight per queue) to keep the whole depth in flight.
     /// </param>
     /// <param name="logger">Where failed system calls are logged (Debug).</param>
-    /// <exception cref="IOException">open or lseek failed; the message holds the errno.</exception>
+    /// <remarks>Locks the image (<see cref="FileBackendOptions.LockImage"/>); <see cref="BlockBackends.OpenFile"/> opens without the lock when asked.</remarks>
+    /// <exception cref="ImageLockedException">Another open holds a conflicting lock on the image.</exception>
+    /// <exception cref="IOException">open, lseek or fcntl failed; the message holds the errno.</exception>
     public FileBlockBackend(string path, bool readOnly = false, bool direct = false, int workers = 256, ILogger? logger = null)
+        : this(path, readOnly, direct, workers, logger, lockImage: true)
+    {
+    }
+
+    /// <summary>The constructor with the image lock chosen (<see cref="FileBackendOptions.LockImage"/>).</summary>
+    internal FileBlockBackend(string path, bool readOnly, bool direct, int workers, ILogger? logger, bool lockImage)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentOutOfRangeException.ThrowIfLessThan(workers, 1);
         _logger = logger ?? NullLogger.Instance;
-        _image = DiskImage.Open(path, readOnly, direct, _logger);
+        _image = DiskImage.Open(path, readOnly, direct, lockImage, _logger);
         _workers = new Thread[workers];
         _starter = new Thread(static self => ((FileBlockBackend)self!).RunStarter())
         {

@@ -45,14 +45,22 @@ public sealed class IoUringBlockBackend : IBlockBackend, IDisposable
     /// one ring each, submitted and reaped there. They must run until this backend is disposed. Null
     /// or empty: one ring and a reaper thread.
     /// </param>
-    /// <exception cref="IOException">open, lseek, io_uring_setup, mmap, io_uring_register or epoll_ctl failed; the message holds the errno.</exception>
+    /// <remarks>Locks the image (<see cref="FileBackendOptions.LockImage"/>); <see cref="BlockBackends.OpenFile"/> opens without the lock when asked.</remarks>
+    /// <exception cref="ImageLockedException">Another open holds a conflicting lock on the image.</exception>
+    /// <exception cref="IOException">open, lseek, fcntl, io_uring_setup, mmap, io_uring_register or epoll_ctl failed; the message holds the errno.</exception>
     public IoUringBlockBackend(string path, bool readOnly = false, bool direct = false, int queueDepth = 256, ILogger? logger = null, IReadOnlyList<IoThread>? ioThreads = null)
+        : this(path, readOnly, direct, queueDepth, logger, ioThreads, lockImage: true)
+    {
+    }
+
+    /// <summary>The constructor with the image lock chosen (<see cref="FileBackendOptions.LockImage"/>).</summary>
+    internal IoUringBlockBackend(string path, bool readOnly, bool direct, int queueDepth, ILogger? logger, IReadOnlyList<IoThread>? ioThreads, bool lockImage)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentOutOfRangeException.ThrowIfLessThan(queueDepth, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(queueDepth, 4096);
         logger ??= NullLogger.Instance;
-        _image = DiskImage.Open(path, readOnly, direct, logger);
+        _image = DiskImage.Open(path, readOnly, direct, lockImage, logger);
         _engines = new IoUringEngine[ioThreads is { Count: > 0 } ? ioThreads.Count : 1];
         try
         {

@@ -17,6 +17,11 @@ internal static partial class FileInterop
     public const int FALLOC_FL_PUNCH_HOLE = 0x02;
     public const int FALLOC_FL_ZERO_RANGE = 0x10;
     public const int IovMax = 1024;
+    public const int F_OFD_GETLK = 36;
+    public const int F_OFD_SETLK = 37;
+    public const short F_RDLCK = 0;
+    public const short F_WRLCK = 1;
+    public const short F_UNLCK = 2;
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Open(string path, int flags, int mode);
@@ -29,6 +34,9 @@ internal static partial class FileInterop
 
     [LibraryImport("libc", EntryPoint = "pwrite", SetLastError = true)]
     public static partial nint PWrite(int fd, nint buffer, nuint count, long offset);
+
+    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    public static partial int FcntlLock(int fd, int command, ref FileLockRecord record);
 
     [LibraryImport("libc", EntryPoint = "fallocate", SetLastError = true)]
     public static partial int FAllocate(int fd, int mode, long offset, long length);

@@ -201,7 +201,7 @@ public ref struct DescriptorChain
             {
                 _seenWritable = true;
                 _writable += length;
-                _queue.RecordWritable(_head, _writable);
+                _queue.RecordWritable(_head, _writable, new GuestAddress(address), length);
             }
             else if (_seenWritable)
             {

@@ -249,6 +249,12 @@ public sealed partial class SplitVirtqueue
         _pendingPositions![_pendingCount] = position;
         _pendingFlags![_pendingCount] = (ushort)(PackedRingLayout.UsedFlags(_usedWrap) | (length > 0 ? (ushort)DescriptorFlags.Write : 0));
         _pendingCount++;
+        if (_dirtyLog is IDirtyLog log)
+        {
+            // The chain's buffers, then the used descriptor's id and length; its flags when published.
+            log.ChainUsed(id);
+            log.RingWritten(new GuestAddress(DescriptorTable.Value + (uint)PackedRingLayout.DescriptorOffset(position)), PackedRingLayout.DescriptorSize);
+        }
 
         // The used position skips every descriptor the chain took in the ring (an indirect chain took one).
         int next = position + _chainSlots![id];
@@ -285,6 +291,7 @@ public sealed partial class SplitVirtqueue
         // used descriptors in ring order and stops at the first whose flags are not used, so storing
         // the first one's flags last hands the whole batch over at once. Release stores: the ID and
         // length written by AddUsed are visible before the flags that make them the driver's.
+        IDirtyLog? log = _dirtyLog;
         for (int i = pending - 1; i >= 0; i--)
         {
             ushort position = _pendingPositions![i];
@@ -295,6 +302,7 @@ public sealed partial class SplitVirtqueue
             }
 
             RingAccess.WriteUInt16Release(ring.Slice(PackedRingLayout.DescriptorOffset(position) + PackedRingLayout.FlagsOffset, 2), _pendingFlags![i]);
+            log?.RingWritten(new GuestAddress(DescriptorTable.Value + (uint)(PackedRingLayout.DescriptorOffset(position) + PackedRingLayout.FlagsOffset)), 2);
         }
 
         _pendingCount = 0;
@@ -359,5 +367,6 @@ public sealed partial class SplitVirtqueue
         // §2.8.10: off_wrap before flags, so a driver that sees DESC mode reads the position that goes with it.
         RingAccess.WriteUInt16Release(deviceEvent[PackedRingLayout.EventOffWrapOffset..], offWrap);
         RingAccess.WriteUInt16Release(deviceEvent[PackedRingLayout.EventFlagsOffset..], mode);
+        _dirtyLog?.UsedAreaWritten(0, PackedRingLayout.EventSuppressionSize);
     }
 }

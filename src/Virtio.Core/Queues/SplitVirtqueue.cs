@@ -45,6 +45,7 @@ public sealed partial class SplitVirtqueue
     private int _resubmitCount;
     private IInFlightTracker? _inFlightTracker;
     private IChainPinning? _pinning;
+    private IDirtyLog? _dirtyLog;
 
     private ushort _size;
     private ushort _nextAvail;
@@ -177,6 +178,18 @@ public sealed partial class SplitVirtqueue
     {
         get => _pinning;
         set => _pinning = value;
+    }
+
+    /// <summary>
+    /// Told of every guest-memory write the device makes through the queue (see <see cref="IDirtyLog"/>);
+    /// none by default, and then logging costs one predictable branch per write site. Set only while no
+    /// thread processes the queue, before it is activated (activation writes the ring); kept across
+    /// <see cref="Reset"/> and <see cref="TryRestoreState"/>.
+    /// </summary>
+    public IDirtyLog? DirtyLog
+    {
+        get => _dirtyLog;
+        set => _dirtyLog = value;
     }
 
     /// <summary>Whether <paramref name="head"/> is a stale chain (see <see cref="StaleCount"/>). Any value is accepted.</summary>
@@ -510,6 +523,11 @@ public sealed partial class SplitVirtqueue
                 uint length = Math.Min(writtenLength, _writableCapacity[headIndex]);
                 BinaryPrimitives.WriteUInt32LittleEndian(slot, headIndex);
                 BinaryPrimitives.WriteUInt32LittleEndian(slot[4..], length);
+                if (_dirtyLog is not null)
+                {
+                    LogUsed(headIndex, size);
+                }
+
                 _heads[headIndex] = HeadFree;
                 _inFlightCount--;
                 _nextUsed++;
@@ -520,6 +538,14 @@ public sealed partial class SplitVirtqueue
         }
 
         return AddUsedOtherwise(headIndex, size);
+    }
+
+    /// <summary>Logging: the chain's buffers, then the used element just written (while the head is still pinned).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void LogUsed(ushort headIndex, ushort size)
+    {
+        _dirtyLog!.ChainUsed(headIndex);
+        _dirtyLog.UsedAreaWritten(new SplitRingLayout(size).UsedElementOffset(_nextUsed), SplitRingLayout.UsedElementSize);
     }
 
     /// <summary>Every outcome of <see cref="AddUsed"/> but a used element written: stale, unknown, stopped, broken, unwritable.</summary>
@@ -636,6 +662,9 @@ public sealed partial class SplitVirtqueue
 
         // virtio 1.2 §2.7.8: the used elements are visible before used->idx moves (release store).
         RingAccess.WriteUInt16Release(usedIdx, newIdx);
+
+        // Logged before PublishedUsed moves: a drain that sees the batch published sees the log done too.
+        _dirtyLog?.UsedAreaWritten(SplitRingLayout.UsedIdxOffset, 2);
         _lastNotifyDecisionUsed = newIdx;
         _inFlightTracker?.UsedPublished(newIdx);
 
@@ -734,6 +763,7 @@ public sealed partial class SplitVirtqueue
             }
 
             RingAccess.WriteUInt16Release(availEvent, _nextAvail);
+            _dirtyLog?.UsedAreaWritten(new SplitRingLayout(_size).AvailEventOffset, 2);
         }
         else
         {
@@ -751,6 +781,7 @@ public sealed partial class SplitVirtqueue
         if (_memory.TryGetSpan(UsedRing, 2, out Span<byte> usedFlags))
         {
             RingAccess.WriteUInt16Release(usedFlags, flags);
+            _dirtyLog?.UsedAreaWritten(0, 2);
         }
         else
         {
@@ -815,8 +846,10 @@ public sealed partial class SplitVirtqueue
         return false;
     }
 
-    internal void RecordWritable(ushort head, ulong writableBytes)
+    internal void RecordWritable(ushort head, ulong writableBytes, GuestAddress address, uint length)
     {
+        _dirtyLog?.BufferWritable(head, writableBytes == length, address, length);
+
         // A walker may walk a chain more than once; the capacity is what it has seen at most.
         uint capped = writableBytes > uint.MaxValue ? uint.MaxValue : (uint)writableBytes;
         if (capped > _writableCapacity[head])

@@ -32,6 +32,9 @@ public sealed class VhostUserFrontEnd : IDisposable
     /// <summary>VHOST_USER_F_PROTOCOL_FEATURES (feature bit 30): GET/SET_PROTOCOL_FEATURES exist, rings start disabled.</summary>
     public const ulong ProtocolFeaturesBit = 1ul << 30;
 
+    /// <summary>VHOST_F_LOG_ALL (bit 26 of the feature word): acknowledged with <see cref="SetFeatures"/>, the back end logs its guest-memory writes in the <see cref="SetLogBase"/> bitmap.</summary>
+    public const ulong LogAllBit = 1ul << 26;
+
     private const int SoPeerCred = 17; // SO_PEERCRED: struct ucred { pid, uid, gid }
     private const int SolSocket = 1;
 
@@ -210,10 +213,54 @@ public sealed class VhostUserFrontEnd : IDisposable
     /// <param name="usedRing">Guest address of the used ring.</param>
     /// <exception cref="InvalidOperationException">No memory table was sent yet.</exception>
     /// <exception cref="ArgumentOutOfRangeException">An address is outside the memory.</exception>
-    public void SetVringAddress(ushort queueIndex, GuestAddress descriptorTable, GuestAddress availRing, GuestAddress usedRing)
+    public void SetVringAddress(ushort queueIndex, GuestAddress descriptorTable, GuestAddress availRing, GuestAddress usedRing) =>
+        SetVringAddress(queueIndex, descriptorTable, availRing, usedRing, usedRingLog: null);
+
+    /// <summary>
+    /// SET_VRING_ADDR with VHOST_VRING_F_LOG when <paramref name="usedRingLog"/> is given: the back end
+    /// logs its used-ring writes at that guest address (QEMU gives the used ring's own). A running ring
+    /// takes it when the addresses are the ones it runs on.
+    /// </summary>
+    /// <param name="queueIndex">The ring.</param>
+    /// <param name="descriptorTable">Guest address of the descriptor table.</param>
+    /// <param name="availRing">Guest address of the available ring.</param>
+    /// <param name="usedRing">Guest address of the used ring.</param>
+    /// <param name="usedRingLog">Where the used ring's writes are logged, or null for no VHOST_VRING_F_LOG.</param>
+    /// <exception cref="InvalidOperationException">No memory table was sent yet.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An address is outside the memory.</exception>
+    public void SetVringAddress(ushort queueIndex, GuestAddress descriptorTable, GuestAddress availRing, GuestAddress usedRing, GuestAddress? usedRingLog)
     {
-        var address = new VringAddress(queueIndex, 0, UserAddress(descriptorTable), UserAddress(usedRing), UserAddress(availRing), 0);
+        uint flags = usedRingLog.HasValue ? VringAddress.FlagLog : 0;
+        var address = new VringAddress(queueIndex, flags, UserAddress(descriptorTable), UserAddress(usedRing), UserAddress(availRing), usedRingLog?.Value ?? 0);
         Send(VhostUserRequest.SetVringAddr, VhostUserPayloadEncoder.WriteVringAddress(_payload, address), []);
+    }
+
+    /// <summary>
+    /// SET_LOG_BASE (needs <see cref="VhostUserProtocolFeatures.LogSharedMemory"/> in use): the dirty-page
+    /// bitmap, <paramref name="size"/> bytes at <paramref name="offset"/> in <paramref name="fd"/> (a memfd
+    /// sealed against shrinking), one bit per 4 KiB guest page. Waits for the back end's reply: from then
+    /// on it marks this bitmap, and no longer an earlier one.
+    /// </summary>
+    /// <param name="fd">The bitmap's file (a duplicate is sent; the caller keeps and maps it).</param>
+    /// <param name="size">Bytes of the bitmap.</param>
+    /// <param name="offset">Where it starts in the file (page-aligned).</param>
+    public void SetLogBase(SafeHandle fd, ulong size, ulong offset)
+    {
+        ArgumentNullException.ThrowIfNull(fd);
+        RequireProtocolFeature(VhostUserProtocolFeatures.LogSharedMemory, "SET_LOG_BASE");
+        BinaryPrimitives.WriteUInt64LittleEndian(_payload, size);
+        BinaryPrimitives.WriteUInt64LittleEndian(_payload.AsSpan(8), offset);
+        SendRaw(VhostUserRequest.SetLogBase, needReply: false, _payload.AsSpan(0, LogDescription.Size), [fd]);
+        Receive(VhostUserRequest.SetLogBase);
+        _ = ReplyPayload(VhostUserPayloadDecoder.ReadUInt64);
+    }
+
+    /// <summary>SET_LOG_FD: the back end signals <paramref name="fd"/> after it marks the log.</summary>
+    /// <param name="fd">The eventfd (a duplicate is sent).</param>
+    public void SetLogFd(EventFd fd)
+    {
+        ArgumentNullException.ThrowIfNull(fd);
+        Send(VhostUserRequest.SetLogFd, 0, [fd]);
     }
 
     /// <summary>SET_VRING_KICK: the back end watches <paramref name="kick"/> for ring <paramref name="queueIndex"/>; null asks it to poll instead.</summary>

@@ -148,7 +148,7 @@ internal sealed class InFlightRegion : IDisposable
     }
 
     /// <summary>mmap of [offset, offset + size) of the file, shared and writable; -1 on failure (errno set).</summary>
-    private static unsafe nint MapShared(SafeFileHandle fd, ulong offset, ulong size)
+    internal static unsafe nint MapShared(SafeFileHandle fd, ulong offset, ulong size)
     {
         // SAFETY: no address hint; the kernel checks the fd, which the caller's handle keeps open,
         // and the range; the mapping stays valid after the fd is closed, until munmap.

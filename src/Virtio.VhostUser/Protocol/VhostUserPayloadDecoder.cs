@@ -32,6 +32,13 @@ internal static class VhostUserPayloadDecoder
         return m.ReadUInt64(0);
     }
 
+    /// <summary>SET_LOG_BASE with LOG_SHMFD: a log description and one fd (the values are checked against the fd when mapped).</summary>
+    public static LogDescription ReadLogDescription(VhostUserMessage m)
+    {
+        Expect(m, LogDescription.Size, 1);
+        return new LogDescription(m.ReadUInt64(0), m.ReadUInt64(8));
+    }
+
     /// <summary>SET_VRING_NUM, SET/GET_VRING_BASE, SET_VRING_ENABLE.</summary>
     public static VringState ReadVringState(VhostUserMessage m)
     {

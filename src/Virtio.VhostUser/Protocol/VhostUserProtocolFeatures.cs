@@ -17,6 +17,12 @@ public enum VhostUserProtocolFeatures : ulong
     /// <summary>VHOST_USER_PROTOCOL_F_MQ (bit 0): GET_QUEUE_NUM answers how many queues the device has.</summary>
     MultiQueue = 1ul << 0,
 
+    /// <summary>
+    /// VHOST_USER_PROTOCOL_F_LOG_SHMFD (bit 1): SET_LOG_BASE carries the dirty-page bitmap as a shared
+    /// memory fd, which the back end maps and marks while VHOST_F_LOG_ALL is acknowledged (live migration).
+    /// </summary>
+    LogSharedMemory = 1ul << 1,
+
     /// <summary>VHOST_USER_PROTOCOL_F_REPLY_ACK (bit 3): need_reply asks for a u64 status reply.</summary>
     ReplyAck = 1ul << 3,
 
@@ -36,5 +42,5 @@ public enum VhostUserProtocolFeatures : ulong
     ConfigureMemSlots = 1ul << 15,
 
     /// <summary>What <see cref="VhostUserServer"/> offers (a net device without <see cref="Config"/> and <see cref="BackendRequests"/>).</summary>
-    Supported = MultiQueue | ReplyAck | BackendRequests | Config | InFlightSharedMemory | ConfigureMemSlots,
+    Supported = MultiQueue | LogSharedMemory | ReplyAck | BackendRequests | Config | InFlightSharedMemory | ConfigureMemSlots,
 }

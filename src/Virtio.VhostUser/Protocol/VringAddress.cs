@@ -9,7 +9,7 @@ namespace Virtio.VhostUser.Protocol;
 /// <param name="DescriptorTable">User address of the descriptor table.</param>
 /// <param name="UsedRing">User address of the used ring.</param>
 /// <param name="AvailRing">User address of the available ring.</param>
-/// <param name="Log">Guest address for logging used-ring writes (unused: no dirty logging).</param>
+/// <param name="Log">With <see cref="FlagLog"/>: the guest address the used ring's writes are logged at (dirty logging).</param>
 internal readonly record struct VringAddress(uint Index, uint Flags, ulong DescriptorTable, ulong UsedRing, ulong AvailRing, ulong Log)
 {
     /// <summary>Bytes on the wire.</summary>

@@ -21,7 +21,7 @@ public sealed class DiskImageTests : IDisposable
     public void Open_CapacityIsTheSizeRoundedDownTo512_FlagsAreKept()
     {
         string path = TestFiles.NewImage(_directory, 4096 + 100);
-        using DiskImage image = DiskImage.Open(path, readOnly: true, direct: false, NullLogger.Instance);
+        using DiskImage image = DiskImage.Open(path, readOnly: true, direct: false, lockImage: true, NullLogger.Instance);
         Assert.Equal(4096UL, image.Capacity);
         Assert.True(image.IsReadOnly);
         Assert.False(image.IsDirect);
@@ -30,7 +30,7 @@ public sealed class DiskImageTests : IDisposable
     [Fact]
     public void Open_MissingFile_ThrowsIOException()
     {
-        Assert.Throws<IOException>(() => DiskImage.Open(Path.Combine(_directory.FullName, "none.img"), false, false, NullLogger.Instance));
+        Assert.Throws<IOException>(() => DiskImage.Open(Path.Combine(_directory.FullName, "none.img"), false, false, lockImage: true, NullLogger.Instance));
     }
 
     [Theory]
@@ -44,7 +44,7 @@ public sealed class DiskImageTests : IDisposable
     public void Admit_RefusesOrFinishesWhatNeedsNoIo(BlockOperation operation, bool readOnly, BlockStatus expected)
     {
         string path = TestFiles.NewImage(_directory, 4096);
-        using DiskImage image = DiskImage.Open(path, readOnly, false, NullLogger.Instance);
+        using DiskImage image = DiskImage.Open(path, readOnly, false, lockImage: true, NullLogger.Instance);
         BlockIo io = NewIo(operation);
         Assert.Equal(expected, image.Admit(io));
     }
@@ -53,7 +53,7 @@ public sealed class DiskImageTests : IDisposable
     public void Admit_Flush_GoesToTheEngine()
     {
         string path = TestFiles.NewImage(_directory, 4096);
-        using DiskImage image = DiskImage.Open(path, readOnly: true, false, NullLogger.Instance);
+        using DiskImage image = DiskImage.Open(path, readOnly: true, false, lockImage: true, NullLogger.Instance);
         Assert.Null(image.Admit(NewIo(BlockOperation.Flush)));
     }
 
@@ -77,7 +77,7 @@ public sealed class DiskImageTests : IDisposable
     {
         Assert.Equal(EOPNOTSUPP, (int)LibC.EOPNOTSUPP);
         string path = TestFiles.NewImage(_directory, 4096);
-        using DiskImage image = DiskImage.Open(path, false, false, NullLogger.Instance);
+        using DiskImage image = DiskImage.Open(path, false, false, lockImage: true, NullLogger.Instance);
         Assert.Equal((RangeOutcome)expected, image.OnRangeResult(NewIo(operation), new BlockRange(0, 512, false), errno));
     }
 

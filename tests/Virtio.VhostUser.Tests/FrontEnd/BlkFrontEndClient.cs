@@ -1,5 +1,6 @@
 using System;
 using System.Buffers.Binary;
+using System.Collections.Generic;
 using System.Threading;
 using Virtio.Core.Memory;
 using Virtio.Core.Notifications;
@@ -60,6 +61,15 @@ internal sealed class BlkFrontEndClient : IDisposable
     /// <summary>Posts one request, kicks (unless <paramref name="kick"/> is false), waits (bounded) for it and returns its status byte and read data.</summary>
     public (byte Status, byte[] Data) Request(uint type, ulong sector, byte[]? writeData = null, int readLength = 0, bool kick = true)
     {
+        var (head, buffers) = Post(type, sector, writeData, readLength, kick);
+        byte status = WaitUsed(head, buffers);
+        byte[] data = readLength > 0 ? Driver.Span(buffers[1].Address, readLength).ToArray() : [];
+        return (status, data);
+    }
+
+    /// <summary>Posts one request (header, data, status byte) and kicks unless <paramref name="kick"/> is false; returns its head and buffers.</summary>
+    public (ushort Head, IReadOnlyList<(GuestAddress Address, int Length, bool Writable)> Buffers) Post(uint type, ulong sector, byte[]? writeData = null, int readLength = 0, bool kick = true)
+    {
         BufferSpec[] specs = writeData is not null
             ? [BufferSpec.Readable(16), BufferSpec.Readable(writeData.Length), BufferSpec.Write(1)]
             : [BufferSpec.Readable(16), BufferSpec.Write(readLength), BufferSpec.Write(1)];
@@ -77,6 +87,12 @@ internal sealed class BlkFrontEndClient : IDisposable
             Kick.Signal();
         }
 
+        return (head, buffers);
+    }
+
+    /// <summary>Waits (bounded) for <paramref name="head"/> on the used ring; returns its status byte.</summary>
+    public byte WaitUsed(ushort head, IReadOnlyList<(GuestAddress Address, int Length, bool Writable)> buffers)
+    {
         long deadline = Environment.TickCount64 + 10_000;
         ushort used;
         while (!Driver.TryGetUsed(out used, out _))
@@ -86,9 +102,7 @@ internal sealed class BlkFrontEndClient : IDisposable
         }
 
         Assert.Equal(head, used);
-        byte status = Driver.Span(buffers[^1].Address, 1)[0];
-        byte[] data = readLength > 0 ? Driver.Span(buffers[1].Address, readLength).ToArray() : [];
-        return (status, data);
+        return Driver.Span(buffers[^1].Address, 1)[0];
     }
 
     public void Dispose()
