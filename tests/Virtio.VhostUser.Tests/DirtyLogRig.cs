@@ -84,10 +84,13 @@ internal sealed class DirtyLogRig : IDisposable
     }
 
     /// <summary>The pages whose bit is set in <paramref name="log"/> (the rig's by default), in order.</summary>
-    public SortedSet<ulong> MarkedPages(SafeFileHandle? log = null)
+    public SortedSet<ulong> MarkedPages(SafeFileHandle? log = null) => MarkedPagesIn(log ?? Log);
+
+    /// <summary>The pages whose bit is set in a log of <see cref="LogSize"/> bytes, in order.</summary>
+    public static SortedSet<ulong> MarkedPagesIn(SafeFileHandle log)
     {
         byte[] bitmap = new byte[LogSize];
-        Assert.Equal((int)LogSize, RandomAccess.Read(log ?? Log, bitmap, 0));
+        Assert.Equal((int)LogSize, RandomAccess.Read(log, bitmap, 0));
         var pages = new SortedSet<ulong>();
         for (int b = 0; b < bitmap.Length; b++)
         {
