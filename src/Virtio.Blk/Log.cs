@@ -32,4 +32,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 2103, Level = LogLevel.Warning, Message = "{Path}: io_uring_setup failed with errno {Errno} (kernel.io_uring_disabled, a seccomp filter or an old kernel); serving it with the thread engine instead")]
     public static partial void IoUringFallback(ILogger logger, string path, int errno);
+
+    [LoggerMessage(EventId = 2120, Level = LogLevel.Information, Message = "virtio-blk {Name}: capacity {OldSectors} -> {NewSectors} sectors; configuration change sent to the driver")]
+    public static partial void CapacityChanged(ILogger logger, string name, ulong oldSectors, ulong newSectors);
 }
