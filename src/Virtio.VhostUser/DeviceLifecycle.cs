@@ -77,10 +77,7 @@ internal sealed class DeviceLifecycle
     /// </summary>
     public void Stop(VhostUserRequest request)
     {
-        _rings.StopAll();
-        _device.Reset();
-        _features.Reset();
-        _driverStatus = 0;
+        StopAndReset();
         Log.DeviceStopped(_logger, request);
     }
 
@@ -88,8 +85,17 @@ internal sealed class DeviceLifecycle
     public void ResetDevice()
     {
         Require(VhostUserProtocolFeatures.ResetDevice, VhostUserRequest.ResetDevice);
-        Stop(VhostUserRequest.ResetDevice);
+        StopAndReset();
         _rings.ResetAll();
+        Log.DeviceReset(_logger);
+    }
+
+    private void StopAndReset()
+    {
+        _rings.StopAll();
+        _device.Reset();
+        _features.Reset();
+        _driverStatus = 0;
     }
 
     private void Require(VhostUserProtocolFeatures feature, VhostUserRequest request)

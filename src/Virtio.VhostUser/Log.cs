@@ -93,4 +93,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4062, Level = LogLevel.Warning, Message = "vhost-user: the front end acknowledged a configuration change with status {Status} (it failed to handle it)")]
     public static partial void ConfigChangeRefused(ILogger logger, ulong status);
+
+    [LoggerMessage(EventId = 4063, Level = LogLevel.Information, Message = "vhost-user: device reset on RESET_DEVICE: rings drained, features to be negotiated again, rings' configuration and the in-flight region forgotten")]
+    public static partial void DeviceReset(ILogger logger);
 }
