@@ -41,9 +41,14 @@ internal static class Program
         {
             Description = "Map shared guest memory that is not sealed against shrinking (F_SEAL_SHRINK): QEMU's memory-backend-file (hugetlbfs, tmpfs) or memory-backend-memfd with seal=off. Only for a trusted front end: truncating such a file under the mapping kills the daemon (SIGBUS). Default: refused.",
         };
-        var root = new RootCommand("vhost-user back end for Virtio for .NET devices: one or more --blk and --net, each on its own socket. Each socket serves one front end at a time and accepts the next when it disconnects. SIGINT or SIGTERM stops; SIGUSR1 prints the per-device summary (requests, errors, bytes), which is also printed at exit.")
+        var control = new Option<string?>("--control")
         {
-            socket, blk, net, config, verbose, metrics, allowUid, allowUnsealed,
+            Description = "Path of a control socket (created mode 0600; with --allow-uid, those users only): one command a line, one reply line each (ok ... / error ...): 'resize NAME BYTES' grows the image file of blkN to BYTES (a multiple of 512; shrinking is refused) and tells the guest; 'reload' reads every file disk's size again, as SIGHUP does (docs/daemon.md).",
+            HelpName = "PATH",
+        };
+        var root = new RootCommand("vhost-user back end for Virtio for .NET devices: one or more --blk and --net, each on its own socket. Each socket serves one front end at a time and accepts the next when it disconnects. SIGINT or SIGTERM stops; SIGUSR1 prints the per-device summary (requests, errors, bytes), which is also printed at exit; SIGHUP reads every file disk's size again and tells the guest of a change.")
+        {
+            socket, blk, net, config, verbose, metrics, allowUid, allowUnsealed, control,
         };
         root.SetAction(result =>
         {
@@ -64,7 +69,7 @@ internal static class Program
 
                 var access = new Access(userIds, result.GetValue(allowUnsealed));
                 using MeterProvider? exporter = result.GetValue(metrics) is { } seconds ? MetricsExport.ToConsole(seconds) : null;
-                return Run(devices!, result.GetValue(verbose), access);
+                return Run(devices!, result.GetValue(verbose), access, result.GetValue(control));
             }
             catch (Exception exception) when (exception is System.IO.IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
             {
@@ -114,7 +119,7 @@ internal static class Program
         return true;
     }
 
-    private static int Run(DeviceList devices, bool verbose, Access access)
+    private static int Run(DeviceList devices, bool verbose, Access access, string? controlPath)
     {
         using ILoggerFactory loggers = LoggerFactory.Create(builder => builder
             .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })
@@ -124,12 +129,14 @@ internal static class Program
         using SocketActivation activation = SocketActivation.FromEnvironment();
         var owned = new List<IDisposable>();
         var servers = new List<VhostUserServer>();
+        var disks = new DiskResizer(logger);
+        ControlSocket? controlSocket = null;
         try
         {
             for (int i = 0; i < devices.Blk.Count; i++)
             {
                 (BlkSpec spec, string socketPath) = devices.Blk[i];
-                servers.Add(CreateBlk($"blk{i}", spec, socketPath, activation.Take(socketPath), loggers, logger, access, owned));
+                servers.Add(CreateBlk($"blk{i}", spec, socketPath, activation.Take(socketPath), loggers, logger, access, owned, disks));
                 summary.AddDevice($"blk{i}", "blk", socketPath);
             }
 
@@ -160,15 +167,29 @@ internal static class Program
             };
             using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, onSignal);
             using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, onSignal);
+            using PosixSignalRegistration sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+            {
+                context.Cancel = true;
+                _ = disks.RereadAll();
+            });
             using PosixSignalRegistration sigusr1 = PosixSignalRegistration.Create((PosixSignal)SigUsr1, context =>
             {
                 context.Cancel = true;
                 summary.Write(Console.Out);
             });
-            Task.WhenAll(servers.ConvertAll(server => server.RunAsync(stop.Token))).GetAwaiter().GetResult();
+            List<Task> running = servers.ConvertAll(server => server.RunAsync(stop.Token));
+            if (controlPath is not null)
+            {
+                controlSocket = ControlSocket.Bind(controlPath, access.UserIds, disks, logger);
+                running.Add(controlSocket.RunAsync(stop.Token));
+            }
+
+            Task.WhenAll(running).GetAwaiter().GetResult();
         }
         finally
         {
+            controlSocket?.Dispose();
+
             // docs/architecture.md, "Ownership and shutdown order": each server (which disposes its
             // device), then what the devices used (backends, taps, I/O threads).
             foreach (VhostUserServer server in servers)
@@ -187,7 +208,7 @@ internal static class Program
         return 0;
     }
 
-    private static VhostUserServer CreateBlk(string name, BlkSpec spec, string socketPath, Socket? inherited, ILoggerFactory loggers, ILogger logger, Access access, List<IDisposable> owned)
+    private static VhostUserServer CreateBlk(string name, BlkSpec spec, string socketPath, Socket? inherited, ILoggerFactory loggers, ILogger logger, Access access, List<IDisposable> owned, DiskResizer disks)
     {
         // Ring i and its completions run on ioThreads[i % n]: one call-fd write per wake-up. With
         // io_uring each I/O thread submits to and reaps its own ring: no other thread per request.
@@ -203,12 +224,14 @@ internal static class Program
             "{Name}: virtio-blk on {Path} ({Capacity} bytes, {Queues} queue(s) on {IoThreads} I/O thread(s), engine {Engine}{Direct}{ReadOnly}{Packed}, polling up to {PollUs} us) at {Socket}{Inherited}",
             name, spec.Disk.Path ?? "null", backend.Capacity, spec.Queues, ioThreads.Length, DiskKeys.EngineOf(backend),
             spec.Disk.File.Direct ? ", O_DIRECT" : "", spec.Disk.File.ReadOnly ? ", read-only" : "", spec.Packed ? ", packed ring offered" : "", spec.Disk.PollMicroseconds, socketPath, inherited is null ? "" : " (inherited, LISTEN_FDS)");
-        return new VhostUserServer(socketPath, memory => new BlockDevice(memory, backend, options, deviceLogger), logger, ioThreads)
+        var server = new VhostUserServer(socketPath, memory => new BlockDevice(memory, backend, options, deviceLogger), logger, ioThreads)
         {
             AllowedUserIds = access.UserIds,
             AllowUnsealedMemory = access.AllowUnsealedMemory,
             ListeningSocket = inherited,
         };
+        disks.Add(name, (BlockDevice)server.Device, backend, spec.Disk.Path, spec.Disk.File.ReadOnly);
+        return server;
     }
 
     private static VhostUserServer CreateNet(string name, string tapName, string socketPath, Socket? inherited, ILoggerFactory loggers, ILogger logger, Access access, List<IDisposable> owned)

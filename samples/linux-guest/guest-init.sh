@@ -29,6 +29,13 @@
 #                     VTEST-MIG-IO line every 0.5 s says how far it is, so the host can migrate the
 #                     guest in the middle of a run and see the same run go on (and verify clean) on
 #                     the destination
+#   vt_resizes=1 vt_resize_wait=40   for vtest=resize: prints VTEST-RESIZE-READY sectors=N, then
+#                     waits (at most vt_resize_wait s each) for vt_resizes changes of the disk's size,
+#                     printing VTEST-RESIZED n=I sectors=N after each, and writes, reads back and
+#                     compares 4 KiB past the old end after each growth
+#   vt_reboots=3      for vtest=reboot-loop: a counter in the disk's first 512 bytes; below
+#                     vt_reboots it is bumped, a block is written and read back, VTEST-REBOOT n=N
+#                     is printed and the guest reboots (QEMU without -no-reboot; reboot=t)
 #
 # Output lines for the host to parse (one line each, fields space-separated key=value):
 #   VTEST-INIT uptime=S kernel=...
@@ -39,6 +46,7 @@
 #   VTEST-ACK w=W seq=N           crash-write: block N of writer W is acknowledged (durable)
 #   VTEST-MIG-IO round=R phase=write|reverify writes=N reads=N uptime=S   migrate-verify: requests
 #                                 the disk completed since that run began (from /sys/block/X/stat)
+#   VTEST-RESIZE-READY / VTEST-RESIZED, VTEST-REBOOT   vtest=resize and vtest=reboot-loop (above)
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -318,6 +326,50 @@ t_net() {
     done
 }
 
+# ---- resize and reboot-loop (issue 18: the capacity reaching the guest, resets) -------------
+: "${vt_resizes:=1}" "${vt_resize_wait:=40}" "${vt_reboots:=3}"
+
+# 4 KiB of a recognisable line at 512-byte sector $1, written with O_DIRECT and read back.
+io_at_sector() {
+    want="vtest-sector $1 $(uptime_s)"
+    echo "$want" | dd of="$vt_dev" bs=512 seek="$1" count=8 conv=sync,fsync,notrunc oflag=direct 2>/tmp/io.err || return 1
+    got=$(dd if="$vt_dev" bs=512 skip="$1" count=8 iflag=direct 2>>/tmp/io.err | tr -d '\000' | head -1)
+    [ "$got" = "$want" ]
+}
+
+t_resize() {
+    b=${vt_dev##*/}
+    old=$(cat /sys/block/$b/size)
+    echo "VTEST-RESIZE-READY sectors=$old"
+    n=0
+    while [ $n -lt "$vt_resizes" ]; do
+        n=$((n+1)) i=0 now=$old
+        while [ "$now" = "$old" ] && [ $i -lt $((vt_resize_wait*10)) ]; do usleep 100000; i=$((i+1)); now=$(cat /sys/block/$b/size); done
+        if [ "$now" = "$old" ]; then result resize fail "n=$n reason=unchanged sectors=$old"; return; fi
+        echo "VTEST-RESIZED n=$n sectors=$now"
+        if [ "$now" -gt "$old" ]; then
+            # The first 4 KiB past the old end: refused by both the guest and the device before.
+            if ! io_at_sector "$old"; then result resize fail "n=$n reason=io_past_old_end sector=$old $(tr ' \n' '__' < /tmp/io.err)"; return; fi
+        fi
+        old=$now
+    done
+    result resize pass "changes=$n sectors=$old"
+}
+
+t_reboot_loop() {
+    count=$(dd if="$vt_dev" bs=512 count=1 iflag=direct 2>/dev/null | tr -d '\000' | sed -n 's/^vtest-reboots \([0-9]*\)$/\1/p' | head -1)
+    count=${count:-0}
+    if ! io_at_sector 8; then result reboot-loop fail "boot=$count reason=io"; return; fi
+    if [ "$count" -lt "$vt_reboots" ]; then
+        echo "vtest-reboots $((count+1))" | dd of="$vt_dev" bs=512 count=1 conv=sync,fsync,notrunc oflag=direct 2>/dev/null
+        echo "VTEST-REBOOT n=$((count+1))"
+        sync
+        reboot -f
+        sleep 30 # reboot -f returns at once; the reset comes
+    fi
+    result reboot-loop pass "reboots=$count"
+}
+
 case $vtest in
     none) ;;
     shell) echo "VTEST-SHELL (exit to power off)"; setsid cttyhack sh ;;
@@ -332,6 +384,8 @@ case $vtest in
     crash-verify) blk_ready && t_crash_verify ;;
     migrate-verify) blk_ready && t_migrate_verify ;;
     net) t_net ;;
+    resize) blk_ready && t_resize ;;
+    reboot-loop) blk_ready && t_reboot_loop ;;
     *) result "$vtest" fail reason=unknown_test ;;
 esac
 finish

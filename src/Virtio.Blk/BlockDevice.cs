@@ -64,7 +64,6 @@ public sealed class BlockDevice : VirtioDevice
     private readonly IBlockBackend _backend;
     private readonly BlockDeviceOptions _options;
     private readonly BlockQueue[] _queues;
-    private readonly ulong _capacitySectors;
     private readonly bool _readOnly;
     private readonly BlockRequestParser _parser;
     private readonly byte[] _serial = new byte[IdBytes];
@@ -88,10 +87,9 @@ public sealed class BlockDevice : VirtioDevice
         _options = options;
         Name = options.Name ?? BlockMetrics.NextUnnamed();
         MetricsName = Name;
-        _capacitySectors = backend.Capacity / SectorSize;
         _readOnly = options.ReadOnly || backend.IsReadOnly;
         _writeback = options.Writeback ? 1 : 0;
-        _parser = new BlockRequestParser(_capacitySectors, _readOnly, options, (backend.Capabilities & BlockBackendCapabilities.WriteZeroesMayUnmap) != 0);
+        _parser = new BlockRequestParser(backend.Capacity / SectorSize, _readOnly, options, (backend.Capabilities & BlockBackendCapabilities.WriteZeroesMayUnmap) != 0);
         Encoding.ASCII.GetBytes(options.Serial.AsSpan(0, Math.Min(options.Serial.Length, IdBytes)), _serial);
 
         _maxChainSegments = (int)SegMax(options) + 2;
@@ -112,8 +110,8 @@ public sealed class BlockDevice : VirtioDevice
     /// </summary>
     public string Name { get; }
 
-    /// <summary>The disk size in 512-byte sectors (<c>capacity</c>).</summary>
-    public ulong CapacitySectors => _capacitySectors;
+    /// <summary>The disk size in 512-byte sectors (<c>capacity</c>); it changes with <see cref="UpdateCapacity"/>. Any thread.</summary>
+    public ulong CapacitySectors => _parser.CapacitySectors;
 
     /// <summary>Whether the disk is presented read-only.</summary>
     public bool IsReadOnly => _readOnly;
@@ -139,7 +137,7 @@ public sealed class BlockDevice : VirtioDevice
     {
         Span<byte> config = stackalloc byte[ConfigSize];
         config.Clear();
-        BinaryPrimitives.WriteUInt64LittleEndian(config, _capacitySectors);
+        BinaryPrimitives.WriteUInt64LittleEndian(config, _parser.CapacitySectors);
         BinaryPrimitives.WriteUInt32LittleEndian(config[8..], _options.SizeMax);
         BinaryPrimitives.WriteUInt32LittleEndian(config[12..], SegMax(_options));
 
@@ -158,6 +156,31 @@ public sealed class BlockDevice : VirtioDevice
         BinaryPrimitives.WriteUInt32LittleEndian(config[52..], _options.MaxWriteZeroesSegments);
         config[56] = (byte)((_backend.Capabilities & BlockBackendCapabilities.WriteZeroesMayUnmap) != 0 ? 1 : 0);
         CopyConfig(config, offset, data);
+    }
+
+    /// <summary>
+    /// Reads <see cref="IBlockBackend.Capacity"/> again (the disk was resized: for a file backend, call
+    /// its <c>RefreshCapacity</c> first) and, when it changed, makes it the <c>capacity</c> field and
+    /// the bound every request is checked against, then moves the configuration generation and sends
+    /// the driver a configuration-change interrupt (virtio 1.2 §5.2.4: the driver re-reads the capacity).
+    /// A request is checked against the old capacity or the new one, never a mix. A smaller capacity is
+    /// taken too: requests past the new end fail with VIRTIO_BLK_S_IOERR (one already checked against
+    /// the old end goes on to the backend). Any thread.
+    /// </summary>
+    /// <returns>The capacity in 512-byte sectors from now on.</returns>
+    public ulong UpdateCapacity()
+    {
+        ulong sectors = _backend.Capacity / SectorSize;
+        ulong old = _parser.CapacitySectors;
+        if (sectors == old)
+        {
+            return sectors;
+        }
+
+        _parser.CapacitySectors = sectors;
+        Log.CapacityChanged(Logger, Name, old, sectors);
+        NotifyConfigChanged();
+        return sectors;
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System;
+using System.Threading;
 using Virtio.Blk.Backends;
 using Virtio.Core.Queues;
 
@@ -11,10 +12,14 @@ namespace Virtio.Blk;
 /// against the limits. No queue, no backend: bytes in, a request (data segments and ranges in the
 /// <see cref="BlockIo"/> given) or an error out. Allocates nothing once the slot has grown.
 /// </summary>
-/// <remarks>Immutable; the device makes one and calls <see cref="Parse"/> on a queue's thread, under its gate.</remarks>
+/// <remarks>
+/// The device makes one and calls <see cref="Parse"/> on a queue's thread, under its gate. Only the
+/// capacity changes (<see cref="CapacitySectors"/>, a resize, any thread): each request is checked
+/// against one reading of it, so it lies inside the old bounds or the new ones, never a mix.
+/// </remarks>
 internal sealed class BlockRequestParser
 {
-    private readonly ulong _capacitySectors;
+    private ulong _capacitySectors;
     private readonly bool _readOnly;
     private readonly bool _mayUnmap;
     private readonly uint _maxDiscardSegments;
@@ -38,6 +43,13 @@ internal sealed class BlockRequestParser
         _maxWriteZeroesSectors = options.MaxWriteZeroesSectors;
     }
 
+    /// <summary>The disk size in 512-byte sectors the next parsed request is checked against. Any thread.</summary>
+    public ulong CapacitySectors
+    {
+        get => Volatile.Read(ref _capacitySectors);
+        set => Volatile.Write(ref _capacitySectors, value);
+    }
+
     /// <summary>
     /// Parses the chain in <paramref name="chain"/> (its non-empty buffers, the first
     /// <paramref name="readableCount"/> device-readable, as <see cref="DescriptorChain.TryGather"/>
@@ -52,6 +64,7 @@ internal sealed class BlockRequestParser
     public BlockRequestError Parse(Span<IoSegment> chain, int readableCount, ulong negotiated, BlockIo io, out BlockRequest request)
     {
         request = default;
+        ulong capacity = CapacitySectors;
         chain = DropEmpty(chain, ref readableCount);
         Span<IoSegment> writable = chain[readableCount..];
         if (writable.IsEmpty)
@@ -79,7 +92,7 @@ internal sealed class BlockRequestParser
             {
                 var writer = new ChainWriter(writable);
                 long bytes = writer.Remaining;
-                BlockRequestError error = CheckData(header.Sector, bytes);
+                BlockRequestError error = CheckData(header.Sector, bytes, capacity);
                 if (error == BlockRequestError.None)
                 {
                     io.SetData(writer.PeekSegments(io.DataBuffer(writable.Length)), bytes);
@@ -97,7 +110,7 @@ internal sealed class BlockRequestParser
                 }
 
                 long bytes = reader.Remaining;
-                BlockRequestError error = CheckData(header.Sector, bytes);
+                BlockRequestError error = CheckData(header.Sector, bytes, capacity);
                 if (error == BlockRequestError.None)
                 {
                     io.SetData(reader.PeekSegments(io.DataBuffer(readableCount)), bytes);
@@ -127,7 +140,7 @@ internal sealed class BlockRequestParser
                     return BlockRequestError.FeatureNotNegotiated;
                 }
 
-                return _readOnly ? BlockRequestError.ReadOnlyDisk : ParseRanges(ref reader, discard, io);
+                return _readOnly ? BlockRequestError.ReadOnlyDisk : ParseRanges(ref reader, discard, io, capacity);
             }
 
             default:
@@ -162,19 +175,19 @@ internal sealed class BlockRequestParser
         return chain[..kept];
     }
 
-    private BlockRequestError CheckData(ulong sector, long bytes)
+    private static BlockRequestError CheckData(ulong sector, long bytes, ulong capacity)
     {
         if (bytes % BlockDevice.SectorSize != 0)
         {
             return BlockRequestError.DataNotSectorMultiple;
         }
 
-        return InCapacity(sector, (ulong)bytes / BlockDevice.SectorSize) ? BlockRequestError.None : BlockRequestError.DataBeyondCapacity;
+        return InCapacity(sector, (ulong)bytes / BlockDevice.SectorSize, capacity) ? BlockRequestError.None : BlockRequestError.DataBeyondCapacity;
     }
 
-    private bool InCapacity(ulong sector, ulong sectors) => sector <= _capacitySectors && sectors <= _capacitySectors - sector;
+    private static bool InCapacity(ulong sector, ulong sectors, ulong capacity) => sector <= capacity && sectors <= capacity - sector;
 
-    private BlockRequestError ParseRanges(ref ChainReader reader, bool discard, BlockIo io)
+    private BlockRequestError ParseRanges(ref ChainReader reader, bool discard, BlockIo io, ulong capacity)
     {
         long bytes = reader.Remaining;
         if (bytes == 0 || bytes % BlockRangeSegment.Size != 0)
@@ -209,7 +222,7 @@ internal sealed class BlockRequestParser
                 return BlockRequestError.SegmentTooLong;
             }
 
-            if (!InCapacity(segment.Sector, segment.Sectors))
+            if (!InCapacity(segment.Sector, segment.Sectors, capacity))
             {
                 return BlockRequestError.SegmentBeyondCapacity;
             }

@@ -38,4 +38,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 2111, Level = LogLevel.Information, Message = "{Path}: opened without the image lock (lock off): keep every other writer away, or share it on purpose (both sides of a live migration)")]
     public static partial void ImageUnlocked(ILogger logger, string path);
+
+    [LoggerMessage(EventId = 2120, Level = LogLevel.Information, Message = "virtio-blk {Name}: capacity {OldSectors} -> {NewSectors} sectors; configuration change sent to the driver")]
+    public static partial void CapacityChanged(ILogger logger, string name, ulong oldSectors, ulong newSectors);
 }

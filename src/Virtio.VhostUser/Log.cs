@@ -84,4 +84,16 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4033, Level = LogLevel.Warning, Message = "vhost-user: configuration change not sent to the front end ({Why}); channel broken: {Broken}")]
     public static partial void ConfigChangeDropped(ILogger logger, string why, bool broken);
+
+    [LoggerMessage(EventId = 4060, Level = LogLevel.Information, Message = "vhost-user: device stopped and reset on {Request}: rings drained, features to be negotiated again (each ring keeps its position for GET_VRING_BASE)")]
+    public static partial void DeviceStopped(ILogger logger, Protocol.VhostUserRequest request);
+
+    [LoggerMessage(EventId = 4061, Level = LogLevel.Debug, Message = "vhost-user: driver status 0x{Status:x2} (SET_STATUS)")]
+    public static partial void StatusSet(ILogger logger, byte status);
+
+    [LoggerMessage(EventId = 4062, Level = LogLevel.Warning, Message = "vhost-user: the front end acknowledged a configuration change with status {Status} (it failed to handle it)")]
+    public static partial void ConfigChangeRefused(ILogger logger, ulong status);
+
+    [LoggerMessage(EventId = 4063, Level = LogLevel.Information, Message = "vhost-user: device reset on RESET_DEVICE: rings drained, features to be negotiated again, rings' configuration and the in-flight region forgotten")]
+    public static partial void DeviceReset(ILogger logger);
 }

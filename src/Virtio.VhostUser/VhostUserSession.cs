@@ -33,6 +33,7 @@ internal sealed class VhostUserSession : IDisposable
     private readonly VhostUserSessionOptions _options;
     private readonly VhostUserGuestNotifier _notifier;
     private readonly DirtyLogRequests _dirtyLog;
+    private readonly DeviceLifecycle _lifecycle;
     private BackendChannel? _backendChannel;
 
     public VhostUserSession(VirtioDevice device, VhostUserMemory memory, VhostUserGuestNotifier notifier, IReadOnlyList<IoThread> ioThreads, UnixMessageChannel channel, VhostUserSessionOptions options, ILogger logger)
@@ -46,6 +47,7 @@ internal sealed class VhostUserSession : IDisposable
         _memoryTable = new VhostUserMemoryTable(memory, logger, options.MaxMemoryBytes, options.AllowUnsealedMemory);
         _rings = new VringRunner(device, memory, _features, notifier, ioThreads, options.DrainTimeout, logger);
         _dirtyLog = new DirtyLogRequests(_rings, _features, options.AllowUnsealedMemory, logger);
+        _lifecycle = new DeviceLifecycle(device, _features, _rings, logger);
     }
 
     /// <summary>Serves messages until the front end closes the connection. Throws on a protocol error.</summary>
@@ -89,10 +91,19 @@ internal sealed class VhostUserSession : IDisposable
                 return false;
             case VhostUserRequest.ResetOwner:
                 VhostUserPayloadDecoder.ReadEmpty(m);
-                _rings.StopAll();
-                _device.Reset();
-                _features.Reset();
+                _lifecycle.Stop(m.Request);
                 return false;
+            case VhostUserRequest.ResetDevice:
+                VhostUserPayloadDecoder.ReadEmpty(m);
+                _lifecycle.ResetDevice();
+                return false;
+            case VhostUserRequest.SetStatus:
+                _lifecycle.SetStatus(VhostUserPayloadDecoder.ReadUInt64(m));
+                return false;
+            case VhostUserRequest.GetStatus:
+                VhostUserPayloadDecoder.ReadEmpty(m);
+                _channel.SendReply(m.Request, _lifecycle.GetStatus());
+                return true;
             case VhostUserRequest.GetQueueNum:
                 VhostUserPayloadDecoder.ReadEmpty(m);
                 _channel.SendReply(m.Request, (ulong)_rings.Count);
@@ -263,7 +274,7 @@ internal sealed class VhostUserSession : IDisposable
             throw new VhostUserProtocolException("SET_BACKEND_REQ_FD: the fd is not a socket");
         }
 
-        var channel = new BackendChannel(m.TakeFd(0), _logger);
+        var channel = new BackendChannel(m.TakeFd(0), _features.ReplyAck, _logger);
         _notifier.SetBackendChannel(channel);
         _backendChannel?.Dispose();
         _backendChannel = channel;

@@ -195,6 +195,16 @@ internal sealed class VhostUserVring
         Base = value;
     }
 
+    /// <summary>RESET_DEVICE: back to the state before any SET_VRING_* (the ring is stopped; its fds are closed by the caller).</summary>
+    public void ForgetConfiguration()
+    {
+        Num = Device.Queues[Index].MaxSize;
+        DescriptorTable = AvailRing = UsedRing = 0;
+        HasAddresses = false;
+        Base = 0;
+        Enabled = false;
+    }
+
     /// <summary>Replaces the kick fd (the ring is stopped), closing the old one.</summary>
     public void SetKick(EventFd? kick)
     {

@@ -181,6 +181,24 @@ internal sealed class VringRunner : IDisposable
         }
     }
 
+    /// <summary>
+    /// RESET_DEVICE, after <see cref="StopAll"/>: each ring forgets what the front end configured
+    /// (size, addresses, base, enable) and closes its fds, and the in-flight region is dropped.
+    /// </summary>
+    public void ResetAll()
+    {
+        foreach (VhostUserVring vring in _vrings)
+        {
+            SetCall(vring, null);
+            vring.SetKick(null);
+            vring.SetError(null);
+            vring.ForgetConfiguration();
+        }
+
+        _inFlight?.Dispose();
+        _inFlight = null;
+    }
+
     /// <summary>Stops the rings that run and returns them, for <see cref="Restart"/> (a memory table change in between).</summary>
     public List<VhostUserVring> StopStarted()
     {

@@ -74,7 +74,7 @@ internal sealed class QemuGuest : IDisposable
     /// <see cref="Timeout.InfiniteTimeSpan"/> never boots again: for a QEMU started with <c>-incoming</c>,
     /// which runs a guest migrated to it.</summary>
     public static QemuGuest Start(string guestDir, string workDir, string name, string test, IEnumerable<string> knobs,
-        IEnumerable<string> devices, TimeSpan limit, Action<string>? onLine = null, IReadOnlyList<string>? prefix = null, TimeSpan? bootLimit = null)
+        IEnumerable<string> devices, TimeSpan limit, Action<string>? onLine = null, IReadOnlyList<string>? prefix = null, TimeSpan? bootLimit = null, bool reboot = false)
     {
         string append = string.Join(' ', new[]
         {
@@ -90,12 +90,17 @@ internal sealed class QemuGuest : IDisposable
             "qemu-system-x86_64",
             "-M", "microvm,accel=tcg,acpi=on,memory-backend=mem",
             "-object", "memory-backend-memfd,id=mem,size=512M,share=on",
-            "-m", "512M", "-smp", "2", "-nographic", "-no-reboot",
+            "-m", "512M", "-smp", "2", "-nographic",
             "-global", "virtio-mmio.force-legacy=false",
             "-kernel", Path.Combine(guestDir, "vmlinuz"),
             "-initrd", Path.Combine(guestDir, "initrd.cpio.gz"),
             "-append", append,
         };
+        if (!reboot)
+        {
+            command.Add("-no-reboot");
+        }
+
         command.AddRange(devices);
         return new QemuGuest(command, limit, Path.Combine(workDir, name + ".console.log"), onLine, bootLimit ?? BootLimit);
     }

@@ -46,7 +46,7 @@ public sealed unsafe class BackendChannelTests
         }
 
         Assert.Equal(2u, BinaryPrimitives.ReadUInt32LittleEndian(header)); // CONFIG_CHANGE_MSG
-        Assert.Equal(1u, BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(4))); // version 1, no need_reply
+        Assert.Equal(9u, BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(4))); // version 1, need_reply (REPLY_ACK is negotiated)
         Assert.Equal(0u, BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(8)));
         Assert.True(rig.WaitForLog(4032, "configuration change (CONFIG_CHANGE_MSG) sent"));
     }

@@ -1,5 +1,6 @@
 using System;
 using System.Runtime.InteropServices;
+using System.Threading;
 using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
 using Tmds.Linux;
@@ -14,7 +15,7 @@ namespace Virtio.Blk.Backends;
 /// fallocate mode of a discard or write-zeroes range, what an unsupported fallocate means for each,
 /// and the pinned zeroes written where fallocate cannot zero. The engines only move bytes.
 /// </summary>
-/// <remarks>Immutable after <see cref="Open"/>; any thread. The engine disposes it after its last request.</remarks>
+/// <remarks>Immutable after <see cref="Open"/> but for <see cref="Capacity"/> (<see cref="RefreshCapacity"/>); any thread. The engine disposes it after its last request.</remarks>
 internal sealed class DiskImage : IDisposable
 {
     /// <summary>The largest write of zeroes one call makes when fallocate cannot zero.</summary>
@@ -23,11 +24,14 @@ internal sealed class DiskImage : IDisposable
     private static readonly byte[] s_zeroes = GC.AllocateArray<byte>(ZeroBufferSize, pinned: true);
 
     private readonly ILogger _logger;
+    private readonly string _path;
+    private ulong _capacity;
 
-    private DiskImage(SafeFileHandle handle, ulong capacity, bool readOnly, bool direct, ILogger logger)
+    private DiskImage(SafeFileHandle handle, string path, ulong capacity, bool readOnly, bool direct, ILogger logger)
     {
         Handle = handle;
-        Capacity = capacity;
+        _path = path;
+        _capacity = capacity;
         IsReadOnly = readOnly;
         IsDirect = direct;
         _logger = logger;
@@ -36,8 +40,17 @@ internal sealed class DiskImage : IDisposable
     /// <summary>The open file.</summary>
     public SafeFileHandle Handle { get; }
 
-    /// <summary>The size in bytes, rounded down to 512.</summary>
-    public ulong Capacity { get; }
+    /// <summary>The size in bytes, rounded down to 512, when opened or last refreshed.</summary>
+    public ulong Capacity => Volatile.Read(ref _capacity);
+
+    /// <summary>Reads the file's size again (it was resized under us) and returns it. Any thread.</summary>
+    /// <exception cref="System.IO.IOException">lseek failed.</exception>
+    public ulong RefreshCapacity()
+    {
+        ulong capacity = FileInterop.QueryCapacity(Handle, _path);
+        Volatile.Write(ref _capacity, capacity);
+        return capacity;
+    }
 
     /// <summary>Opened read-only: writes, discards and write-zeroes fail.</summary>
     public bool IsReadOnly { get; }
@@ -72,7 +85,7 @@ internal sealed class DiskImage : IDisposable
             throw;
         }
 
-        return new DiskImage(handle, capacity, readOnly, direct, logger);
+        return new DiskImage(handle, path, capacity, readOnly, direct, logger);
     }
 
     /// <summary>

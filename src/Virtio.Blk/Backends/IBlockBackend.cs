@@ -17,7 +17,10 @@ namespace Virtio.Blk.Backends;
 /// </remarks>
 public interface IBlockBackend
 {
-    /// <summary>The disk size in bytes (a multiple of 512; a partial last sector is not exposed). Read once by the device.</summary>
+    /// <summary>
+    /// The disk size in bytes (a multiple of 512; a partial last sector is not exposed). Read by the
+    /// device when it is created and again by <see cref="BlockDevice.UpdateCapacity"/>.
+    /// </summary>
     ulong Capacity { get; }
 
     /// <summary>True when writes, discards and write-zeroes must fail; the device then offers VIRTIO_BLK_F_RO.</summary>

@@ -85,6 +85,15 @@ public sealed class IoUringBlockBackend : IBlockBackend, IDisposable
     /// <inheritdoc />
     public ulong Capacity => _image.Capacity;
 
+    /// <summary>
+    /// Reads the image's size again (it was grown or truncated under the backend) and returns it in
+    /// bytes, rounded down to 512; <see cref="Capacity"/> says it from then on. Tell the device with
+    /// <see cref="BlockDevice.UpdateCapacity"/>. Any thread.
+    /// </summary>
+    /// <returns>The new capacity in bytes.</returns>
+    /// <exception cref="System.IO.IOException">The size could not be read (the message holds the errno).</exception>
+    public ulong RefreshCapacity() => _image.RefreshCapacity();
+
     /// <inheritdoc />
     public bool IsReadOnly => _image.IsReadOnly;
 

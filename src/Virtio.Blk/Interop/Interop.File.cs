@@ -54,15 +54,42 @@ internal static partial class FileInterop
         }
 
         var handle = new SafeFileHandle(fd, ownsHandle: true);
-        long size = LibC.lseek(fd, 0, LibC.SEEK_END);
-        if (size < 0)
+        try
         {
-            int errno = LibC.errno;
+            capacity = QueryCapacity(handle, path);
+        }
+        catch
+        {
             handle.Dispose();
-            throw new IOException($"lseek({path}) failed with errno {errno}.", errno);
+            throw;
         }
 
-        capacity = (ulong)size / 512 * 512;
         return handle;
+    }
+
+    /// <summary>The size of the open image in bytes, rounded down to 512 (lseek to the end: files and block devices alike; the engines use positioned I/O).</summary>
+    /// <exception cref="IOException">lseek failed; the message holds the errno.</exception>
+    public static ulong QueryCapacity(SafeFileHandle handle, string what)
+    {
+        bool added = false;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            long size = LibC.lseek((int)handle.DangerousGetHandle(), 0, LibC.SEEK_END);
+            if (size < 0)
+            {
+                int errno = LibC.errno;
+                throw new IOException($"lseek({what}) failed with errno {errno}.", errno);
+            }
+
+            return (ulong)size / 512 * 512;
+        }
+        finally
+        {
+            if (added)
+            {
+                handle.DangerousRelease();
+            }
+        }
     }
 }

@@ -315,6 +315,42 @@ public sealed class VhostUserFrontEnd : IDisposable
     }
 
     /// <summary>
+    /// RESET_DEVICE (needs <see cref="VhostUserProtocolFeatures.ResetDevice"/> in use): the back end
+    /// drains and stops every ring and returns the device, the rings' configuration and the in-flight
+    /// state to their initial state; the features, the memory table's rings and fds are set up again
+    /// before the next start. The connection and its protocol features stay.
+    /// </summary>
+    public void ResetDevice()
+    {
+        RequireProtocolFeature(VhostUserProtocolFeatures.ResetDevice, "RESET_DEVICE");
+        Send(VhostUserRequest.ResetDevice, 0, []);
+    }
+
+    /// <summary>
+    /// SET_STATUS (needs <see cref="VhostUserProtocolFeatures.Status"/> in use): tells the back end the
+    /// driver's status byte (virtio 1.2 §2.1); 0 stops and resets the device, each ring keeping its position.
+    /// </summary>
+    /// <param name="status">The status byte.</param>
+    public void SetStatus(byte status)
+    {
+        RequireProtocolFeature(VhostUserProtocolFeatures.Status, "SET_STATUS");
+        SendUInt64(VhostUserRequest.SetStatus, status);
+    }
+
+    /// <summary>
+    /// GET_STATUS (needs <see cref="VhostUserProtocolFeatures.Status"/> in use): the status the back end
+    /// holds: the last one set, with DEVICE_NEEDS_RESET (0x40) when the device needs a reset.
+    /// </summary>
+    /// <returns>The status byte.</returns>
+    /// <exception cref="VhostUserBackEndException">The back end answered with more than a byte.</exception>
+    public byte GetStatus()
+    {
+        RequireProtocolFeature(VhostUserProtocolFeatures.Status, "GET_STATUS");
+        ulong status = CallUInt64(VhostUserRequest.GetStatus);
+        return status <= byte.MaxValue ? (byte)status : throw new VhostUserBackEndException($"GET_STATUS: 0x{status:x} is not a status byte");
+    }
+
+    /// <summary>
     /// GET_CONFIG: reads <paramref name="destination"/>.Length bytes of the device configuration
     /// space from <paramref name="offset"/> (needs <see cref="VhostUserProtocolFeatures.Config"/> in use).
     /// </summary>

@@ -38,9 +38,21 @@ public enum VhostUserProtocolFeatures : ulong
     /// <summary>VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD (bit 12): GET/SET_INFLIGHT_FD share the in-flight region.</summary>
     InFlightSharedMemory = 1ul << 12,
 
+    /// <summary>
+    /// VHOST_USER_PROTOCOL_F_RESET_DEVICE (bit 13): RESET_DEVICE drains the rings and returns the
+    /// device, its rings and the in-flight region to their initial state (docs/vhost-user.md).
+    /// </summary>
+    ResetDevice = 1ul << 13,
+
     /// <summary>VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS (bit 15): GET_MAX_MEM_SLOTS, ADD_MEM_REG, REM_MEM_REG.</summary>
     ConfigureMemSlots = 1ul << 15,
 
+    /// <summary>
+    /// VHOST_USER_PROTOCOL_F_STATUS (bit 16): SET_STATUS tells the back end the driver's status byte,
+    /// GET_STATUS reads it back with DEVICE_NEEDS_RESET when the device set it; status 0 stops the device.
+    /// </summary>
+    Status = 1ul << 16,
+
     /// <summary>What <see cref="VhostUserServer"/> offers (a net device without <see cref="Config"/> and <see cref="BackendRequests"/>).</summary>
-    Supported = MultiQueue | LogSharedMemory | ReplyAck | BackendRequests | Config | InFlightSharedMemory | ConfigureMemSlots,
+    Supported = MultiQueue | LogSharedMemory | ReplyAck | BackendRequests | Config | InFlightSharedMemory | ResetDevice | ConfigureMemSlots | Status,
 }

@@ -35,4 +35,6 @@ internal enum VhostUserRequest : uint
     GetMaxMemSlots = 36,
     AddMemReg = 37,
     RemMemReg = 38,
+    SetStatus = 39,
+    GetStatus = 40,
 }
