@@ -54,7 +54,7 @@ internal sealed record DiskSpec(DiskKeys Disk, int Queues, string Serial)
             }
             else
             {
-                error = $"--disk '{text}': '{part}' is not readonly, engine=, direct=, size=, queues=1..16 or serial=ID (at most 20 characters)";
+                error = $"--disk '{text}': '{part}' is not readonly, engine=, direct=, lock=, poll-us=, size=, queues=1..16 or serial=ID (at most 20 characters)";
                 return null;
             }
         }
